@@ -1,0 +1,146 @@
+"""Score-head initialisation: ``layer_init``, the 1/sqrt(d+1) rule, and the catalogue of initialisers."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import torch
+from torch import nn
+
+
+def _check_std(std: float) -> float:
+    if isinstance(std, bool) or not isinstance(std, numbers.Real):
+        raise TypeError(f"std must be a real number, got {type(std).__name__}")
+    std = float(std)
+    if not math.isfinite(std):
+        raise ValueError(f"std must be finite, got {std}")
+    if std < 0:
+        raise ValueError(f"std must be non-negative, got {std}")
+    return std
+
+
+def _weight_of(layer: nn.Module) -> torch.Tensor:
+    if not isinstance(layer, nn.Module):
+        raise TypeError(f"expected an nn.Module with a weight tensor, got {type(layer).__name__}")
+    weight = getattr(layer, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"{type(layer).__name__} has no weight tensor to initialise")
+    return weight
+
+
+def layer_init(layer: nn.Module, std: float, generator: torch.Generator | None = None) -> nn.Module:
+    """Redraw ``layer.weight`` in place from N(0, std²) and return the same layer.
+
+    The contract of open-instruct's ``layer_init``: only the weight changes (the bias, if any, keeps
+    its tensor and its values); std = 0 gives a zero weight. Works for any module with a ``weight``
+    tensor (Linear, Conv, Embedding, ...).
+    """
+    weight = _weight_of(layer)
+    std = _check_std(std)
+    # no_grad inside normal_ lets this run on a weight that requires grad, like the original.
+    torch.nn.init.normal_(weight, mean=0.0, std=std, generator=generator)
+    return layer
+
+
+def score_head_std(hidden_size: int) -> float:
+    """The score-head std of Stiennon et al. (2020) and open-instruct: 1/sqrt(hidden_size + 1).
+
+    The "+1" counts the bias as one more input to the head (OpenAI's ``fc_layer`` has one).
+    """
+    if isinstance(hidden_size, bool) or not isinstance(hidden_size, numbers.Integral):
+        raise TypeError(f"hidden_size must be an int, got {type(hidden_size).__name__}")
+    if hidden_size <= 0:
+        raise ValueError(f"hidden_size must be positive, got {hidden_size}")
+    return 1.0 / math.sqrt(int(hidden_size) + 1)
+
+
+def init_score_head(model: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
+    """Initialise ``model.score`` with std 1/sqrt(model.config.hidden_size + 1), as open-instruct does.
+
+    Returns the score head.
+    """
+    score = getattr(model, "score", None)
+    if not isinstance(score, nn.Module):
+        raise AttributeError(
+            f"{type(model).__name__} has no `score` head module (expected model.score, as in "
+            "Hugging Face *ForSequenceClassification models)"
+        )
+    hidden_size = getattr(getattr(model, "config", None), "hidden_size", None)
+    if hidden_size is None:
+        raise AttributeError(f"{type(model).__name__} has no `config.hidden_size` to size the init by")
+    return layer_init(score, score_head_std(hidden_size), generator=generator)
+
+
+def fan_in(layer: nn.Module) -> int:
+    """Number of inputs feeding one output unit of ``layer`` (in_features for a Linear)."""
+    weight = _weight_of(layer)
+    if weight.dim() < 2:
+        raise ValueError(f"fan-in needs a weight with at least 2 dims, got shape {tuple(weight.shape)}")
+    return weight[0].numel()
+
+
+@dataclass(frozen=True)
+class Initialiser:
+    """One way of initialising a score head, as a function of its fan-in d."""
+
+    name: str
+    label: str
+    distribution: Literal["normal", "uniform"]
+    std_of: Callable[[int], float]
+    source: str
+
+    def std(self, d: int) -> float:
+        """Standard deviation of each weight for a head with fan-in ``d``."""
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d <= 0:
+            raise ValueError(f"fan-in d must be a positive int, got {d!r}")
+        return float(self.std_of(int(d)))
+
+    def apply(self, layer: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
+        """Redraw ``layer.weight`` in place with this initialiser; the bias is left alone."""
+        std = self.std(fan_in(layer))
+        if self.distribution == "uniform":
+            bound = math.sqrt(3.0) * std  # U(-a, a) has std a/sqrt(3)
+            with torch.no_grad():
+                layer.weight.uniform_(-bound, bound, generator=generator)
+            return layer
+        return layer_init(layer, std, generator=generator)
+
+
+INITIALISERS: dict[str, Initialiser] = {
+    init.name: init
+    for init in [
+        Initialiser("zero", "zero", "normal", lambda d: 0.0, "OpenAI's value head (std 0)"),
+        Initialiser(
+            "variance_as_std", "1/(d+1)  (variance read as std)", "normal", lambda d: 1.0 / (d + 1),
+            "OpenRLHF reward head; N(0, 1/(d+1)) misread as a std",
+        ),
+        Initialiser(
+            "hf_default", "HF initializer_range 0.02", "normal", lambda d: 0.02,
+            "Hugging Face *ForSequenceClassification (Llama, GPT-NeoX)",
+        ),
+        Initialiser(
+            "pytorch_default", "PyTorch default U(±1/sqrt(d))", "uniform", lambda d: 1.0 / math.sqrt(3 * d),
+            "nn.Linear's kaiming_uniform_(a=sqrt(5)); DeepSpeed-Chat",
+        ),
+        Initialiser(
+            "score_head", "1/sqrt(d+1)  (open-instruct)", "normal", lambda d: 1.0 / math.sqrt(d + 1),
+            "Stiennon et al. 2020; open-instruct; OpenAI lm-human-preferences",
+        ),
+        Initialiser(
+            "xavier_normal", "Xavier normal sqrt(2/(d+1))", "normal", lambda d: math.sqrt(2.0 / (d + 1)),
+            "torch.nn.init.xavier_normal_ with fan_out = 1",
+        ),
+        Initialiser("large", "large  (std 1)", "normal", lambda d: 1.0, "a deliberately bad choice"),
+    ]
+}
+
+
+def get_initialiser(name: str) -> Initialiser:
+    """Look up a catalogue entry by name, with an error that lists the valid names."""
+    try:
+        return INITIALISERS[name]
+    except KeyError:
+        raise KeyError(f"unknown initialiser {name!r}; choose one of {sorted(INITIALISERS)}") from None

@@ -1,0 +1,119 @@
+"""Theory of initial rewards r = w·h, and batched, seeded Monte Carlo estimators to check it.
+
+Notation: d = hidden size, w ~ N(0, σ_w² I) the score-head weight, h the hidden state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def conditional_reward_variance(h: torch.Tensor, std: float) -> torch.Tensor:
+    """Exact Var_w(w·h | h) = σ_w² ‖h‖², batched over the leading dims of ``h`` (last dim = d).
+
+    No assumption on h: for a fixed input, the init randomness alone makes r ~ N(0, σ_w²‖h‖²).
+    """
+    if not torch.is_tensor(h) or not h.is_floating_point():
+        raise TypeError("h must be a floating-point tensor")
+    return std**2 * h.pow(2).sum(-1)
+
+
+def isotropic_reward_variance(d: int, std: float, sigma_h: float) -> float:
+    """The textbook prediction Var(r) = d σ_w² σ_h² (zero-mean hidden states with variance σ_h² each)."""
+    return d * std**2 * sigma_h**2
+
+
+def offset_reward_variance(offset_norm: float, std: float) -> float:
+    """Extra variance σ_w² ‖m‖² that a mean m shared by every hidden state adds to Var(r)."""
+    return std**2 * offset_norm**2
+
+
+def predicted_reward_variance(d: int, std: float, sigma_h: float, offset_norm: float = 0.0) -> float:
+    """Var(r) over both w and h for h = m + σ_h z: σ_w² E‖h‖² = σ_w² (d σ_h² + ‖m‖²)."""
+    return isotropic_reward_variance(d, std, sigma_h) + offset_reward_variance(offset_norm, std)
+
+
+def sample_hidden_states(
+    n: int,
+    d: int,
+    sigma_h: float | torch.Tensor = 1.0,
+    offset: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """n hidden states h = m + σ_h ⊙ z, z ~ N(0, I_d); ``sigma_h`` may be per-dimension (anisotropic)."""
+    z = torch.randn(n, d, generator=generator)
+    h = z * sigma_h
+    if offset is not None:
+        if offset.shape != (d,):
+            raise ValueError(f"offset must have shape ({d},), got {tuple(offset.shape)}")
+        h = h + offset
+    return h
+
+
+def sample_initial_rewards(
+    d: int,
+    std: float,
+    n: int,
+    sigma_h: float | torch.Tensor = 1.0,
+    offset: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    chunk: int = 1 << 22,
+) -> torch.Tensor:
+    """n independent draws of r = w·h, each with its own head w ~ N(0, std²) and hidden state h.
+
+    Independent pairs make the samples i.i.d., so the sampling error of their variance is known.
+    Work is chunked to bound memory at large d.
+    """
+    rows = max(1, chunk // d)
+    out = []
+    for start in range(0, n, rows):
+        m = min(rows, n - start)
+        w = torch.randn(m, d, generator=generator) * std
+        h = sample_hidden_states(m, d, sigma_h, offset, generator)
+        out.append((w * h).sum(-1))
+    return torch.cat(out)
+
+
+def variance_with_stderr(samples: torch.Tensor) -> tuple[float, float]:
+    """Sample variance and its standard error sqrt((μ₄ − σ⁴)/n), from i.i.d. samples.
+
+    The fourth moment is estimated from the samples, so the error bar is honest for
+    non-Gaussian r (a sum of products of Gaussians has heavier tails).
+    """
+    x = samples.double().flatten()
+    n = x.numel()
+    if n < 2:
+        raise ValueError("need at least 2 samples")
+    c = x - x.mean()
+    var = c.pow(2).mean().item() * n / (n - 1)
+    m4 = c.pow(4).mean().item()
+    return var, math.sqrt(max(m4 - var**2, 0.0) / n)
+
+
+def reward_difference_std(d: int, std: float, sigma_h: float = 1.0) -> float:
+    """Typical std of Δ = w·(h_c − h_r) for independent isotropic h: σ_w σ_h sqrt(2d)."""
+    return std * sigma_h * math.sqrt(2 * d)
+
+
+def expected_initial_bt_loss(delta_std: float | np.ndarray) -> float | np.ndarray:
+    """E[−log σ(Δ)] for Δ ~ N(0, s²), by the trapezoid rule on a fine grid (error < 1e-6).
+
+    At s = 0 this is log 2 ≈ 0.693: a zero head starts at chance.
+    """
+    z = np.linspace(-10.0, 10.0, 40001)
+    density = np.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)
+    s = np.asarray(delta_std, dtype=float)
+    if np.any(s < 0) or not np.all(np.isfinite(s)):
+        raise ValueError("delta_std must be finite and non-negative")
+    loss = np.logaddexp(0.0, -s[..., None] * z)  # softplus(−Δ) = −log σ(Δ), overflow-free
+    out = np.trapezoid(loss * density, z, axis=-1)
+    return float(out) if out.ndim == 0 else out
+
+
+def initial_bt_loss_asymptote(delta_std: float | np.ndarray) -> float | np.ndarray:
+    """Large-s limit of the initial loss: E[max(0, −Δ)] = s / sqrt(2π)."""
+    out = np.asarray(delta_std, dtype=float) / math.sqrt(2 * math.pi)
+    return float(out) if out.ndim == 0 else out
