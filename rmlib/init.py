@@ -98,6 +98,21 @@ class Initialiser:
             raise ValueError(f"fan-in d must be a positive int, got {d!r}")
         return float(self.std_of(int(d)))
 
+    def sample(self, n_heads: int, d: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Weights of ``n_heads`` independent heads of fan-in ``d``, shape (n_heads, d).
+
+        Same law and, for the same generator state, the same numbers as ``apply`` on
+        ``nn.Linear(d, n_heads)``: row i is one head. Lets the course study many heads in one tensor.
+        """
+        if isinstance(n_heads, bool) or not isinstance(n_heads, numbers.Integral) or n_heads <= 0:
+            raise ValueError(f"n_heads must be a positive int, got {n_heads!r}")
+        std = self.std(d)
+        weight = torch.empty(int(n_heads), int(d))
+        if self.distribution == "uniform":
+            bound = math.sqrt(3.0) * std
+            return weight.uniform_(-bound, bound, generator=generator)
+        return torch.nn.init.normal_(weight, mean=0.0, std=std, generator=generator)
+
     def apply(self, layer: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
         """Redraw ``layer.weight`` in place with this initialiser; the bias is left alone."""
         std = self.std(fan_in(layer))

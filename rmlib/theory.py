@@ -6,6 +6,7 @@ Notation: d = hidden size, w ~ N(0, σ_w² I) the score-head weight, h the hidde
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -117,3 +118,122 @@ def initial_bt_loss_asymptote(delta_std: float | np.ndarray) -> float | np.ndarr
     """Large-s limit of the initial loss: E[max(0, −Δ)] = s / sqrt(2π)."""
     out = np.asarray(delta_std, dtype=float) / math.sqrt(2 * math.pi)
     return float(out) if out.ndim == 0 else out
+
+
+def sample_reward_differences(
+    d: int,
+    std: float,
+    n: int,
+    sigma_h: float | torch.Tensor = 1.0,
+    offset: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    chunk: int = 1 << 22,
+) -> torch.Tensor:
+    """n independent draws of Δ = w·(h_c − h_r): one head w ~ N(0, std²) scoring a pair of hidden states.
+
+    Both states share the same ``offset`` m, as every input of one backbone does; Δ is all that the
+    Bradley-Terry loss sees. Independent triples make the samples i.i.d.; chunked like
+    :func:`sample_initial_rewards`.
+    """
+    rows = max(1, chunk // (2 * d))
+    out = []
+    for start in range(0, n, rows):
+        m = min(rows, n - start)
+        w = torch.randn(m, d, generator=generator) * std
+        h_c = sample_hidden_states(m, d, sigma_h, offset, generator)
+        h_r = sample_hidden_states(m, d, sigma_h, offset, generator)
+        out.append((w * (h_c - h_r)).sum(-1))
+    return torch.cat(out)
+
+
+def crossed_mean_with_stderr(values: torch.Tensor) -> tuple[float, float]:
+    """Mean of a (heads × inputs) grid f(w_i, h_j) and its standard error.
+
+    Heads are i.i.d. and inputs are i.i.d., but entries sharing a head (or an input) are correlated,
+    so the grid is not n_heads·n_inputs independent samples. Writing f = μ + a_i + b_j + e_ij,
+    Var(mean) = σ_a²/R + σ_b²/C + σ_e²/(RC); the estimate var(row means)/R + var(column means)/C
+    has expectation σ_a²/R + σ_b²/C + 2σ_e²/(RC): slightly conservative, never optimistic.
+    """
+    if not torch.is_tensor(values) or values.dim() != 2:
+        raise ValueError("values must be a 2-D tensor (heads × inputs)")
+    rows, cols = values.shape
+    if rows < 2 or cols < 2:
+        raise ValueError(f"need at least 2 heads and 2 inputs, got shape {tuple(values.shape)}")
+    x = values.double()
+    var_mean = x.mean(1).var().item() / rows + x.mean(0).var().item() / cols
+    return x.mean().item(), math.sqrt(var_mean)
+
+
+@dataclass(frozen=True)
+class InitialiserRow:
+    """Measured (with standard error) and predicted initial statistics of one initialiser at one width.
+
+    Features are h ~ N(0, σ_h² I); the predictions are σ (weight std), σ sqrt(d) (‖w‖),
+    σ σ_h sqrt(d) (reward std) and E[−log σ(Δ)] with Δ ~ N(0, 2dσ²σ_h²) (initial Bradley-Terry loss).
+    """
+
+    name: str
+    d: int
+    std: float
+    weight_std: float
+    weight_std_se: float
+    w_norm: float
+    w_norm_se: float
+    w_norm_theory: float
+    reward_std: float
+    reward_std_se: float
+    reward_std_theory: float
+    bt_loss: float
+    bt_loss_se: float
+    bt_loss_theory: float
+
+
+def _std_from_second_moment(moment: float, moment_se: float) -> tuple[float, float]:
+    # Delta method: se(sqrt(m)) = se(m) / (2 sqrt(m)); a zero moment (zero init) has zero error.
+    root = math.sqrt(moment)
+    return root, (moment_se / (2 * root) if root > 0 else 0.0)
+
+
+def initialiser_table(
+    widths: list[int],
+    names: list[str] | None = None,
+    n_heads: int = 128,
+    n_pairs: int = 512,
+    sigma_h: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> list[InitialiserRow]:
+    """Measure every initialiser (default: the whole catalogue) at every width, next to its theory.
+
+    Per width, ``n_pairs`` (chosen, rejected) feature pairs are drawn once and scored by ``n_heads``
+    heads of each initialiser, batched as one matmul; errors come from :func:`crossed_mean_with_stderr`.
+    """
+    from rmlib.init import INITIALISERS, get_initialiser  # rmlib.init does not import theory: no cycle
+
+    names = list(INITIALISERS) if names is None else list(names)
+    inits = [get_initialiser(name) for name in names]
+    rows = []
+    for d in widths:
+        h = sample_hidden_states(2 * n_pairs, d, sigma_h, generator=generator)  # chosen rows, then rejected
+        for init in inits:
+            w = init.sample(n_heads, d, generator)
+            std = init.std(d)
+            weight_var, weight_var_se = variance_with_stderr(w)
+            r = w @ h.T
+            delta = r[:, :n_pairs] - r[:, n_pairs:]
+            reward_std, reward_std_se = _std_from_second_moment(*crossed_mean_with_stderr(r.pow(2)))
+            norm_sq = w.double().pow(2).sum(1)
+            w_norm, w_norm_se = _std_from_second_moment(norm_sq.mean().item(), norm_sq.std().item() / math.sqrt(n_heads))
+            bt_loss, bt_loss_se = crossed_mean_with_stderr(torch.nn.functional.softplus(-delta))
+            weight_std, weight_std_se = _std_from_second_moment(weight_var, weight_var_se)
+            rows.append(
+                InitialiserRow(
+                    name=init.name, d=d, std=std,
+                    weight_std=weight_std, weight_std_se=weight_std_se,
+                    w_norm=w_norm, w_norm_se=w_norm_se, w_norm_theory=std * math.sqrt(d),
+                    reward_std=reward_std, reward_std_se=reward_std_se,
+                    reward_std_theory=std * sigma_h * math.sqrt(d),
+                    bt_loss=bt_loss, bt_loss_se=bt_loss_se,
+                    bt_loss_theory=expected_initial_bt_loss(reward_difference_std(d, std, sigma_h)),
+                )
+            )
+    return rows

@@ -173,3 +173,26 @@ def test_unknown_initialiser_lists_the_valid_names():
 def test_initialiser_std_rejects_bad_fan_in(d):
     with pytest.raises(ValueError, match="fan-in"):
         INITIALISERS["score_head"].std(d)
+
+
+@pytest.mark.parametrize("name", ["score_head", "pytorch_default", "zero"])
+def test_catalogue_sample_is_apply_on_a_linear_with_one_row_per_head(name):
+    init = get_initialiser(name)
+    w = init.sample(5, 96, generator=make_generator(4))
+    layer = init.apply(nn.Linear(96, 5), generator=make_generator(4))
+    assert w.shape == (5, 96)
+    assert torch.equal(w, layer.weight.detach())
+
+
+def test_catalogue_sample_has_the_catalogued_std():
+    n_heads, d = 100, 2000
+    w = get_initialiser("xavier_normal").sample(n_heads, d, generator=make_generator(5))
+    sigma = math.sqrt(2 / (d + 1))
+    # sample std of n = 2e5 normal draws: se σ/sqrt(2n); 5 se.
+    assert abs(w.std().item() - sigma) < 5 * sigma / math.sqrt(2 * n_heads * d)
+
+
+@pytest.mark.parametrize("n_heads", [0, -3, 2.0, True])
+def test_catalogue_sample_rejects_bad_head_counts(n_heads):
+    with pytest.raises(ValueError, match="n_heads"):
+        get_initialiser("score_head").sample(n_heads, 8)

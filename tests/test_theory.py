@@ -97,3 +97,67 @@ def test_expected_initial_loss_limits():
 
 def test_reward_difference_std():
     assert theory.reward_difference_std(256, 1.0) == pytest.approx(math.sqrt(512))
+
+
+@pytest.mark.parametrize("offset_norm", [0.0, 50.0])
+def test_reward_differences_cancel_a_shared_offset(offset_norm):
+    d, std = 256, 1 / math.sqrt(257)
+    offset = torch.full((d,), offset_norm / math.sqrt(d))
+    delta = theory.sample_reward_differences(d, std, 60_000, offset=offset, generator=make_generator(8))
+    var, se = theory.variance_with_stderr(delta)
+    assert abs(var - 2 * theory.isotropic_reward_variance(d, std, 1.0)) < 4 * se  # 4 standard errors
+
+
+def test_reward_differences_are_reproducible_and_chunk_independent_in_shape():
+    a = theory.sample_reward_differences(32, 0.1, 500, generator=make_generator(9))
+    b = theory.sample_reward_differences(32, 0.1, 500, generator=make_generator(9))
+    assert torch.equal(a, b)
+    assert theory.sample_reward_differences(32, 0.1, 500, generator=make_generator(9), chunk=64 * 5).shape == (500,)
+
+
+def test_crossed_stderr_is_calibrated_where_the_naive_one_is_not():
+    # 500 independent (40 heads × 50 inputs) grids of softplus(−w·h): the spread of their means is
+    # the true standard error. Its own estimate is good to 1/sqrt(2·500) ≈ 3%; allow 4 of those.
+    # The crossed estimate may be conservative by at most sqrt(2); the i.i.d. formula, which
+    # ignores the shared heads and inputs, must come out too small.
+    g = make_generator(11)
+    reps, n_heads, n_inputs, d = 500, 40, 50, 16
+    w = torch.randn(reps, n_heads, d, generator=g) * 0.5
+    h = torch.randn(reps, n_inputs, d, generator=g)
+    grids = F.softplus(-(w @ h.transpose(1, 2)))
+    true_se = grids.double().mean((1, 2)).std().item()
+    crossed = np.mean([theory.crossed_mean_with_stderr(x)[1] for x in grids])
+    naive = (grids.double().flatten(1).std(1) / math.sqrt(n_heads * n_inputs)).mean().item()
+    assert 0.87 < crossed / true_se < math.sqrt(2) * 1.13
+    assert naive / true_se < 0.87
+    mean, _ = theory.crossed_mean_with_stderr(grids[0])
+    assert mean == pytest.approx(grids[0].double().mean().item())
+
+
+@pytest.mark.parametrize("bad", [torch.ones(5), torch.ones(1, 5), torch.ones(5, 1), torch.ones(2, 2, 2)])
+def test_crossed_stderr_rejects_bad_grids(bad):
+    with pytest.raises(ValueError, match="2-D|at least 2"):
+        theory.crossed_mean_with_stderr(bad)
+
+
+def test_initialiser_table_measurements_match_theory():
+    rows = theory.initialiser_table([64, 512], n_heads=64, n_pairs=256, generator=make_generator(12))
+    from rmlib import INITIALISERS
+
+    assert [(r.d, r.name) for r in rows] == [(d, n) for d in (64, 512) for n in INITIALISERS]
+    for r in rows:
+        assert r.std == INITIALISERS[r.name].std(r.d)
+        # 4 standard errors each; 1e-6 covers the quadrature error of the loss (and the zero head).
+        assert abs(r.weight_std - r.std) <= 4 * r.weight_std_se, r
+        assert abs(r.w_norm - r.w_norm_theory) <= 4 * r.w_norm_se, r
+        assert abs(r.reward_std - r.reward_std_theory) <= 4 * r.reward_std_se, r
+        assert abs(r.bt_loss - r.bt_loss_theory) <= 4 * r.bt_loss_se + 1e-6, r
+    zero = next(r for r in rows if r.name == "zero")
+    assert zero.reward_std == 0 and zero.bt_loss == pytest.approx(math.log(2), abs=1e-6)  # float32 softplus
+
+
+def test_initialiser_table_subset_and_unknown_names():
+    rows = theory.initialiser_table([16], names=["large"], n_heads=8, n_pairs=8, generator=make_generator(0))
+    assert [r.name for r in rows] == ["large"]
+    with pytest.raises(KeyError, match="unknown initialiser"):
+        theory.initialiser_table([16], names=["kaiming"])
