@@ -1,0 +1,170 @@
+"""The launch stamper (tools/launch.py): badges, the Colab-only setup cell, README links, check mode."""
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("course_launch", ROOT / "tools" / "launch.py")
+launch = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = launch  # dataclasses look their module up while the class is built
+_spec.loader.exec_module(launch)
+
+PYPROJECT = """\
+[project]
+name = "demo-course"
+[project.optional-dependencies]
+real = ["sentence-transformers==5.0.0", "transformers==4.0.0"]
+[tool.course]
+repository = "https://github.com/someone/demo"
+branch = "dev"
+"""
+README = "# Demo\n\n<!-- launch:begin -->\nstale text\n<!-- launch:end -->\n\nafter\n"
+
+
+def lesson(title: str = "# 01 — Demo", extras=None) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    if extras is not None:
+        nb.metadata["course"] = {"colab_extras": extras}
+    nb.cells = [nbformat.v4.new_markdown_cell(title), nbformat.v4.new_code_cell("x = 1")]
+    return nb
+
+
+@pytest.fixture
+def course(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    (tmp_path / "README.md").write_text(README)
+    for folder in launch.FOLDERS:
+        (tmp_path / folder).mkdir()
+    nbformat.write(lesson(), tmp_path / "notebooks" / "01_demo.ipynb")
+    nbformat.write(lesson("# 01 — Demo worksheet"), tmp_path / "exercises" / "01_demo.ipynb")
+    return tmp_path
+
+
+def test_repository_is_stamped_consistently():
+    stale = launch.run(ROOT, check=True)
+    assert not stale, f"run `python tools/launch.py`: these disagree with [tool.course] in pyproject.toml: {stale}"
+
+
+def test_config_is_read_from_pyproject(course):
+    config = launch.load_config(course / "pyproject.toml")
+    assert (config.owner, config.repo, config.branch, config.distribution) == ("someone", "demo", "dev", "demo-course")
+    assert config.colab_url("notebooks/01_demo.ipynb") == (
+        "https://colab.research.google.com/github/someone/demo/blob/dev/notebooks/01_demo.ipynb"
+    )
+
+
+def test_stamp_inserts_badge_and_setup_after_title_and_is_idempotent(course):
+    assert launch.run(course, check=True) == ["notebooks/01_demo.ipynb", "exercises/01_demo.ipynb", "README.md"]
+    assert launch.run(course) == ["notebooks/01_demo.ipynb", "exercises/01_demo.ipynb", "README.md"]
+    before = {p: p.read_bytes() for p in course.rglob("*") if p.is_file()}
+    assert launch.run(course) == []
+    assert launch.run(course, check=True) == []
+    assert {p: p.read_bytes() for p in course.rglob("*") if p.is_file()} == before
+
+    nb = nbformat.read(course / "notebooks" / "01_demo.ipynb", as_version=4)
+    nbformat.validate(nb)
+    assert [c.cell_type for c in nb.cells] == ["markdown", "markdown", "code", "code"]
+    assert nb.cells[0].source == "# 01 — Demo" and nb.cells[3].source == "x = 1"
+    badge, setup = nb.cells[1].source, nb.cells[2].source
+    assert "(https://colab.research.google.com/github/someone/demo/blob/dev/notebooks/01_demo.ipynb)" in badge
+    assert "demo-course @ git+https://github.com/someone/demo.git@dev" in setup
+    worksheet = nbformat.read(course / "exercises" / "01_demo.ipynb", as_version=4)
+    assert "blob/dev/exercises/01_demo.ipynb" in worksheet.cells[1].source, "a badge must point to its own path"
+
+    readme = (course / "README.md").read_text()
+    assert "stale text" not in readme and readme.endswith("<!-- launch:end -->\n\nafter\n")
+    assert "blob/dev/notebooks/01_demo.ipynb" in readme and "blob/dev/exercises/01_demo.ipynb" in readme
+
+
+def test_changing_the_repository_restamps_everything(course):
+    launch.run(course)
+    (course / "pyproject.toml").write_text(PYPROJECT.replace("someone/demo", "fork/demo2"))
+    assert len(launch.run(course, check=True)) == 3
+    launch.run(course)
+    nb = nbformat.read(course / "notebooks" / "01_demo.ipynb", as_version=4)
+    assert len(nb.cells) == 4, "re-stamping must update the stamped cells, not add more"
+    assert "github/fork/demo2/blob/dev/" in nb.cells[1].source and "someone" not in nb.cells[1].source
+    assert "git+https://github.com/fork/demo2.git@dev" in nb.cells[2].source
+
+
+def test_stamped_cells_move_back_after_the_title(course):
+    path = course / "notebooks" / "01_demo.ipynb"
+    launch.run(course)
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [nb.cells[0], nb.cells[3], nb.cells[1], nb.cells[2]]  # someone inserted a cell above them
+    nbformat.write(nb, path)
+    assert launch.run(course, check=True) == ["notebooks/01_demo.ipynb"]
+    launch.run(course)
+    assert nbformat.read(path, as_version=4).cells[3].source == "x = 1"
+
+
+def run_setup_cell(source: str, on_colab: bool, monkeypatch) -> list[list[str]]:
+    """Execute the setup cell's source with subprocess.run recorded instead of run."""
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, check: calls.append(cmd))
+    if on_colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(compile(source, "<setup cell>", "exec"), {})
+    return calls
+
+
+def test_setup_cell_does_nothing_off_colab(monkeypatch):
+    config = launch.load_config()
+    assert run_setup_cell(launch.setup_source(config, []), on_colab=False, monkeypatch=monkeypatch) == []
+
+
+def test_setup_cell_installs_only_the_course_package_on_colab(monkeypatch):
+    config = launch.load_config()
+    (cmd,) = run_setup_cell(launch.setup_source(config, []), on_colab=True, monkeypatch=monkeypatch)
+    assert cmd[:4] == [sys.executable, "-m", "pip", "install"] and "--no-deps" in cmd
+    assert cmd[-1] == f"{config.distribution} @ git+{config.repository}.git@{config.branch}"
+    for pkg in ("torch", "numpy", "matplotlib", "ipywidgets"):
+        assert not any(arg.startswith(pkg) for arg in cmd), f"the Colab setup must not reinstall {pkg}"
+
+
+def test_colab_extras_install_that_extra(course, monkeypatch):
+    config = launch.load_config(course / "pyproject.toml")
+    stamped = launch.stamp_notebook(lesson(extras="real"), "notebooks/06_real.ipynb", config)
+    calls = run_setup_cell(stamped.cells[2].source, on_colab=True, monkeypatch=monkeypatch)
+    assert len(calls) == 2 and "--no-deps" in calls[0]
+    assert calls[1][-2:] == ["sentence-transformers==5.0.0", "transformers==4.0.0"]
+
+
+@pytest.mark.parametrize(
+    "nb, message",
+    [
+        (lesson(extras="gpu"), "not in \\[project.optional-dependencies\\]"),
+        (lesson(extras=[1]), "must be a string or a list"),
+        (lesson(title="Intro without a heading"), "first cell must be a Markdown title"),
+    ],
+)
+def test_bad_notebooks_get_clear_errors(course, nb, message):
+    config = launch.load_config(course / "pyproject.toml")
+    with pytest.raises(launch.StampError, match=message):
+        launch.stamp_notebook(nb, "notebooks/01_demo.ipynb", config)
+
+
+def test_bad_config_and_readme_get_clear_errors(course):
+    (course / "pyproject.toml").write_text(PYPROJECT.replace("https://github.com/someone/demo", "gitlab.com/x"))
+    with pytest.raises(launch.StampError, match="repository must be https://github.com/OWNER/REPO"):
+        launch.load_config(course / "pyproject.toml")
+    with pytest.raises(launch.StampError, match="exactly once"):
+        launch.stamp_readme("# no markers\n", "block")
+
+
+def test_command_line_check_mode_exits_nonzero_when_stale(course, monkeypatch):
+    monkeypatch.setattr(launch, "ROOT", course)
+    assert launch.main(["--check"]) == 1
+    # the repository copy of the tool, run as a script, agrees with the committed files
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "launch.py"), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
