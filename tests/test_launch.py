@@ -41,6 +41,9 @@ def lesson(title: str = "# 01 — Demo", extras=None) -> nbformat.NotebookNode:
 def course(tmp_path):
     (tmp_path / "pyproject.toml").write_text(PYPROJECT)
     (tmp_path / "README.md").write_text(README)
+    (tmp_path / "requirements.txt").write_text('torch==2.13.0\nnumpy==2.2.6; python_version < "3.11"\nnumpy==2.4.6; python_version >= "3.11"\n-e .\n')
+    (tmp_path / "binder").mkdir()
+    (tmp_path / "binder" / "runtime.txt").write_text("python-3.11\n")
     for folder in launch.FOLDERS:
         (tmp_path / folder).mkdir()
     nbformat.write(lesson(), tmp_path / "notebooks" / "01_demo.ipynb")
@@ -62,8 +65,8 @@ def test_config_is_read_from_pyproject(course):
 
 
 def test_stamp_inserts_badge_and_setup_after_title_and_is_idempotent(course):
-    assert launch.run(course, check=True) == ["notebooks/01_demo.ipynb", "exercises/01_demo.ipynb", "README.md"]
-    assert launch.run(course) == ["notebooks/01_demo.ipynb", "exercises/01_demo.ipynb", "README.md"]
+    assert launch.run(course, check=True) == ["notebooks/01_demo.ipynb", "exercises/01_demo.ipynb", "README.md", "binder/requirements.txt"]
+    assert launch.run(course) == ["notebooks/01_demo.ipynb", "exercises/01_demo.ipynb", "README.md", "binder/requirements.txt"]
     before = {p: p.read_bytes() for p in course.rglob("*") if p.is_file()}
     assert launch.run(course) == []
     assert launch.run(course, check=True) == []
@@ -82,6 +85,8 @@ def test_stamp_inserts_badge_and_setup_after_title_and_is_idempotent(course):
     readme = (course / "README.md").read_text()
     assert "stale text" not in readme and readme.endswith("<!-- launch:end -->\n\nafter\n")
     assert "blob/dev/notebooks/01_demo.ipynb" in readme and "blob/dev/exercises/01_demo.ipynb" in readme
+    binder = (course / "binder" / "requirements.txt").read_text().splitlines()
+    assert binder[-2:] == ["torch==2.13.0+cpu", "numpy==2.4.6"]
 
 
 def test_changing_the_repository_restamps_everything(course):
@@ -168,3 +173,45 @@ def test_command_line_check_mode_exits_nonzero_when_stale(course, monkeypatch):
     # the repository copy of the tool, run as a script, agrees with the committed files
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "launch.py"), "--check"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def pins(text: str, python: str) -> dict[str, str]:
+    """name -> pinned version of a requirements file, markers evaluated for ``python``."""
+    from packaging.requirements import Requirement
+
+    out = {}
+    for line in (raw.split("#", 1)[0].strip() for raw in text.splitlines()):
+        if line and not line.startswith("-"):
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"python_version": python, "python_full_version": python + ".0"}):
+                (spec,) = req.specifier
+                assert spec.operator == "==", f"{line}: not an exact pin"
+                out[req.name] = spec.version
+    return out
+
+
+def test_binder_pins_match_requirements_apart_from_torch_variant():
+    binder = ROOT / "binder"
+    python = (binder / "runtime.txt").read_text().strip().removeprefix("python-")
+    assert python.startswith("3.") and int(python.split(".")[1]) in range(10, 14), python
+    local = pins((ROOT / "requirements.txt").read_text(), python)
+    text = (binder / "requirements.txt").read_text()
+    remote = pins(text, python)
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in text.splitlines()
+    assert remote.pop("torch") == local.pop("torch") + "+cpu", "Binder must use the CPU-only build of the same torch"
+    assert remote == local, "binder/requirements.txt disagrees with requirements.txt: run `python tools/launch.py`"
+
+
+def test_binder_postbuild_fails_loudly_and_installs_the_course():
+    script = (ROOT / "binder" / "postBuild").read_text()
+    lines = [line.strip() for line in script.splitlines() if line.strip() and not line.startswith("#")]
+    assert lines[0].startswith("set -e"), "postBuild must start with `set -e` or it ignores failed installs"
+    assert "pip install --no-deps -e ." in script
+    assert (ROOT / "binder" / "postBuild").stat().st_mode & 0o111, "postBuild must be executable"
+
+
+def test_binder_requirements_need_exact_pins():
+    with pytest.raises(launch.StampError, match="numpy must be pinned"):
+        launch.binder_requirements("torch==2.0\nnumpy>=2\n", "3.11")
+    with pytest.raises(launch.StampError, match="runtime.txt"):
+        launch.binder_python("3.11")
