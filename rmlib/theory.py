@@ -109,9 +109,13 @@ def expected_initial_bt_loss(delta_std: float | np.ndarray) -> float | np.ndarra
     s = np.asarray(delta_std, dtype=float)
     if np.any(s < 0) or not np.all(np.isfinite(s)):
         raise ValueError("delta_std must be finite and non-negative")
-    loss = np.logaddexp(0.0, -s[..., None] * z)  # softplus(−Δ) = −log σ(Δ), overflow-free
-    out = np.trapezoid(loss * density, z, axis=-1)
-    return float(out) if out.ndim == 0 else out
+    flat = s.reshape(-1)
+    out = np.empty_like(flat)
+    # A few stds at a time: one (len(s), 40001) array for hundreds of stds is memory-bound and ~8x slower.
+    for start in range(0, flat.size, 8):
+        loss = np.logaddexp(0.0, -flat[start : start + 8, None] * z)  # softplus(−Δ) = −log σ(Δ), overflow-free
+        out[start : start + 8] = np.trapezoid(loss * density, z, axis=-1)
+    return float(out[0]) if s.ndim == 0 else out.reshape(s.shape)
 
 
 def initial_bt_loss_asymptote(delta_std: float | np.ndarray) -> float | np.ndarray:
