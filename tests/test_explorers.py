@@ -1,0 +1,100 @@
+"""The interactive explorers, driven without a browser: set a control's value, check the numbers."""
+
+import base64
+import math
+
+import pytest
+
+from rmlib import explorers
+
+# Statistical checks use the explorer's fixed seed and its own standard error (a crossed heads ×
+# inputs estimate, slightly conservative); 4 standard errors leave a false-failure rate < 1e-4.
+Z = 4.0
+
+
+@pytest.fixture(scope="module")
+def variance():
+    return explorers.variance_explorer()
+
+
+def test_variance_explorer_default_state_matches_theory(variance):
+    r = variance.result
+    assert (r.initialiser, r.d) == ("score_head", 256)
+    assert r.sigma_w == pytest.approx(1 / math.sqrt(257))
+    assert r.predicted == pytest.approx(256 / 257)
+    assert abs(r.measured - r.predicted) < Z * r.stderr, (r.measured, r.stderr)
+    assert variance.controls["sigma_w"].disabled, "σ_w follows the initialiser unless 'custom' is chosen"
+    assert variance.controls["sigma_w"].value == pytest.approx(r.sigma_w)
+
+
+def test_offset_slider_separates_the_exact_formula_from_the_textbook(variance):
+    png, readout = variance.png, variance.readout.value
+    variance.controls["offset_norm"].value = 50.0
+    r = variance.result
+    assert r.offset_norm == 50.0
+    assert r.predicted == pytest.approx((256 + 2500) / 257)
+    assert abs(r.measured - r.predicted) < Z * r.stderr, (r.measured, r.stderr, r.predicted)
+    assert (r.measured - r.textbook) > 10 * r.stderr, "d σ_w² σ_h² ignores the offset and must miss"
+    assert variance.png != png and variance.readout.value != readout, "the figure and readout must follow"
+    shown = variance.figure.outputs[0]["data"]["image/png"]
+    assert base64.b64decode(shown) == variance.png
+    variance.controls["offset_norm"].value = 0.0
+
+
+@pytest.mark.parametrize("name, d", [("pytorch_default", 4096), ("xavier_normal", 64), ("large", 16)])
+def test_initialiser_dropdown_uses_the_catalogue_law(variance, name, d):
+    variance.controls["initialiser"].value = name
+    variance.controls["d"].value = d
+    r = variance.result
+    assert (r.initialiser, r.d) == (name, d)
+    assert r.sigma_w == pytest.approx(explorers.get_initialiser(name).std(d))
+    assert variance.controls["sigma_w"].value == pytest.approx(r.sigma_w), "the locked slider shows σ_w"
+    assert abs(r.measured - r.predicted) < Z * r.stderr, (name, d, r.measured, r.stderr, r.predicted)
+
+
+def test_zero_head_gives_exactly_zero_rewards(variance):
+    variance.controls["initialiser"].value = "zero"
+    r = variance.result
+    assert r.sigma_w == 0 and r.rewards.abs().max().item() == 0 and r.measured == 0 and r.z_score == 0
+
+
+def test_custom_sigma_w_unlocks_the_slider(variance):
+    variance.controls["initialiser"].value = "custom"
+    assert not variance.controls["sigma_w"].disabled
+    variance.controls["d"].value = 1024
+    variance.controls["sigma_w"].value = 0.5
+    variance.controls["sigma_h"].value = 0.3
+    r = variance.result
+    assert (r.initialiser, r.sigma_w, r.sigma_h) == ("custom", 0.5, 0.3)
+    assert r.predicted == pytest.approx(1024 * 0.25 * 0.09)
+    assert abs(r.measured - r.predicted) < Z * r.stderr, (r.measured, r.stderr, r.predicted)
+
+
+def test_static_stand_in_is_the_current_figure(variance):
+    bundle = variance._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle, "live frontends get the widget"
+    assert base64.b64decode(bundle["image/png"]) == variance.png, "static pages get the current figure"
+    assert variance.png.startswith(b"\x89PNG")
+
+
+def test_same_controls_give_the_same_numbers():
+    a = explorers.variance_explorer_result(d=64, sigma_h=2.0, offset_norm=5.0, initialiser="hf_default")
+    b = explorers.variance_explorer_result(d=64, sigma_h=2.0, offset_norm=5.0, initialiser="hf_default")
+    assert a.measured == b.measured and bool((a.rewards == b.rewards).all())
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"d": 0}, ValueError, "d must be a positive int"),
+        ({"sigma_h": -1.0}, ValueError, "sigma_h must be finite"),
+        ({"sigma_h": float("nan")}, ValueError, "sigma_h must be finite"),
+        ({"offset_norm": "big"}, TypeError, "offset_norm must be a real number"),
+        ({"initialiser": "custom"}, ValueError, "needs sigma_w"),
+        ({"initialiser": "custom", "sigma_w": -0.1}, ValueError, "sigma_w must be finite"),
+        ({"initialiser": "kaiming"}, KeyError, "unknown initialiser"),
+    ],
+)
+def test_variance_explorer_rejects_bad_input(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        explorers.variance_explorer_result(**kwargs)
