@@ -1,0 +1,426 @@
+"""rmlib.checks: every checker accepts the reference answer and rejects typical wrong answers with the right hint."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rmlib import checks, layer_init, score_head_std
+from rmlib.theory import sample_hidden_states
+
+
+def fails_with(checker, fn, hint: str) -> None:
+    with pytest.raises(AssertionError, match=hint):
+        checker(fn)
+
+
+# ----------------------------------------------------------------------------------------- shared contract
+
+
+def not_yet(*args):
+    raise NotImplementedError
+
+
+CHECKERS = [
+    checks.check_layer_init,
+    checks.check_score_head_std,
+    checks.check_predicted_variance,
+    checks.check_mc_variance,
+    checks.check_formula_breaker,
+    checks.check_bradley_terry_loss,
+    checks.check_bt_gradient,
+    checks.check_relative_error,
+]
+
+
+@pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.__name__)
+def test_a_stub_prints_not_implemented_and_returns_false(checker, capsys):
+    assert checker(not_yet) is False
+    assert "not implemented yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.__name__)
+def test_a_non_callable_is_a_type_error(checker):
+    with pytest.raises(TypeError, match="expects your function"):
+        checker(42)
+
+
+def test_a_crash_in_the_learners_code_is_explained():
+    def crashes(layer, std):
+        raise KeyError("oops")
+
+    fails_with(checks.check_layer_init, crashes, r"raised KeyError: 'oops'\n  called as layer_init\(nn.Linear")
+
+
+def test_checkers_leave_the_global_random_state_alone(capsys):
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    assert checks.check_layer_init(layer_init)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_reference_relative_error_is_the_cs231n_metric():
+    x = torch.tensor([1.0, 0.0, -2.0])
+    y = torch.tensor([1.0, 0.0, 2.0])
+    assert checks.relative_error(x, y) == 1.0  # opposite signs; the 0/0 coordinate counts as 0
+    assert checks.relative_error(x, x) == 0.0
+
+
+# ------------------------------------------------------------------------------------------- layer_init
+
+
+def test_layer_init_accepts_the_reference(capsys):
+    assert checks.check_layer_init(layer_init) is True
+    out = capsys.readouterr().out
+    assert out.startswith("✓ layer_init") and out.count("\n") == 1
+
+
+def li_returns_none(layer, std):
+    nn.init.normal_(layer.weight, std=std)
+
+
+def li_new_layer(layer, std):
+    new = nn.Linear(layer.in_features, layer.out_features)
+    nn.init.normal_(new.weight, std=std)
+    return new
+
+
+def li_new_parameter(layer, std):
+    layer.weight = nn.Parameter(torch.randn_like(layer.weight) * std)
+    return layer
+
+
+def li_touches_bias(layer, std):
+    nn.init.normal_(layer.weight, std=std)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def li_uniform(layer, std):
+    nn.init.uniform_(layer.weight, -std, std)
+    return layer
+
+
+def li_uniform_same_std(layer, std):
+    nn.init.uniform_(layer.weight, -math.sqrt(3) * std, math.sqrt(3) * std)
+    return layer
+
+
+def li_std_as_mean(layer, std):
+    nn.init.normal_(layer.weight, std)  # the classic slip: the 2nd positional argument is the mean
+    return layer
+
+
+def li_variance(layer, std):
+    nn.init.normal_(layer.weight, std=std**2)
+    return layer
+
+
+def li_ignores_std(layer, std):
+    nn.init.normal_(layer.weight, std=1 / math.sqrt(layer.weight.shape[1] + 1))
+    return layer
+
+
+def li_does_nothing(layer, std):
+    return layer
+
+
+def li_bias_free_crash(layer, std):
+    nn.init.normal_(layer.weight, std=std)
+    layer.bias.data.clone()  # AttributeError when bias is None
+    return layer
+
+
+def li_detaches(layer, std):
+    nn.init.normal_(layer.weight, std=std)
+    layer.weight.requires_grad_(False)
+    return layer
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (li_returns_none, "returned None"),
+        (li_new_layer, "a new layer instead of in place"),
+        (li_new_parameter, "a new Parameter instead of in place"),
+        (li_touches_bias, "the bias was changed"),
+        (li_uniform, "uniform instead of normal"),
+        (li_uniform_same_std, "uniform instead of normal"),
+        (li_std_as_mean, "passes std as the MEAN"),
+        (li_variance, r"used std² \(a variance\)"),
+        (li_ignores_std, "ignored the std argument"),
+        (li_does_nothing, "unchanged"),
+        (li_bias_free_crash, "don't touch the bias"),
+        (li_detaches, "no longer requires grad"),
+    ],
+    ids=lambda x: getattr(x, "__name__", ""),
+)
+def test_layer_init_rejects_wrong_answers(wrong, hint):
+    fails_with(checks.check_layer_init, wrong, hint)
+
+
+# --------------------------------------------------------------------------------------- score_head_std
+
+
+def test_score_head_std_accepts_the_reference_and_a_tensor_answer():
+    assert checks.check_score_head_std(score_head_std)
+    assert checks.check_score_head_std(lambda d: torch.tensor(d + 1.0).rsqrt())
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda d: 1 / (d + 1), r"1/\(d\+1\) instead of 1/sqrt\(d\+1\)"),
+        (lambda d: 1 / math.sqrt(d), r"forgot the \+1"),
+        (lambda d: math.sqrt(d + 1), "upside down"),
+        (lambda d: 1 / math.sqrt(3 * d), "PyTorch's default"),
+        (lambda d: 0.02, "initializer_range"),
+        (lambda d: math.sqrt(2 / (d + 1)), "Xavier"),
+        (lambda d: 1 / d, "neither the std nor the variance"),
+        (lambda d: None, "returned None"),
+        (lambda d: "0.1", "must return a number"),
+        (lambda d: 1 / math.sqrt(d + 2), r"expected 1/sqrt\(1\+1\)"),
+    ],
+    ids=["variance-as-std", "no-plus-one", "upside-down", "pytorch-default", "hf-constant", "xavier", "one-over-d",
+         "none", "string", "other"],
+)
+def test_score_head_std_rejects_wrong_answers(wrong, hint):
+    fails_with(checks.check_score_head_std, wrong, hint)
+
+
+# --------------------------------------------------------------------------------- predicted variance
+
+
+def test_predicted_variance_accepts_the_reference():
+    assert checks.check_predicted_variance(lambda d, s, h: d * s**2 * h**2)
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda d, s, h: math.sqrt(d) * s * h, "standard deviation of r"),
+        (lambda d, s, h: d * s * h, "variances multiply"),
+        (lambda d, s, h: s**2 * h**2, "factor d is missing"),
+        (lambda d, s, h: d * s**2 * h, "σ_h must be squared"),
+        (lambda d, s, h: d * s * h**2, "σ_w must be squared"),
+        (lambda d, s, h: (d * s * h) ** 2, "you squared the sum"),
+        (lambda d, s, h: (d + 1) * s**2 * h**2, r"d\+1 terms"),
+        (lambda d, s, h: None, "returned None"),
+    ],
+    ids=["std", "no-squares", "no-d", "sigma-h-unsquared", "sigma-w-unsquared", "d-squared", "d-plus-one", "none"],
+)
+def test_predicted_variance_rejects_wrong_answers(wrong, hint):
+    fails_with(checks.check_predicted_variance, wrong, hint)
+
+
+# -------------------------------------------------------------------------------- Monte Carlo estimator
+
+
+def mc_reference(d, std, sigma_h, n, generator):
+    w = torch.randn(n, d, generator=generator) * std
+    h = torch.randn(n, d, generator=generator) * sigma_h
+    return (w * h).sum(-1).var().item()
+
+
+def test_mc_variance_accepts_the_reference():
+    assert checks.check_mc_variance(mc_reference)
+
+
+def mc_std(d, std, sigma_h, n, generator):
+    return math.sqrt(mc_reference(d, std, sigma_h, n, generator))
+
+
+def mc_w_variance(d, std, sigma_h, n, generator):
+    return mc_reference(d, std**2, sigma_h, n, generator)
+
+
+def mc_h_variance(d, std, sigma_h, n, generator):
+    return mc_reference(d, std, sigma_h**2, n, generator)
+
+
+def mc_mean_over_d(d, std, sigma_h, n, generator):
+    w = torch.randn(n, d, generator=generator) * std
+    h = torch.randn(n, d, generator=generator) * sigma_h
+    return (w * h).mean(-1).var().item()
+
+
+def mc_uniform(d, std, sigma_h, n, generator):
+    w = torch.rand(n, d, generator=generator) * std
+    h = torch.randn(n, d, generator=generator) * sigma_h
+    return (w * h).sum(-1).var().item()
+
+
+def mc_shared_head(d, std, sigma_h, n, generator):
+    w = torch.randn(d, generator=generator) * std
+    h = torch.randn(n, d, generator=generator) * sigma_h
+    return (h @ w).var().item()
+
+
+def mc_no_generator(d, std, sigma_h, n, generator):
+    w = torch.randn(n, d) * std
+    h = torch.randn(n, d) * sigma_h
+    return (w * h).sum(-1).var().item()
+
+
+def mc_one_coordinate(d, std, sigma_h, n, generator):
+    w = torch.randn(n, d, generator=generator) * std
+    h = torch.randn(n, d, generator=generator) * sigma_h
+    return (w * h)[:, 0].var().item()
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (mc_std, "standard deviation of r"),
+        (mc_w_variance, "scaled w by std²"),
+        (mc_h_variance, "scaled h by σ_h²"),
+        (mc_mean_over_d, "averaged over the d coordinates"),
+        (mc_one_coordinate, "single product"),
+        (mc_uniform, "torch.rand"),
+        (mc_shared_head, "one head w .*reused"),
+        (mc_no_generator, "pass generator=generator"),
+        (lambda *a: None, "returned None"),
+    ],
+    ids=lambda x: getattr(x, "__name__", ""),
+)
+def test_mc_variance_rejects_wrong_answers(wrong, hint):
+    fails_with(checks.check_mc_variance, wrong, hint)
+
+
+# ----------------------------------------------------------------------------------------- formula breaker
+
+
+def offset_states(n, d, generator):
+    return sample_hidden_states(n, d, 1.0, offset=torch.full((d,), 3.0), generator=generator)
+
+
+def test_formula_breaker_accepts_a_shared_offset_and_a_constant_state():
+    assert checks.check_formula_breaker(offset_states)
+    assert checks.check_formula_breaker(lambda n, d, g: torch.ones(n, d))  # σ_h² = 0 but Var(r) = σ_w² d
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda n, d, g: torch.randn(n, d, generator=g), "Isotropic h at any scale"),
+        (lambda n, d, g: 5 * torch.randn(n, d, generator=g), "rescaling h rescales"),
+        (lambda n, d, g: torch.randn(n, d, generator=g) * torch.linspace(0.1, 3, d), "Unequal per-coordinate variances"),
+        (lambda n, d, g: torch.randn(n, 1, generator=g).expand(n, d).clone(), "Correlations between coordinates"),
+        (lambda n, d, g: None, "returned None"),
+        (lambda n, d, g: offset_states(n, d, g).T, "transposed"),
+        (lambda n, d, g: torch.full((n, d), float("nan")), "inf or NaN"),
+        (lambda n, d, g: offset_states(n, d, None), "pass generator=generator"),
+        (lambda n, d, g: offset_states(n, d, g).numpy(), "floating-point tensor"),
+    ],
+    ids=["isotropic", "scaled", "anisotropic", "correlated", "none", "transposed", "nan", "no-generator", "numpy"],
+)
+def test_formula_breaker_rejects_wrong_answers(wrong, hint):
+    fails_with(checks.check_formula_breaker, wrong, hint)
+
+
+# ------------------------------------------------------------------------------------- Bradley-Terry loss
+
+
+def bt_reference(chosen, rejected):
+    return -F.logsigmoid(chosen - rejected).mean()
+
+
+def test_bt_loss_accepts_the_reference_and_the_softplus_form():
+    assert checks.check_bradley_terry_loss(bt_reference)
+    assert checks.check_bradley_terry_loss(lambda c, r: F.softplus(r - c).mean())
+
+
+def bt_where(c, r):
+    d = c - r
+    return torch.where(d > 0, torch.log1p(torch.exp(-d)), -d + torch.log1p(torch.exp(d))).mean()
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda c, r: None, "returned None"),
+        (lambda c, r: -F.logsigmoid(c - r), "take the .mean"),
+        (lambda c, r: F.logsigmoid(c - r).mean(), "dropped the minus"),
+        (lambda c, r: -F.logsigmoid(r - c).mean(), "wrong sign of Δ"),
+        (lambda c, r: -F.logsigmoid(c - r).sum(), "sum instead of mean"),
+        (lambda c, r: -torch.log(torch.sigmoid(c - r)).mean(), "overflows at large reward differences"),
+        (lambda c, r: torch.log(1 + torch.exp(r - c)).mean(), "overflows at large reward differences"),
+        (lambda c, r: -torch.log(torch.sigmoid(c - r) + 1e-8).mean(), "caps the loss"),
+        (lambda c, r: -torch.log(torch.sigmoid(c - r).clamp_min(1e-12)).mean(), "caps the loss"),
+        (lambda c, r: torch.tensor(-F.logsigmoid(c - r).mean().item()), "no gradient"),
+        (bt_where, "torch.where evaluates both branches"),
+        (lambda c, r: (-F.logsigmoid(c - r).mean()).item(), "return a torch tensor"),
+    ],
+    ids=["none", "no-mean", "no-minus", "swapped", "sum", "log-sigmoid", "log-1-exp", "eps", "clamp", "detached",
+         "where", "float"],
+)
+def test_bt_loss_rejects_wrong_answers(wrong, hint):
+    fails_with(checks.check_bradley_terry_loss, wrong, hint)
+
+
+# ------------------------------------------------------------------------------------ Bradley-Terry gradient
+
+
+def bt_grad_reference(chosen, rejected):
+    g = -torch.sigmoid(rejected - chosen) / chosen.numel()
+    return g, -g
+
+
+def test_bt_gradient_accepts_the_reference(capsys):
+    assert checks.check_bt_gradient(bt_grad_reference)
+    assert "relative error vs autograd" in capsys.readouterr().out
+
+
+def bt_grad_unstable(c, r):
+    e = torch.exp(r - c)
+    g = -e / (1 + e) / c.numel()
+    return g, -g
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda c, r: None, "returned None"),
+        (lambda c, r: bt_grad_reference(c, r)[0], "return a pair of tensors"),
+        (lambda c, r: tuple(-g for g in bt_grad_reference(c, r)), "wrong sign"),
+        (lambda c, r: tuple(g * c.numel() for g in bt_grad_reference(c, r)), "gradient of the sum"),
+        (lambda c, r: (-torch.sigmoid(c - r) / c.numel(), torch.sigmoid(c - r) / c.numel()), r"σ\(Δ\) where σ\(−Δ\) belongs"),
+        (lambda c, r: (bt_grad_reference(c, r)[0],) * 2, "opposite sign"),
+        (lambda c, r: tuple(g[:-1] for g in bt_grad_reference(c, r)), "shape of its input"),
+        (bt_grad_unstable, "inf/inf"),
+        (lambda c, r: tuple(g * 1.001 for g in bt_grad_reference(c, r)), "relative error 0.0005"),
+    ],
+    ids=["none", "single", "sign", "sum", "sigma-delta", "same-sign", "shape", "unstable", "scaled"],
+)
+def test_bt_gradient_rejects_wrong_answers(wrong, hint):
+    fails_with(checks.check_bt_gradient, wrong, hint)
+
+
+# ---------------------------------------------------------------------------------------- relative error
+
+
+def test_relative_error_accepts_the_reference_and_a_float_answer():
+    assert checks.check_relative_error(checks.relative_error)
+    assert checks.check_relative_error(
+        lambda x, y: torch.max((x - y).abs() / torch.clamp(x.abs() + y.abs(), min=1e-8)).item()
+    )
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda x, y: (x - y).abs().max(), "ABSOLUTE error"),
+        (lambda x, y: ((x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-8)).mean(), "mean instead of max"),
+        (lambda x, y: ((x - y) / (x.abs() + y.abs()).clamp_min(1e-8)).max(), r"take \|x − y\|"),
+        (lambda x, y: ((x - y).abs() / (x + y).abs().clamp_min(1e-8)).max(), "opposite signs cancel"),
+        (lambda x, y: ((x - y).abs() / x.abs().clamp_min(1e-8)).max(), r"not by \|x\| alone"),
+        (lambda x, y: ((x - y).abs() / (x.abs() + y.abs())).max(), "floor the denominator"),
+        (lambda x, y: None, "returned None"),
+        (lambda x, y: (x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-8), "must return one number"),
+    ],
+    ids=["absolute", "mean", "signed", "abs-of-sum", "x-only", "no-floor", "none", "tensor"],
+)
+def test_relative_error_rejects_wrong_answers(wrong, hint):
+    fails_with(checks.check_relative_error, wrong, hint)
