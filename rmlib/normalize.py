@@ -1,0 +1,104 @@
+"""Reward normalisation and reward centring: the two standard fixes for a reward's scale and offset.
+
+* **Gain/bias normalisation** (OpenAI's lm-human-preferences): after training, fit a gain g and a
+  bias b so that g·r + b has mean 0 and std 1 on rewards of reference-policy samples, "so the KL
+  coefficient always has the same meaning". Bradley-Terry is blind to the offset and the training
+  run decides the scale; normalisation pins both down.
+* **Reward centring** (Eisenstein et al. 2023; TRL's ``center_rewards_coefficient``): during
+  training, add c·mean((r_c + r_r)²) to the Bradley-Terry loss, which pulls the rewards of each pair
+  towards a zero mean without touching their difference.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def _check_rewards(rewards: torch.Tensor, name: str) -> torch.Tensor:
+    if not torch.is_tensor(rewards):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(rewards).__name__}")
+    if not rewards.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {rewards.dtype}")
+    if not torch.isfinite(rewards).all():
+        raise ValueError(f"{name} contains non-finite values (nan or inf)")
+    return rewards
+
+
+def _check_real(value: float, name: str, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    if positive and value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class RewardNormalizer:
+    """The affine map r ↦ gain·r + bias. Call it on rewards of any shape."""
+
+    gain: float
+    bias: float
+
+    @classmethod
+    def fit(cls, reference_rewards: torch.Tensor, target_mean: float = 0.0, target_std: float = 1.0,
+            rel_tol: float = 1e-6) -> "RewardNormalizer":
+        """Gain and bias that give ``reference_rewards`` mean ``target_mean`` and std ``target_std``.
+
+        gain = target_std / std(ref), bias = target_mean − gain·mean(ref), with the population std
+        (``correction=0``) so that the normalised reference set has exactly the target std. A
+        reference set whose spread is below ``rel_tol`` of its scale has no std to divide by: it
+        raises ``ValueError`` instead of returning an infinite gain.
+        """
+        ref = _check_rewards(reference_rewards, "reference_rewards").detach().double().flatten()
+        target_mean = _check_real(target_mean, "target_mean")
+        target_std = _check_real(target_std, "target_std", positive=True)
+        if ref.numel() < 2:
+            raise ValueError(f"need at least 2 reference rewards to measure a spread, got {ref.numel()}")
+        mean = ref.mean().item()
+        std = ref.std(correction=0).item()
+        if std <= rel_tol * max(1.0, abs(mean)):
+            raise ValueError(
+                f"reference rewards have (near) zero variance (std {std:.3g} around mean {mean:.3g}): "
+                "the gain target_std/std is undefined; use a reference set whose rewards differ"
+            )
+        gain = target_std / std
+        return cls(gain=gain, bias=target_mean - gain * mean)
+
+    def __call__(self, rewards: torch.Tensor) -> torch.Tensor:
+        _check_rewards(rewards, "rewards")
+        return self.gain * rewards + self.bias
+
+
+def normalize_rewards(rewards: torch.Tensor, reference_rewards: torch.Tensor) -> torch.Tensor:
+    """``rewards`` mapped by the gain and bias fitted on ``reference_rewards`` (target mean 0, std 1)."""
+    return RewardNormalizer.fit(reference_rewards)(rewards)
+
+
+def centering_penalty(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
+    """mean((r_c + r_r)²): zero exactly when every pair's two rewards sum to zero."""
+    _check_rewards(r_chosen, "r_chosen")
+    _check_rewards(r_rejected, "r_rejected")
+    if r_chosen.shape != r_rejected.shape:
+        raise ValueError(f"shape mismatch: r_chosen {tuple(r_chosen.shape)} vs r_rejected {tuple(r_rejected.shape)}")
+    return (r_chosen + r_rejected).pow(2).mean()
+
+
+def centred_bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, coefficient: float = 0.01) -> torch.Tensor:
+    """Bradley-Terry loss −log σ(r_c − r_r), averaged, plus ``coefficient``·mean((r_c + r_r)²).
+
+    TRL's ``RewardTrainer`` with ``center_rewards_coefficient`` (0.01 is the recommended value);
+    ``coefficient=0`` is plain Bradley-Terry.
+    """
+    coefficient = _check_real(coefficient, "coefficient")
+    if coefficient < 0:
+        raise ValueError(f"coefficient must be non-negative, got {coefficient}")
+    penalty = centering_penalty(r_chosen, r_rejected)
+    return -F.logsigmoid(r_chosen - r_rejected).mean() + coefficient * penalty
+
+
+__all__ = ["RewardNormalizer", "centering_penalty", "centred_bt_loss", "normalize_rewards"]

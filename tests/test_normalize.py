@@ -1,0 +1,139 @@
+"""Tests of rmlib.normalize: OpenAI-style gain/bias normalisation and TRL-style reward centring."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import rmlib
+from rmlib.normalize import RewardNormalizer, centering_penalty, centred_bt_loss, normalize_rewards
+
+
+def _rewards(n: int = 1000, scale: float = 7.0, shift: float = -3.0, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, generator=rmlib.make_generator(seed), dtype=torch.float64) * scale + shift
+
+
+def test_fit_gives_reference_mean_zero_std_one():
+    ref = _rewards()
+    out = RewardNormalizer.fit(ref)(ref)
+    assert out.mean().item() == pytest.approx(0.0, abs=1e-12)
+    assert out.std(correction=0).item() == pytest.approx(1.0, rel=1e-12)
+
+
+def test_fit_matches_closed_form_and_targets():
+    ref = _rewards()
+    norm = RewardNormalizer.fit(ref, target_mean=2.0, target_std=0.5)
+    mean, std = ref.mean().item(), ref.std(correction=0).item()
+    assert norm.gain == pytest.approx(0.5 / std, rel=1e-12)
+    assert norm.bias == pytest.approx(2.0 - 0.5 / std * mean, rel=1e-12)
+    out = norm(ref)
+    assert out.mean().item() == pytest.approx(2.0, rel=1e-12)
+    assert out.std(correction=0).item() == pytest.approx(0.5, rel=1e-12)
+
+
+def test_normalisation_is_affine_and_order_preserving():
+    ref, other = _rewards(seed=1), _rewards(n=50, seed=2)
+    out = normalize_rewards(other, ref)
+    norm = RewardNormalizer.fit(ref)
+    assert torch.allclose(out, norm.gain * other + norm.bias)
+    assert torch.equal(torch.argsort(out), torch.argsort(other))  # gain > 0: rankings unchanged
+    assert norm.gain > 0
+
+
+def test_undoes_any_scale_and_shift():
+    """Two reward models that differ by a positive affine map normalise to the same rewards."""
+    base = _rewards(seed=3)
+    a = normalize_rewards(base, base)
+    b = normalize_rewards(40.0 * base + 17.0, 40.0 * base + 17.0)
+    assert torch.allclose(a, b, atol=1e-9)
+
+
+def test_works_on_any_shape_and_float32():
+    ref = _rewards(seed=4).float().reshape(10, 100)
+    out = normalize_rewards(ref, ref)
+    assert out.shape == (10, 100) and out.dtype == torch.float32
+    assert out.std(correction=0).item() == pytest.approx(1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("ref", [torch.full((10,), 3.0), torch.full((10,), 1e6), torch.zeros(5)])
+def test_zero_variance_reference_is_a_clear_error(ref):
+    with pytest.raises(ValueError, match="zero variance"):
+        RewardNormalizer.fit(ref)
+
+
+def test_near_zero_variance_from_rounding_is_rejected():
+    ref = torch.full((10,), 0.1, dtype=torch.float64) + torch.tensor([0.0, 1e-17] * 5, dtype=torch.float64)
+    with pytest.raises(ValueError, match="zero variance"):
+        RewardNormalizer.fit(ref)
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    ([1.0, 2.0], TypeError, "torch.Tensor"),
+    (torch.tensor([1, 2, 3]), TypeError, "floating-point"),
+    (torch.tensor([1.0, float("nan"), 2.0]), ValueError, "non-finite"),
+    (torch.tensor([1.0, float("inf")]), ValueError, "non-finite"),
+    (torch.tensor([1.0]), ValueError, "at least 2"),
+])
+def test_fit_rejects_bad_reference(bad, error, match):
+    with pytest.raises(error, match=match):
+        RewardNormalizer.fit(bad)
+
+
+@pytest.mark.parametrize("kwargs", [{"target_std": 0.0}, {"target_std": -1.0}, {"target_std": math.inf},
+                                    {"target_mean": math.nan}, {"target_mean": "0"}])
+def test_fit_rejects_bad_targets(kwargs):
+    with pytest.raises(ValueError):
+        RewardNormalizer.fit(_rewards(), **kwargs)
+
+
+def test_call_rejects_non_finite_rewards():
+    norm = RewardNormalizer.fit(_rewards())
+    with pytest.raises(ValueError, match="non-finite"):
+        norm(torch.tensor([0.0, float("nan")]))
+
+
+# --- reward centring ------------------------------------------------------------------------------
+
+def test_centering_penalty_value_and_zero_case():
+    rc = torch.tensor([1.0, 2.0, -0.5])
+    rr = torch.tensor([0.0, -2.0, -0.5])
+    assert centering_penalty(rc, rr).item() == pytest.approx((1 + 0 + 1) / 3)
+    assert centering_penalty(rc, -rc).item() == 0.0
+
+
+def test_centred_loss_is_bt_plus_penalty_and_shift_sensitive():
+    gen = rmlib.make_generator(5)
+    rc, rr = torch.randn(64, generator=gen), torch.randn(64, generator=gen)
+    bt = -F.logsigmoid(rc - rr).mean()
+    assert torch.allclose(centred_bt_loss(rc, rr, coefficient=0.0), bt)
+    assert torch.allclose(centred_bt_loss(rc, rr, 0.01), bt + 0.01 * ((rc + rr) ** 2).mean())
+    # Plain BT is blind to a shared shift; the centred loss is not, and grows with it.
+    assert torch.allclose(centred_bt_loss(rc + 5, rr + 5, 0.0), bt)
+    assert centred_bt_loss(rc + 5, rr + 5, 0.01) > centred_bt_loss(rc, rr, 0.01) + 0.9  # 0.01·(10+…)² ≥ ~1
+
+
+def test_centring_gradient_pulls_shared_offset_to_zero():
+    """On a shared offset b the penalty has gradient 4c·mean(r_c + r_r + 2b): it points back to zero."""
+    gen = rmlib.make_generator(6)
+    rc, rr = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+    b = torch.tensor(3.0, requires_grad=True)
+    centred_bt_loss(rc + b, rr + b, 0.01).backward()
+    expected = 0.01 * 2 * ((rc + rr + 6.0) * 2).mean()  # d/db mean((rc+rr+2b)²) = mean(2(rc+rr+2b)·2)
+    assert b.grad.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert b.grad.item() > 0
+
+
+@pytest.mark.parametrize("coefficient", [-0.1, math.nan, None])
+def test_centred_loss_rejects_bad_coefficient(coefficient):
+    with pytest.raises(ValueError, match="coefficient"):
+        centred_bt_loss(torch.zeros(3), torch.zeros(3), coefficient)
+
+
+def test_centring_rejects_shape_mismatch_and_bad_types():
+    with pytest.raises(ValueError, match="shape mismatch"):
+        centering_penalty(torch.zeros(3), torch.zeros(4))
+    with pytest.raises(TypeError, match="floating-point"):
+        centering_penalty(torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long))
