@@ -136,7 +136,8 @@ def plot_variance_result(result: VarianceResult, fig: Figure | None = None) -> F
     ax = fig.subplots()
     r = result.rewards.flatten().numpy()
     spread = max(3.0 * math.sqrt(max(result.predicted, result.textbook)), 1e-3)
-    ax.hist(r, bins=60, range=(-spread, spread), density=True, color="tab:blue", alpha=0.55, label="measured")
+    ax.hist(r, bins=60, range=(-spread, spread), density=True, histtype="stepfilled", color="tab:blue", alpha=0.55,
+            label="measured")
     x = np.linspace(-spread, spread, 400)
     for var, style, name in ((result.predicted, "-", "σ_w²(dσ_h²+‖m‖²)"), (result.textbook, "--", "textbook dσ_w²σ_h²")):
         if var > 0:
@@ -144,8 +145,10 @@ def plot_variance_result(result: VarianceResult, fig: Figure | None = None) -> F
     ax.set_xlabel("initial reward r = w·h")
     ax.set_ylabel("density")
     ax.set_title(
-        f"d={result.d}, σ_w={result.sigma_w:.3g}, σ_h={result.sigma_h:g}, ‖m‖={result.offset_norm:g}: "
-        f"Var(r) = {result.measured:.3g} ± {result.stderr:.2g}"
+        f"{result.initialiser}, d={result.d}, σ_w={result.sigma_w:.3g}, σ_h={result.sigma_h:g}, ‖m‖={result.offset_norm:g}\n"
+        f"measured Var(r) = {result.measured:.3g} ± {result.stderr:.2g};  predicted {result.predicted:.3g};  "
+        f"textbook {result.textbook:.3g}",
+        fontsize="medium",
     )
     ax.legend(loc="upper right", fontsize="small")
     return fig

@@ -1,0 +1,63 @@
+"""Time every notebook of the course (notebooks/, solutions/, exercises/), one fresh kernel each.
+
+Usage::
+
+    python benchmarks/notebook_times.py                 # all three folders
+    python benchmarks/notebook_times.py notebooks/02*   # some notebooks
+    python benchmarks/notebook_times.py --budget 120    # exit 1 if the total exceeds 120 s
+
+Notebooks run one after another, as the test suite's nbval does, so each time includes starting
+the kernel and importing torch (about 2 s on a 2-core CPU). Cells tagged ``raises-exception`` (the
+exercise stubs) may raise; any other error fails the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = ("notebooks", "solutions", "exercises")
+TIMEOUT = 600  # seconds per cell: only catches a hang
+
+
+def course_notebooks() -> list[Path]:
+    return [p for folder in FOLDERS for p in sorted((ROOT / folder).glob("*.ipynb"))]
+
+
+def run_notebook(path: Path) -> float:
+    """Execute ``path`` top to bottom in its own folder; return the wall time in seconds."""
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="*", type=Path, help="notebooks to time (default: every course notebook)")
+    parser.add_argument("--budget", type=float, help="fail (exit 1) when the total exceeds this many seconds")
+    args = parser.parse_args(argv)
+    paths = [p.resolve() for p in args.paths] or course_notebooks()
+    if not paths:
+        print("no notebooks found", file=sys.stderr)
+        return 2
+    total = 0.0
+    for path in paths:
+        seconds = run_notebook(path)
+        total += seconds
+        print(f"{seconds:7.1f} s  {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}", flush=True)
+    print(f"{total:7.1f} s  total ({len(paths)} notebooks)")
+    if args.budget is not None and total > args.budget:
+        print(f"over budget: {total:.1f} s > {args.budget:.0f} s", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
