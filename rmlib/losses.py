@@ -1,0 +1,78 @@
+"""The Bradley-Terry loss and the metrics a reward-model trainer logs (accuracy, margin).
+
+Bradley-Terry: P(chosen ≻ rejected) = σ(r_c − r_r), so the negative log-likelihood of one pair is
+−log σ(Δ) = softplus(−Δ) with Δ = r_c − r_r. Only Δ enters: adding the same number to both rewards
+changes nothing, multiplying them does.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+
+def _check_pair(chosen: torch.Tensor, rejected: torch.Tensor) -> None:
+    for name, t in (("chosen", chosen), ("rejected", rejected)):
+        if not torch.is_tensor(t):
+            raise TypeError(f"{name} rewards must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} rewards must be a floating-point tensor, got dtype {t.dtype}")
+    if chosen.shape != rejected.shape:
+        raise ValueError(
+            f"chosen and rejected rewards must have the same shape, got {tuple(chosen.shape)} "
+            f"and {tuple(rejected.shape)}"
+        )
+    if chosen.numel() == 0:
+        raise ValueError("chosen and rejected rewards are empty")
+
+
+def bradley_terry_loss(
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    margin: float | torch.Tensor = 0.0,
+    reduction: Literal["mean", "none"] = "mean",
+) -> torch.Tensor:
+    """Bradley-Terry loss −log σ(r_c − r_r − margin), averaged over pairs (``reduction="none"``: per pair).
+
+    Computed as softplus(−(Δ − margin)), which is finite for any finite Δ: the naive
+    ``-log(sigmoid(Δ))`` underflows to log(0) = −inf for Δ ≲ −104 in float32. ``margin`` is TRL's
+    optional per-pair margin (a float, or a tensor broadcastable to the rewards).
+
+    Non-finite rewards are not an error here: they give a non-finite loss, which is how a training
+    loop notices divergence.
+    """
+    _check_pair(chosen, rejected)
+    if torch.is_tensor(margin):
+        if not margin.is_floating_point():
+            raise TypeError(f"margin must be a floating-point tensor, got dtype {margin.dtype}")
+    elif isinstance(margin, bool) or not isinstance(margin, numbers.Real):
+        raise TypeError(f"margin must be a real number or a tensor, got {type(margin).__name__}")
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    per_pair = F.softplus(-(chosen - rejected - margin))
+    return per_pair.mean() if reduction == "mean" else per_pair
+
+
+def preference_accuracy(chosen: torch.Tensor, rejected: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Fraction of pairs with r_c > r_r; a tie counts as half a correct pair.
+
+    Half is what a coin flip between tied answers would score, so a model that gives every answer
+    the same reward (a zero head) has accuracy exactly 0.5, matching its loss log 2. ``dim`` averages
+    over one dimension only (e.g. pairs, keeping a leading dimension of runs).
+    """
+    _check_pair(chosen, rejected)
+    correct = (chosen > rejected).to(chosen.dtype) + 0.5 * (chosen == rejected).to(chosen.dtype)
+    return correct.mean() if dim is None else correct.mean(dim)
+
+
+def reward_margin(chosen: torch.Tensor, rejected: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Mean reward margin r_c − r_r over pairs (or over ``dim``), as open-instruct and TRL log it."""
+    _check_pair(chosen, rejected)
+    diff = chosen - rejected
+    return diff.mean() if dim is None else diff.mean(dim)
+
+
+__all__ = ["bradley_terry_loss", "preference_accuracy", "reward_margin"]
