@@ -94,6 +94,21 @@ def variance_with_stderr(samples: torch.Tensor) -> tuple[float, float]:
     return var, math.sqrt(max(m4 - var**2, 0.0) / n)
 
 
+def excess_kurtosis(samples: torch.Tensor) -> float:
+    """Sample excess kurtosis μ₄/σ⁴ − 3: 0 for a normal law, −1.2 for a uniform one.
+
+    Its standard error for n normal draws is sqrt(24/n), which is how a test tells the two apart.
+    """
+    x = samples.double().flatten()
+    if x.numel() < 2:
+        raise ValueError("need at least 2 samples")
+    c = x - x.mean()
+    var = c.pow(2).mean().item()
+    if var == 0:
+        raise ValueError("kurtosis is undefined for constant samples")
+    return c.pow(4).mean().item() / var**2 - 3.0
+
+
 def reward_difference_std(d: int, std: float, sigma_h: float = 1.0) -> float:
     """Typical std of Δ = w·(h_c − h_r) for independent isotropic h: σ_w σ_h sqrt(2d)."""
     return std * sigma_h * math.sqrt(2 * d)

@@ -10,13 +10,9 @@ from torch import nn
 from rmlib import INITIALISERS, TinyRewardModel, get_initialiser, init_score_head, layer_init, score_head_std
 from rmlib.init import fan_in
 from rmlib.seeding import make_generator
+from rmlib.theory import excess_kurtosis
 
 N = 200_000  # weights drawn in the statistical tests
-
-
-def excess_kurtosis(x: torch.Tensor) -> float:
-    c = x.double().flatten() - x.double().mean()
-    return (c.pow(4).mean() / c.pow(2).mean() ** 2).item() - 3.0
 
 
 def test_layer_init_draws_normal_with_requested_std():

@@ -161,3 +161,15 @@ def test_initialiser_table_subset_and_unknown_names():
     assert [r.name for r in rows] == ["large"]
     with pytest.raises(KeyError, match="unknown initialiser"):
         theory.initialiser_table([16], names=["kaiming"])
+
+
+def test_excess_kurtosis_tells_normal_from_uniform():
+    n = 200_000
+    g = make_generator(13)
+    # standard error sqrt(24/n) = 0.011 for normal draws; 5 of those
+    assert abs(theory.excess_kurtosis(torch.randn(n, generator=g))) < 5 * math.sqrt(24 / n)
+    assert theory.excess_kurtosis(torch.rand(n, generator=g)) == pytest.approx(-1.2, abs=0.02)
+    with pytest.raises(ValueError, match="constant"):
+        theory.excess_kurtosis(torch.ones(10))
+    with pytest.raises(ValueError, match="at least 2"):
+        theory.excess_kurtosis(torch.ones(1))
