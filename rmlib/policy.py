@@ -1,0 +1,161 @@
+"""What a reward does downstream: the KL-regularised optimal policy and a policy-gradient toy.
+
+Each prompt has K candidate responses. A policy is a categorical distribution over them, held as
+log-probabilities in the last dimension; every function is batched over any leading dimensions
+(configurations, prompts). The RLHF objective for a reward r and a reference policy π_ref is
+
+    J(π) = E_{y~π}[r(y)] − β KL(π ‖ π_ref),
+
+maximised by π*(y) ∝ π_ref(y) exp(r(y)/β): the reward enters only through r/β, so scaling the
+reward by s is the same as dividing β by s — reward scale is an inverse temperature.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import torch
+
+
+def _check_logprobs(log_p: torch.Tensor, name: str) -> torch.Tensor:
+    if not torch.is_tensor(log_p) or not log_p.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor of log-probabilities")
+    if log_p.dim() == 0 or log_p.shape[-1] < 2:
+        raise ValueError(f"{name} needs a last dimension of at least 2 responses, got shape {tuple(log_p.shape)}")
+    if torch.isnan(log_p).any() or torch.isposinf(log_p).any():
+        raise ValueError(f"{name} contains nan or +inf")
+    total = torch.logsumexp(log_p, -1)
+    if not torch.allclose(total, torch.zeros_like(total), atol=1e-4):
+        raise ValueError(f"{name} must be normalised log-probabilities (logsumexp over the last dim = 0)")
+    return log_p
+
+
+def _check_rewards(rewards: torch.Tensor) -> torch.Tensor:
+    if not torch.is_tensor(rewards) or not rewards.is_floating_point():
+        raise TypeError("rewards must be a floating-point tensor")
+    if not torch.isfinite(rewards).all():
+        raise ValueError("rewards contain non-finite values")
+    return rewards
+
+
+def _check_positive(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+    return float(value)
+
+
+def optimal_policy(log_pi_ref: torch.Tensor, rewards: torch.Tensor, beta: float) -> torch.Tensor:
+    """log π* = log_softmax(log π_ref + r/β): the maximiser of E_π[r] − β KL(π‖π_ref).
+
+    ``rewards`` broadcasts against ``log_pi_ref`` (last dim = responses).
+    """
+    _check_logprobs(log_pi_ref, "log_pi_ref")
+    _check_rewards(rewards)
+    beta = _check_positive(beta, "beta")
+    return torch.log_softmax(log_pi_ref + rewards / beta, dim=-1)
+
+
+def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(p ‖ q) = Σ_y p(y) (log p(y) − log q(y)) over the last dim; terms with p(y) = 0 count 0."""
+    _check_logprobs(log_p, "log_p")
+    _check_logprobs(log_q, "log_q")
+    p = log_p.exp()
+    # where p = 0 the term is 0 even if q = 0 too (avoid 0·(−inf − −inf) = nan)
+    return torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(-1)
+
+
+def entropy(log_p: torch.Tensor) -> torch.Tensor:
+    """H(p) = −Σ_y p(y) log p(y) over the last dim, in nats (log K for a uniform policy)."""
+    _check_logprobs(log_p, "log_p")
+    p = log_p.exp()
+    return -torch.where(p > 0, p * log_p, torch.zeros_like(p)).sum(-1)
+
+
+def kl_regularised_objective(log_pi: torch.Tensor, log_pi_ref: torch.Tensor, rewards: torch.Tensor,
+                             beta: float) -> torch.Tensor:
+    """J(π) = E_π[r] − β KL(π‖π_ref), per prompt."""
+    _check_rewards(rewards)
+    beta = _check_positive(beta, "beta")
+    return (log_pi.exp() * rewards).sum(-1) - beta * kl_divergence(log_pi, log_pi_ref)
+
+
+def scale_sweep(log_pi_ref: torch.Tensor, rewards: torch.Tensor, beta: float,
+                scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """KL(π*‖π_ref) and entropy of π* for rewards multiplied by each of ``scales``.
+
+    Returns two tensors of shape (len(scales), *broadcast shape without the response dim).
+    """
+    scales = torch.as_tensor(scales, dtype=rewards.dtype if torch.is_tensor(rewards) else None)
+    if scales.dim() != 1 or not (scales >= 0).all() or not torch.isfinite(scales).all():
+        raise ValueError("scales must be a 1-D tensor of finite non-negative numbers")
+    extra = (1,) * max(rewards.dim(), log_pi_ref.dim())
+    log_opt = optimal_policy(log_pi_ref, scales.reshape(-1, *extra) * rewards, beta)
+    return kl_divergence(log_opt, log_pi_ref.expand_as(log_opt)), entropy(log_opt)
+
+
+@dataclass(frozen=True)
+class PolicyGradientRun:
+    """Log-probabilities of the policy before every step and after the last: (steps + 1, ..., K)."""
+
+    log_probs: torch.Tensor
+
+    @property
+    def final(self) -> torch.Tensor:
+        return self.log_probs[-1]
+
+
+def policy_gradient(
+    log_pi_ref: torch.Tensor,
+    rewards: torch.Tensor,
+    beta: float,
+    lr: float,
+    steps: int,
+    n_samples: int,
+    generator: torch.Generator | None = None,
+) -> PolicyGradientRun:
+    """REINFORCE on softmax logits θ (initialised at log π_ref), all prompts and configurations at once.
+
+    Each step samples ``n_samples`` responses per prompt from π_θ and ascends
+
+        ĝ = (1/M) Σ_m (e_{y_m} − π_θ) · A(y_m),   A(y) = r(y) − β (log π_θ(y) − log π_ref(y)),
+
+    an unbiased estimate of ∇_θ J (∇_θ log π_θ(y) = e_y − π_θ for softmax logits). There is no
+    baseline, as in PPO at the start when the value head is zero: an offset shared by all rewards
+    leaves E[ĝ] unchanged but adds variance. ``rewards`` and ``log_pi_ref`` broadcast to the
+    shape (..., K) of the policy.
+    """
+    _check_logprobs(log_pi_ref, "log_pi_ref")
+    _check_rewards(rewards)
+    beta = _check_positive(beta, "beta")
+    lr = _check_positive(lr, "lr")
+    for name, value in (("steps", steps), ("n_samples", n_samples)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    shape = torch.broadcast_shapes(log_pi_ref.shape, rewards.shape)
+    ref = log_pi_ref.expand(shape).reshape(-1, shape[-1])
+    r = rewards.expand(shape).reshape(-1, shape[-1])
+    theta = ref.clone()
+    history = torch.empty(steps + 1, *ref.shape, dtype=ref.dtype)
+    for t in range(steps):
+        log_pi = torch.log_softmax(theta, -1)
+        history[t] = log_pi
+        y = torch.multinomial(log_pi.exp(), n_samples, replacement=True, generator=generator)  # (B, M)
+        advantage = r.gather(1, y) - beta * (log_pi.gather(1, y) - ref.gather(1, y))
+        counts = torch.zeros_like(theta).scatter_add_(1, y, advantage)  # Σ_m e_{y_m} A_m
+        grad = (counts - log_pi.exp() * advantage.sum(1, keepdim=True)) / n_samples
+        theta = theta + lr * grad
+    history[steps] = torch.log_softmax(theta, -1)
+    return PolicyGradientRun(history.reshape(steps + 1, *shape))
+
+
+__all__ = [
+    "PolicyGradientRun",
+    "entropy",
+    "kl_divergence",
+    "kl_regularised_objective",
+    "optimal_policy",
+    "policy_gradient",
+    "scale_sweep",
+]
