@@ -137,3 +137,103 @@ def test_centring_rejects_shape_mismatch_and_bad_types():
         centering_penalty(torch.zeros(3), torch.zeros(4))
     with pytest.raises(TypeError, match="floating-point"):
         centering_penalty(torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long))
+
+
+# --- the worksheet checker: accepts the reference answer, rejects typical wrong ones with a hint -------
+
+from rmlib import checks  # noqa: E402
+
+
+def _right(ref):
+    ref = ref.detach().double().flatten()
+    if ref.numel() < 2 or not torch.isfinite(ref).all():
+        raise ValueError("bad reference")
+    mean, std = ref.mean(), ref.std(correction=0)
+    if std <= 1e-6 * max(1.0, abs(mean.item())):
+        raise ValueError("zero variance")
+    return (1 / std).item(), (-mean / std).item()
+
+
+def _via_library(ref):
+    norm = RewardNormalizer.fit(ref)
+    return norm.gain, norm.bias
+
+
+@pytest.mark.parametrize("answer", [_right, _via_library], ids=["by hand", "RewardNormalizer.fit"])
+def test_checker_accepts_right_answers(answer, capsys):
+    assert checks.check_reward_gain_bias(answer) is True
+    assert "✓ reward_gain_bias" in capsys.readouterr().out
+
+
+def test_checker_stub_is_not_implemented(capsys):
+    def stub(ref):
+        raise NotImplementedError
+
+    assert checks.check_reward_gain_bias(stub) is False
+    assert "not implemented yet" in capsys.readouterr().out
+
+
+def _wrong(kind):
+    def answer(ref):
+        r = ref.double().flatten()
+        mean, std = r.mean(), r.std(correction=0)
+        if kind == "no guard":
+            return (1 / std).item(), (-mean / std).item()
+        if kind == "exact zero guard":  # in the input's own dtype, as naive code does
+            native = ref.flatten()
+            if native.std(correction=0) == 0 or not torch.isfinite(native).all():
+                raise ValueError("zero")
+            return (1 / native.std(correction=0)).item(), (-native.mean() / native.std(correction=0)).item()
+        if kind == "zero division":
+            if std.item() < 1e-6:
+                return 1 / 0
+            return (1 / std).item(), (-mean / std).item()
+        if kind == "nan passes":
+            if std <= 1e-6 * max(1.0, abs(mean.item())):
+                raise ValueError("zero")
+            return (1 / std).item(), (-mean / std).item()
+        _right(ref)  # the remaining wrong answers get the guards right
+        return {
+            "multiply": lambda: (std.item(), (-mean * std).item()),
+            "variance": lambda: ((1 / std**2).item(), (-mean / std**2).item()),
+            "sample std": lambda: ((1 / r.std()).item(), (-mean / r.std()).item()),
+            "bias unscaled": lambda: ((1 / std).item(), (-mean).item()),
+            "bias sign": lambda: ((1 / std).item(), (mean / std).item()),
+            "swapped": lambda: ((-mean / std).item(), (1 / std).item()),
+            "returns rewards": lambda: (r - mean) / std,
+            "per column": lambda: (1 / ref.std(0, correction=0), -ref.mean(0) / ref.std(0, correction=0)),
+            "in place": lambda: (ref.sub_(mean), (1 / std).item(), 0.0)[1:],
+            "threshold too big": lambda: (_ for _ in ()).throw(ValueError("zero")) if std < 0.01 else
+            ((1 / std).item(), (-mean / std).item()),
+        }[kind]()
+
+    return answer
+
+
+@pytest.mark.parametrize("kind, hint", [
+    ("multiply", "multiplied by the std"),
+    ("variance", "divided by the variance"),
+    ("sample std", "correction=0"),
+    ("bias unscaled", r"bias must be −gain·mean"),
+    ("bias sign", "wrong sign of the bias"),
+    ("swapped", r"returned \(bias, gain\)"),
+    ("returns rewards", "not the normalised rewards"),
+    ("per column", "one gain and one bias"),
+    ("in place", "in place"),
+    ("threshold too big", "threshold is too large"),
+    ("no guard", "instead of raising ValueError"),
+    ("exact zero guard", "tolerance relative"),
+    ("zero division", "raised ZeroDivisionError"),
+    ("nan passes", "isfinite"),
+])
+def test_checker_rejects_wrong_answers_with_hint(kind, hint):
+    with pytest.raises(AssertionError, match=hint):
+        checks.check_reward_gain_bias(_wrong(kind))
+
+
+def test_checker_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    checks.check_reward_gain_bias(_right)
+    assert torch.equal(torch.rand(3), expected)
