@@ -172,9 +172,28 @@ class SweepResult:
     curves: dict[str, torch.Tensor]
     true_reward_std: float
     seconds: float = field(default=float("nan"))
+    final_head: torch.Tensor | None = field(default=None, repr=False)  # (runs, d) trained head weights
+    final_backbone: dict[str, torch.Tensor] | None = field(default=None, repr=False)  # stacked MLP weights
 
     def __len__(self) -> int:
         return len(self.configs)
+
+    def rewards(self, x: torch.Tensor) -> torch.Tensor:
+        """Rewards of every trained reward model on inputs ``x`` (n, input_dim): shape (runs, n).
+
+        Uses each run's final backbone and head plus its ``reward_offset``; NaN for diverged runs.
+        Lets a lesson use the trained reward models downstream (e.g. to score candidate responses).
+        """
+        if self.final_head is None or self.final_backbone is None:
+            raise ValueError("this SweepResult holds no trained weights")
+        if not torch.is_tensor(x) or x.dim() != 2 or x.shape[1] != self.final_backbone["W1"].shape[2]:
+            raise ValueError(f"x must have shape (n, {self.final_backbone['W1'].shape[2]}), "
+                             f"got {tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
+        offset = torch.tensor([float(c.reward_offset) for c in self.configs])
+        with torch.no_grad():
+            h = _mlp(self.final_backbone, x.expand(len(self.configs), -1, -1))
+            r = _rewards(h, self.final_head, offset)
+        return torch.where(self.metrics["diverged"].unsqueeze(1), float("nan"), r)
 
     def mask(self, **where: object) -> torch.Tensor:
         """Bool mask of the runs whose config fields match, e.g. ``mask(optimizer="sgd", lr=0.1)``.
@@ -475,7 +494,8 @@ def _assemble(
         metrics[k] = torch.where(diverged, float("nan"), v)
     metrics["diverged"] = diverged
     metrics["diverge_step"] = diverge_step
-    return SweepResult(tuple(configs), metrics, curves, data.true_reward_std, seconds)
+    return SweepResult(tuple(configs), metrics, curves, data.true_reward_std, seconds,
+                       final_head=final_w.clone(), final_backbone={k: v.clone() for k, v in final_backbone.items()})
 
 
 def run_sweep(

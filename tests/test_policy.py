@@ -126,3 +126,22 @@ def test_policy_gradient_converges_for_well_scaled_and_collapses_for_inflated():
     # Reproducible: same generator seed, same run.
     again = policy_gradient(ref, rewards, beta=0.5, lr=1.0, steps=150, n_samples=4, generator=rmlib.make_generator(3))
     assert torch.equal(again.log_probs, run.log_probs)
+
+
+# --- the trained reward models that lesson 06 feeds into the policy --------------------------------
+
+def test_sweep_result_rewards_match_engine_metrics():
+    from rmlib.data import make_preference_data
+    from rmlib.engine import SweepConfig, run_sweep
+
+    data = make_preference_data(n_train=256, n_test=256, seed=0)
+    configs = [SweepConfig(init="score_head", train_backbone=False), SweepConfig(init="large", train_backbone=True),
+               SweepConfig(init="zero", train_backbone=False, reward_offset=5.0)]
+    result = run_sweep(data, configs, steps=20, batch_size=32, progress=False)
+    x = torch.cat([data.test.x_chosen, data.test.x_rejected])
+    r = result.rewards(x)
+    assert r.shape == (3, 512)
+    assert torch.allclose(r.std(1), result.metrics["reward_std"], rtol=1e-5)
+    assert (r[2].mean() - 5.0).abs() < 1.0  # the offset is in the rewards
+    with pytest.raises(ValueError, match="shape"):
+        result.rewards(x[:, :3])
