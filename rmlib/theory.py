@@ -173,21 +173,23 @@ def crossed_mean_with_stderr(values: torch.Tensor) -> tuple[float, float]:
     Var(mean) = σ_a²/R + σ_b²/C + σ_e²/(RC); the estimate var(row means)/R + var(column means)/C
     has expectation σ_a²/R + σ_b²/C + 2σ_e²/(RC): slightly conservative, never optimistic.
     """
-    if not torch.is_tensor(values) or values.dim() != 2:
-        raise ValueError("values must be a 2-D tensor (heads × inputs)")
+    if not isinstance(values, (torch.Tensor, np.ndarray)) or values.ndim != 2:
+        raise ValueError("values must be a 2-D tensor or array (heads × inputs)")
     rows, cols = values.shape
     if rows < 2 or cols < 2:
         raise ValueError(f"need at least 2 heads and 2 inputs, got shape {tuple(values.shape)}")
-    x = values.double()
-    var_mean = x.mean(1).var().item() / rows + x.mean(0).var().item() / cols
-    return x.mean().item(), math.sqrt(var_mean)
+    # NumPy reductions are single-threaded: many small torch reductions stall on a busy 2-core machine.
+    x = (values.detach().cpu().numpy() if torch.is_tensor(values) else values).astype(np.float64)
+    var_mean = x.mean(1).var(ddof=1) / rows + x.mean(0).var(ddof=1) / cols
+    return float(x.mean()), math.sqrt(var_mean)
 
 
 @dataclass(frozen=True)
 class InitialiserRow:
     """Measured (with standard error) and predicted initial statistics of one initialiser at one width.
 
-    Features are h ~ N(0, σ_h² I); the predictions are σ (weight std), σ sqrt(d) (‖w‖),
+    Features are h ~ N(0, σ_h² I); ``weight_std`` is the rms weight (the mean is 0 by construction) and
+    ``w_norm`` the rms of ‖w‖ over heads. The predictions are σ (weight std), σ sqrt(d) (‖w‖),
     σ σ_h sqrt(d) (reward std) and E[−log σ(Δ)] with Δ ~ N(0, 2dσ²σ_h²) (initial Bradley-Terry loss).
     """
 
@@ -236,14 +238,14 @@ def initialiser_table(
         for init in inits:
             w = init.sample(n_heads, d, generator)
             std = init.std(d)
-            weight_var, weight_var_se = variance_with_stderr(w)
-            r = w @ h.T
+            r = (w @ h.T).numpy().astype(np.float64)  # the statistics below run in NumPy (see above)
             delta = r[:, :n_pairs] - r[:, n_pairs:]
-            reward_std, reward_std_se = _std_from_second_moment(*crossed_mean_with_stderr(r.pow(2)))
-            norm_sq = w.double().pow(2).sum(1)
-            w_norm, w_norm_se = _std_from_second_moment(norm_sq.mean().item(), norm_sq.std().item() / math.sqrt(n_heads))
-            bt_loss, bt_loss_se = crossed_mean_with_stderr(torch.nn.functional.softplus(-delta))
-            weight_std, weight_std_se = _std_from_second_moment(weight_var, weight_var_se)
+            reward_std, reward_std_se = _std_from_second_moment(*crossed_mean_with_stderr(r**2))
+            norm_sq = np.square(w.numpy(), dtype=np.float64).sum(1)  # i.i.d. over heads
+            w_norm, w_norm_se = _std_from_second_moment(norm_sq.mean(), norm_sq.std(ddof=1) / math.sqrt(n_heads))
+            bt_loss, bt_loss_se = crossed_mean_with_stderr(np.logaddexp(0.0, -delta))  # softplus(−Δ)
+            # Weights have mean 0 by construction, so their std is the rms weight, |w|_rms / sqrt(d).
+            weight_std, weight_std_se = w_norm / math.sqrt(d), w_norm_se / math.sqrt(d)
             rows.append(
                 InitialiserRow(
                     name=init.name, d=d, std=std,
