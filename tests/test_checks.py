@@ -32,6 +32,8 @@ CHECKERS = [
     checks.check_bradley_terry_loss,
     checks.check_bt_gradient,
     checks.check_relative_error,
+    checks.check_loglog_slope,
+    checks.check_adam_first_step,
 ]
 
 
@@ -424,3 +426,95 @@ def test_relative_error_accepts_the_reference_and_a_float_answer():
 )
 def test_relative_error_rejects_wrong_answers(wrong, hint):
     fails_with(checks.check_relative_error, wrong, hint)
+
+
+# ------------------------------------------------------------------------------------------ loglog slope
+
+
+def slope_reference(x, y):
+    keep = (x > 0) & (y > 0)
+    lx, ly = x[keep].log(), y[keep].log()
+    lx = lx - lx.mean()
+    return ((lx * (ly - ly.mean())).sum() / lx.pow(2).sum()).item()
+
+
+def test_loglog_slope_accepts_the_reference_and_numpy_polyfit():
+    import numpy as np
+
+    assert checks.check_loglog_slope(slope_reference)
+
+    def with_polyfit(x, y):
+        keep = (x > 0) & (y > 0)
+        return float(np.polyfit(np.log10(x[keep].numpy()), np.log10(y[keep].numpy()), 1)[0])
+
+    assert checks.check_loglog_slope(with_polyfit)
+
+
+def _fit(a, b):
+    a0 = a - a.mean()
+    slope = ((a0 * (b - b.mean())).sum() / a0.pow(2).sum()).item()
+    return slope, (b.mean() - slope * a.mean()).item()
+
+
+def _kept(x, y):
+    keep = (x > 0) & (y > 0)
+    return x[keep], y[keep]
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda x, y: _fit(x.log(), y.log())[0], "drop the pairs where x or y is 0"),
+        (lambda x, y: _fit(*_kept(x, y))[0], "take logs of both first"),
+        (lambda x, y: _fit(_kept(x, y)[1].log(), _kept(x, y)[0].log())[0], "regressed log x on log y: regress"),
+        (lambda x, y: 1 / _fit(_kept(x, y)[1].log(), _kept(x, y)[0].log())[0], "and inverted it"),
+        (lambda x, y: _fit(*(t.log() for t in _kept(x, y)))[1], "that is the intercept"),
+        (lambda x, y: _fit(_kept(x, y)[0], _kept(x, y)[1].log())[0], "semi-log"),
+        (lambda x, y: ((_kept(x, y)[1][-1] / _kept(x, y)[1][0]).log() / (_kept(x, y)[0][-1] / _kept(x, y)[0][0]).log()).item(),
+         "two end points"),
+        (lambda x, y: (_kept(x, y)[1].log() / _kept(x, y)[0].log()).mean().item(), "not a slope"),
+        (lambda x, y: None, "returned None"),
+        (lambda x, y: torch.tensor(_fit(*(t.log() for t in _kept(x, y)))), "must return one number"),
+    ],
+    ids=["zeros-kept", "linear", "swapped", "swapped-inverted", "intercept", "semi-log", "end-points", "mean-ratio",
+         "none", "polyfit-pair"],
+)
+def test_loglog_slope_rejects_wrong_answers(wrong, hint):
+    fails_with(checks.check_loglog_slope, wrong, hint)
+
+
+# -------------------------------------------------------------------------------------- Adam's first step
+
+
+def adam_reference(grad, lr):
+    return -lr * grad / (grad.abs() + 1e-8)
+
+
+def test_adam_first_step_accepts_the_reference_and_the_textbook_form():
+    assert checks.check_adam_first_step(adam_reference)
+
+    def textbook(grad, lr, b1=0.9, b2=0.999, eps=1e-8):
+        m, v = (1 - b1) * grad, (1 - b2) * grad**2
+        m_hat, v_hat = m / (1 - b1), v / (1 - b2)
+        return -lr * m_hat / (v_hat.sqrt() + eps)
+
+    assert checks.check_adam_first_step(textbook)
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda g, lr: -adam_reference(g, lr), "wrong sign"),
+        (lambda g, lr: -lr * g, "SGD's step"),
+        (lambda g, lr: -lr * (0.1 * g) / ((0.001 * g**2).sqrt() + 1e-8), "no bias correction"),
+        (lambda g, lr: -lr * g / (g**2 + 1e-8).sqrt(), "eps goes outside the square root"),
+        (lambda g, lr: -g / (g.abs() + 1e-8), "learning rate is missing"),
+        (lambda g, lr: -lr * torch.sign(g), "not exactly −lr·sign"),
+        (lambda g, lr: -lr * g / g.abs(), "0/0"),
+        (lambda g, lr: None, "returned None"),
+        (lambda g, lr: adam_reference(g, lr).flatten(), "gradient's shape"),
+    ],
+    ids=["sign", "sgd", "no-bias-correction", "eps-inside", "no-lr", "sign-only", "no-eps", "none", "shape"],
+)
+def test_adam_first_step_rejects_wrong_answers(wrong, hint):
+    fails_with(checks.check_adam_first_step, wrong, hint)

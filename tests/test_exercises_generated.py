@@ -143,6 +143,10 @@ def test_rendering_is_deterministic():
 # ----------------------------------------------------------------------------------- the worksheets
 
 
+def test_there_are_at_least_four_worksheets():
+    assert len(SOLUTIONS) >= 4, [p.name for p in SOLUTIONS]
+
+
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
 def test_each_worksheet_follows_the_conventions(path):
     nb = nbformat.read(path, as_version=4)
