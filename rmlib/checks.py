@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import torch
 import torch.nn.functional as F
@@ -67,7 +67,7 @@ def _call(fn: Callable, *args: Any, called_as: str, hint: str = "") -> Any:
         ) from None
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     raise AssertionError(message)
 
 
@@ -199,7 +199,6 @@ def check_score_head_std(fn: Callable[[int], float]) -> str:
             _fail(hint)
     d, g, w = next((d, g, w) for d, g, w in zip(widths, got, want) if not _close(g, w, 1e-6))
     _fail(f"score_head_std({d}) = {g:.6g}, expected 1/sqrt({d}+1) = {w:.6g}")
-    raise AssertionError  # unreachable: _fail raised
 
 
 # ------------------------------------------------------------------- worksheet 02: variance by Monte Carlo
@@ -231,7 +230,6 @@ def check_predicted_variance(fn: Callable[[int, float, float], float]) -> str:
             _fail(hint)
     (d, s, h), g, w = next((p, g, w) for p, g, w in zip(_VARIANCE_GRID, got, want) if not _close(g, w, 1e-6))
     _fail(f"predict_reward_variance({d}, {s:.4g}, {h}) = {g:.6g}, expected d σ_w² σ_h² = {w:.6g}")
-    raise AssertionError  # unreachable
 
 
 def mc_variance_stderr(d: int, std: float, sigma_h: float, n: int) -> float:
@@ -556,7 +554,6 @@ def check_loglog_slope(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> str
         if _close(value, cand, 1e-6):
             _fail(f"loglog_slope gave {value:.4g}, expected {slope:.4g}: {hint}")
     _fail(f"loglog_slope gave {value:.6g}, expected the least-squares slope of log y on log x, {slope:.6g}")
-    raise AssertionError  # unreachable
 
 
 @_checker("adam_first_step")
@@ -599,7 +596,6 @@ def check_adam_first_step(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> 
         if (out - cand).abs().max().item() <= 1e-12:
             _fail(f"adam_first_step differs from torch.optim.Adam by up to {err:.3g}: {hint}")
     _fail(f"adam_first_step differs from torch.optim.Adam's first step by up to {err:.3g}")
-    raise AssertionError  # unreachable
 
 
 # ------------------------------------------------------------- worksheet 06: reward normalisation
