@@ -36,8 +36,9 @@ Curves (per step, on the minibatch, before the update): ``loss`` and ``reward_st
 diverged.
 
 Divergence: a run diverges at step t when its minibatch loss is non-finite or exceeds
-``blowup`` × max(initial loss, log 2), or when its update would make a parameter non-finite. It is
-then frozen (no further updates) while the other runs continue.
+``blowup`` × max(initial loss, log 2) (``diverge_step = steps`` if only the last update overflowed).
+It is then frozen (no further updates, removed from the batched computation) while the other runs
+continue.
 """
 
 from __future__ import annotations
@@ -139,8 +140,9 @@ def head_weight(config: SweepConfig, d: int) -> torch.Tensor:
     Seeded by ``make_generator(2 * seed)`` (the minibatch order uses ``2 * seed + 1``), so a run's
     head does not depend on anything else in the sweep.
     """
-    # skip_init: no draw from torch's global generator for a weight we overwrite anyway.
-    layer = nn.utils.skip_init(nn.Linear, d, 1, bias=False)
+    # A bare module holding a (1, d) weight: nn.Linear's own init would draw from the global generator.
+    layer = nn.Module()
+    layer.weight = nn.Parameter(torch.empty(1, d))
     gen = make_generator(2 * config.seed)
     if isinstance(config.init, str):
         get_initialiser(config.init).apply(layer, generator=gen)
@@ -293,13 +295,17 @@ def _initial_loss_and_grad(data: PreferenceData, w0: torch.Tensor) -> tuple[torc
 
 
 def _linear_cka(h0: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """Linear CKA (Kornblith et al. 2019) of features h0 (N, d) with each run's h (R, N, d)."""
-    a = (h0 - h0.mean(0)).double()
-    b = (h - h.mean(1, keepdim=True)).double()
-    cross = torch.einsum("nd,rne->rde", a, b).pow(2).sum((1, 2))
+    """Linear CKA (Kornblith et al. 2019) of features h0 (N, d) with each run's h (R, N, d).
+
+    CKA = ‖AᵀB‖²_F / (‖AᵀA‖_F ‖BᵀB‖_F) for column-centred A, B: 1 for features equal up to a rotation
+    and scale, lower as they drift apart.
+    """
+    a = h0 - h0.mean(0)
+    b = h - h.mean(1, keepdim=True)
+    cross = (a.T @ b).pow(2).sum((1, 2))
     self_a = (a.T @ a).pow(2).sum().sqrt()
-    self_b = torch.einsum("rnd,rne->rde", b, b).pow(2).sum((1, 2)).sqrt()
-    return (cross / (self_a * self_b)).float()
+    self_b = (b.transpose(1, 2) @ b).pow(2).sum((1, 2)).sqrt()
+    return cross / (self_a * self_b)
 
 
 def _evaluate(
@@ -393,78 +399,95 @@ def _train_group(
     configs: Sequence[SweepConfig],
     w0: torch.Tensor,
     initial_loss: torch.Tensor,
-    train_backbone: bool,
     steps: int,
     batch_size: int,
     blowup: float,
     bar: tqdm,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
-    """Train R runs that all share ``train_backbone``. Returns final params, curves, diverge_step."""
+    """Train R runs that share ``train_backbone`` and ``optimizer``.
+
+    Returns final parameters (``"w"`` and, if the backbone trains, ``W1``…``b2``), curves and
+    diverge_step. A run that diverges is dropped from the stack, so it is frozen and costs nothing.
+    """
     runs = len(configs)
+    train_backbone, adam = configs[0].train_backbone, configs[0].optimizer == "adam"
     tr = data.train
+    n = len(tr)
     lr = torch.tensor([c.lr for c in configs], dtype=torch.float64)
-    is_adam = torch.tensor([c.optimizer == "adam" for c in configs])
     offset = torch.tensor([float(c.reward_offset) for c in configs])
-    seeds = sorted({c.seed for c in configs})
-    batches = {s: minibatch_indices(s, steps, batch_size, len(tr)) for s in seeds}
+    batches = {s: minibatch_indices(s, steps, batch_size, n) for s in sorted({c.seed for c in configs})}
     idx = torch.stack([batches[c.seed] for c in configs])  # (R, steps, B)
+    threshold = blowup * initial_loss.clamp(min=math.log(2))
 
     params = {"w": w0.clone()}
     if train_backbone:
         params.update(_stack_backbone(data, runs))
-        x_all = torch.cat([tr.x_chosen, tr.x_rejected])
+        source = torch.cat([tr.x_chosen, tr.x_rejected])
     else:
         # A frozen backbone's features never change: compute them once, look them up per batch.
-        h_all = _pretrained_features(data, torch.cat([tr.x_chosen, tr.x_rejected]))
-    n = len(tr)
-    exp_avg = {k: torch.zeros_like(v) for k, v in params.items()}
-    exp_avg_sq = {k: torch.zeros_like(v) for k, v in params.items()}
-    threshold = blowup * initial_loss.clamp(min=math.log(2))
-    alive = torch.ones(runs, dtype=torch.bool)
+        source = _pretrained_features(data, torch.cat([tr.x_chosen, tr.x_rejected]))
+    final = {k: v.clone() for k, v in params.items()}
+    exp_avg = {k: torch.zeros_like(v) for k, v in params.items()} if adam else {}
+    exp_avg_sq = {k: torch.zeros_like(v) for k, v in params.items()} if adam else {}
+    active = torch.arange(runs)  # original positions of the runs still in the stack
     diverge_step = torch.full((runs,), -1, dtype=torch.long)
     loss_curve = torch.full((runs, steps), float("nan"))
     std_curve = torch.full((runs, steps), float("nan"))
     beta1, beta2 = ADAM_BETAS
 
-    def bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    def per_run(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return v.view(-1, *([1] * (like.dim() - 1)))
 
     for t in range(steps):
+        bar.update(1)
+        if not len(active):
+            continue
         b = idx[:, t]
         pair_idx = torch.cat([b, b + n], 1)  # chosen rows, then their rejected partners
         for v in params.values():
             v.requires_grad_(True)
-        h = _mlp(params, x_all[pair_idx]) if train_backbone else h_all[pair_idx]
+        h = _mlp(params, source[pair_idx]) if train_backbone else source[pair_idx]
         r = _rewards(h, params["w"], offset)
         loss = bradley_terry_loss(r[:, :batch_size], r[:, batch_size:], reduction="none").mean(1)
         grads = torch.autograd.grad(loss.sum(), list(params.values()))
         with torch.no_grad():
+            params = {k: v.detach() for k, v in params.items()}
             loss = loss.detach()
-            loss_curve[:, t] = torch.where(alive, loss, float("nan"))
-            std_curve[:, t] = torch.where(alive, r.detach().std(1), float("nan"))
-            bad = alive & (~torch.isfinite(loss) | (loss > threshold))
-            diverge_step[bad] = t
-            alive &= ~bad
-            # Adam and SGD updates exactly as torch.optim computes them (single-tensor path).
-            step = t + 1
-            step_size = (lr / (1 - beta1**step)).float()
-            bc2_sqrt = (1 - beta2**step) ** 0.5
-            new = {}
-            for (k, p), g in zip(params.items(), grads):
-                exp_avg[k].lerp_(g, 1 - beta1)
-                exp_avg_sq[k].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                denom = (exp_avg_sq[k].sqrt() / bc2_sqrt).add_(ADAM_EPS)
-                adam = p + bcast(-step_size, p) * (exp_avg[k] / denom)
-                sgd = p + bcast(-lr.float(), p) * g
-                new[k] = torch.where(bcast(is_adam, p), adam, sgd)
-            finite = torch.stack([torch.isfinite(v).flatten(1).all(1) for v in new.values()]).all(0)
-            bad = alive & ~finite
-            diverge_step[bad] = t
-            alive &= finite
-            params = {k: torch.where(bcast(alive, v), v, params[k].detach()) for k, v in new.items()}
-        bar.update(1)
-    backbone = {k: params[k].detach() for k in _BACKBONE} if train_backbone else None
-    return {"w": params["w"].detach(), "backbone": backbone}, {"loss": loss_curve, "reward_std": std_curve}, diverge_step
+            loss_curve[active, t] = loss
+            std_curve[active, t] = r.detach().std(1)
+            bad = ~torch.isfinite(loss) | (loss > threshold)
+            if bad.any():
+                # Keep the last parameters of diverged runs and drop them from the stack.
+                gone, keep = active[bad], ~bad
+                diverge_step[gone] = t
+                for k, v in params.items():
+                    final[k][gone] = v[bad]
+                active, idx, lr, offset, threshold = active[keep], idx[keep], lr[keep], offset[keep], threshold[keep]
+                params = {k: v[keep] for k, v in params.items()}
+                grads = [g[keep] for g in grads]
+                exp_avg = {k: v[keep] for k, v in exp_avg.items()}
+                exp_avg_sq = {k: v[keep] for k, v in exp_avg_sq.items()}
+                if not len(active):
+                    continue
+            # Adam and SGD exactly as torch.optim computes them (single-tensor path), per run's lr.
+            if adam:
+                step = t + 1
+                step_size = (lr / (1 - beta1**step)).float()
+                bc2_sqrt = (1 - beta2**step) ** 0.5
+                for (k, p), g in zip(params.items(), grads):
+                    exp_avg[k].lerp_(g, 1 - beta1)
+                    exp_avg_sq[k].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                    denom = (exp_avg_sq[k].sqrt() / bc2_sqrt).add_(ADAM_EPS)
+                    p.add_(per_run(-step_size, p) * (exp_avg[k] / denom))
+            else:
+                for p, g in zip(params.values(), grads):
+                    p.add_(per_run(-lr.float(), p) * g)
+    for k, v in params.items():
+        final[k][active] = v.detach()
+    # An update in the last step can still overflow; later steps would have caught it via the loss.
+    finite = torch.stack([torch.isfinite(v).flatten(1).all(1) for v in final.values()]).all(0)
+    diverge_step[~finite & (diverge_step < 0)] = steps
+    return final, {"loss": loss_curve, "reward_std": std_curve}, diverge_step
 
 
 def _assemble(
@@ -516,18 +539,18 @@ def run_sweep(
     final_backbone = {k: v.repeat(runs, *([1] * (v.dim() - 1))) for k, v in _stack_backbone(data, 1).items()}
     curves = {k: torch.empty(runs, steps) for k in ("loss", "reward_std")}
     diverge_step = torch.empty(runs, dtype=torch.long)
-    groups = [m for m in (~joint, joint) if m.any()]
-    with tqdm(total=steps * len(groups), desc=f"sweep of {runs} runs", disable=not progress) as bar:
-        for mask in groups:
-            ix = mask.nonzero().squeeze(1)
+    kinds = sorted({(c.train_backbone, c.optimizer) for c in configs})
+    with tqdm(total=steps * len(kinds), desc=f"sweep of {runs} runs", disable=not progress) as bar:
+        for kind in kinds:
+            ix = torch.tensor([i for i, c in enumerate(configs) if (c.train_backbone, c.optimizer) == kind])
             params, group_curves, group_div = _train_group(
                 data, [configs[i] for i in ix], start["w0"][ix], start["initial_loss"][ix],
-                bool(joint[ix[0]]), steps, batch_size, blowup, bar,
+                steps, batch_size, blowup, bar,
             )
             final_w[ix] = params["w"]
-            if params["backbone"] is not None:
-                for k, v in params["backbone"].items():
-                    final_backbone[k][ix] = v
+            for k in _BACKBONE:
+                if k in params:
+                    final_backbone[k][ix] = params[k]
             for k, v in group_curves.items():
                 curves[k][ix] = v
             diverge_step[ix] = group_div
@@ -575,9 +598,8 @@ def run_sweep_loop(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            if not all(torch.isfinite(p).all() for p in trained):
-                diverge_step[i] = t  # its evaluation metrics are NaN, so the bad values need no undo
-                break
+        if diverge_step[i] < 0 and not all(torch.isfinite(p).all() for p in trained):
+            diverge_step[i] = steps  # the last update overflowed (earlier ones show in the loss)
         final_w[i] = model.score.weight.detach().reshape(d)
         bb = model.backbone
         for k, v in zip(_BACKBONE, (bb.fc1.weight, bb.fc1.bias, bb.fc2.weight, bb.fc2.bias)):
