@@ -518,3 +518,14 @@ def test_adam_first_step_accepts_the_reference_and_the_textbook_form():
 )
 def test_adam_first_step_rejects_wrong_answers(wrong, hint):
     fails_with(checks.check_adam_first_step, wrong, hint)
+
+
+def test_mc_variance_stderr_matches_the_spread_of_repeated_estimates():
+    d, std, sigma_h, n, reps = 4, 0.7, 1.3, 2000, 400
+    g = torch.Generator().manual_seed(11)
+    w = torch.randn(reps, n, d, generator=g, dtype=torch.float64) * std
+    h = torch.randn(reps, n, d, generator=g, dtype=torch.float64) * sigma_h
+    estimates = (w * h).sum(-1).var(dim=1)
+    # The std of 400 estimates is itself known to ~1/sqrt(2·399) ≈ 3.5% (a bit more for heavy tails): 15% is > 4 errors.
+    assert abs(estimates.std().item() / checks.mc_variance_stderr(d, std, sigma_h, n) - 1) < 0.15
+    assert abs(estimates.mean().item() - d * std**2 * sigma_h**2) < 5 * checks.mc_variance_stderr(d, std, sigma_h, n) / math.sqrt(reps)
