@@ -691,6 +691,45 @@ def check_reward_gain_bias(fn: Callable[[torch.Tensor], tuple[float, float]]) ->
             "constant, rounding-constant, nan and single-reward references raise ValueError")
 
 
+@_checker("normalise_on_reference")
+def check_normalise_on_reference(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> str:
+    """Check ``fn(rewards, samples)``: one gain/bias fitted on ``rewards.gather(1, samples)``, applied to all of ``rewards``."""
+    g = make_generator(7)
+    prompts, k, m = 16, 6, 12
+    rewards = torch.randn(prompts, k, generator=g, dtype=torch.float64) * 4.0 + torch.linspace(-5, 5, prompts,
+                                                                                             dtype=torch.float64)[:, None]
+    # Reference samples favour the first responses, so their statistics differ from those of all responses.
+    samples = torch.multinomial(torch.linspace(3.0, 0.5, k).expand(prompts, k), m, replacement=True, generator=g)
+    before = rewards.clone()
+    call = f"normalise_on_reference(rewards of shape ({prompts}, {k}), samples of shape ({prompts}, {m}))"
+    out = _call(fn, rewards, samples, called_as=call)
+    if not torch.equal(rewards, before):
+        _fail("normalise_on_reference changed `rewards` in place: return a new tensor")
+    if not torch.is_tensor(out):
+        _fail(f"return the normalised reward table as a tensor, got {type(out).__name__}")
+    if out.shape != rewards.shape:
+        hint = (" — that is the reference samples only; normalise every response" if out.shape == samples.shape
+                else "")
+        _fail(f"returned shape {tuple(out.shape)}, expected the full table {tuple(rewards.shape)}{hint}")
+    ref = rewards.gather(1, samples)
+    gain = 1 / ref.std(correction=0)
+    want = gain * rewards - gain * ref.mean()
+    if torch.allclose(out.double(), want, atol=1e-6):
+        return "one gain and bias fitted on the reference samples, applied to every response"
+    got_ref = out.double().gather(1, samples)
+    if torch.allclose(out.double(), (rewards - rewards.mean()) / rewards.std(correction=0), atol=1e-6):
+        _fail("you fitted on all responses: fit the gain and bias on the reference samples rewards.gather(1, samples) "
+              "(what the reference policy actually produces), then apply them to every response")
+    row_mean, row_std = ref.mean(1, keepdim=True), ref.std(1, keepdim=True, correction=0)
+    if torch.allclose(out.double(), (rewards - row_mean) / row_std, atol=1e-6):
+        _fail("you normalised each prompt separately: one gain and one bias for the whole reference set, so that "
+              "rewards stay comparable across prompts")
+    if torch.allclose(out.double(), (rewards - ref.mean()) / ref.std(), atol=1e-6):
+        _fail("the std divides by n − 1 (torch's default): use correction=0, as in Task 1")
+    _fail(f"on the reference samples your output has mean {got_ref.mean():.4g} and std {got_ref.std(correction=0):.4g}"
+          "; it must have mean 0 and std 1, by one gain and one bias applied to the whole table")
+
+
 __all__ = [
     "check_adam_first_step",
     "check_bradley_terry_loss",
@@ -699,6 +738,7 @@ __all__ = [
     "check_layer_init",
     "check_loglog_slope",
     "check_mc_variance",
+    "check_normalise_on_reference",
     "check_predicted_variance",
     "check_relative_error",
     "check_reward_gain_bias",

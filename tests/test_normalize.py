@@ -237,3 +237,42 @@ def test_checker_leaves_global_rng_alone():
     torch.manual_seed(123)
     checks.check_reward_gain_bias(_right)
     assert torch.equal(torch.rand(3), expected)
+
+
+def _normalise_right(rewards, samples):
+    return normalize_rewards(rewards, rewards.gather(1, samples))
+
+
+def _normalise_wrong(kind):
+    def answer(rewards, samples):
+        ref = rewards.gather(1, samples)
+        return {
+            "all responses": lambda: (rewards - rewards.mean()) / rewards.std(correction=0),
+            "per prompt": lambda: (rewards - ref.mean(1, keepdim=True)) / ref.std(1, keepdim=True, correction=0),
+            "sample std": lambda: (rewards - ref.mean()) / ref.std(),
+            "only samples": lambda: (ref - ref.mean()) / ref.std(correction=0),
+            "in place": lambda: rewards.sub_(ref.mean()).div_(ref.std(correction=0)),
+            "unscaled": lambda: rewards - ref.mean(),
+            "not a tensor": lambda: ((rewards - ref.mean()) / ref.std(correction=0)).tolist(),
+        }[kind]()
+
+    return answer
+
+
+def test_normalise_checker_accepts_right_answer(capsys):
+    assert checks.check_normalise_on_reference(_normalise_right) is True
+    assert "✓ normalise_on_reference" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind, hint", [
+    ("all responses", "fitted on all responses"),
+    ("per prompt", "each prompt separately"),
+    ("sample std", "correction=0"),
+    ("only samples", "normalise every response"),
+    ("in place", "in place"),
+    ("unscaled", "mean 0 and std 1"),
+    ("not a tensor", "as a tensor"),
+])
+def test_normalise_checker_rejects_wrong_answers(kind, hint):
+    with pytest.raises(AssertionError, match=hint):
+        checks.check_normalise_on_reference(_normalise_wrong(kind))
