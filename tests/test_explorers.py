@@ -3,6 +3,7 @@
 import base64
 import math
 
+import numpy as np
 import pytest
 
 from rmlib import explorers
@@ -98,3 +99,78 @@ def test_same_controls_give_the_same_numbers():
 def test_variance_explorer_rejects_bad_input(kwargs, error, message):
     with pytest.raises(error, match=message):
         explorers.variance_explorer_result(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training explorer (engine runs: d = 64 synthetic preferences, 200 steps, seed 0; about 0.5 s each)
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def training():
+    return explorers.training_explorer()
+
+
+def test_training_explorer_default_is_the_reference_run(training):
+    r = training.result
+    assert (r.config.init, r.config.optimizer, r.config.lr) == ("score_head", "adam", 1e-3)
+    assert np.array_equal(r.loss, r.reference_loss), "same config and seed must give the same curve"
+    assert r.head_std == pytest.approx(1 / math.sqrt(65))
+    assert r.metrics["train_loss"] < math.log(2) < r.metrics["initial_loss"], r.metrics
+    assert r.diverge_step == -1 and len(r.loss) == 200
+
+
+def test_zero_head_starts_at_chance(training):
+    training.controls["init"].value = 0.0
+    r = training.result
+    assert r.head_std == 0 and r.metrics["initial_loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert r.loss[0] == pytest.approx(math.log(2), abs=1e-6)
+
+
+def test_large_head_under_adam_keeps_a_large_reward_scale(training):
+    png = training.png
+    training.controls["optimizer"].value = "adam"
+    training.controls["lr"].value = 1e-3
+    training.controls["init"].value = 10.0
+    r = training.result
+    assert training.png != png, "the figure must follow the controls"
+    assert r.diverge_step == -1
+    # COURSE_NOTES §3: Adam's scale-free steps leave a std-10 head's rewards far above the true scale
+    # (14.8 vs 2 over 5 seeds); the reference run ends near the true scale.
+    assert r.metrics["reward_std"] > 3 * r.true_reward_std, r.metrics
+    assert r.reference_reward_std[-20:].mean() < 1.5 * r.true_reward_std
+    assert r.metrics["initial_loss"] > 10 * r.reference_loss[0]
+
+
+def test_large_head_under_sgd_diverges(training):
+    training.controls["init"].value = 10.0
+    training.controls["optimizer"].value = "sgd"
+    training.controls["lr"].value = 0.1
+    r = training.result
+    assert r.config.optimizer == "sgd" and r.config.lr == 0.1
+    assert 0 <= r.diverge_step < 20, "COURSE_NOTES §3: NaN by step 10 in every seed"
+    assert math.isnan(r.metrics["test_acc"]) and f"at step {r.diverge_step}<" in training.readout.value
+    training.controls["init"].value = "score_head"
+    assert training.result.diverge_step == -1, "the same SGD step size is fine with 1/sqrt(d+1)"
+
+
+def test_training_runs_are_cached(training):
+    training.controls["init"].value = 1.0
+    first = training.result
+    training.controls["init"].value = 3.0
+    training.controls["init"].value = 1.0
+    assert training.result is first
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"optimizer": "rmsprop"}, ValueError, "unknown optimizer"),
+        ({"lr": -1.0}, ValueError, "lr must be finite and positive"),
+        ({"init": "kaiming"}, KeyError, "unknown initialiser"),
+        ({"init": -1.0}, ValueError, "init std must be finite"),
+    ],
+)
+def test_training_explorer_rejects_bad_input(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        explorers.training_explorer_result(**kwargs)
