@@ -5,6 +5,7 @@ Usage::
     python benchmarks/notebook_times.py                 # all three folders
     python benchmarks/notebook_times.py notebooks/02*   # some notebooks
     python benchmarks/notebook_times.py --budget 120    # exit 1 if the total exceeds 120 s
+    python benchmarks/notebook_times.py --threads 1     # kernels with OMP_NUM_THREADS=1 (torch intra-op)
 
 Notebooks run one after another, as the test suite's nbval does, so each time includes starting
 the kernel and importing torch (about 2 s on a 2-core CPU). Cells tagged ``raises-exception`` (the
@@ -14,6 +15,7 @@ exercise stubs) may raise; any other error fails the run.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path, help="notebooks to time (default: every course notebook)")
     parser.add_argument("--budget", type=float, help="fail (exit 1) when the total exceeds this many seconds")
+    parser.add_argument("--threads", type=int, help="set OMP_NUM_THREADS for the kernels (torch's intra-op threads)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # kernels inherit this process's environment
     paths = [p.resolve() for p in args.paths] or course_notebooks()
     if not paths:
         print("no notebooks found", file=sys.stderr)
