@@ -134,6 +134,7 @@ def setup_source(config: CourseConfig, extras: list[str]) -> str:
     runs = [f"    subprocess.run([*pip, \"--no-deps\", {json.dumps(config.pip_target())}], check=True)"]
     requirements = [req for extra in extras for req in config.extras[extra]]
     if requirements:
+        runs.append(f"    # this notebook also needs the optional extra(s) {', '.join(extras)} of the course package")
         runs.append(f"    subprocess.run([*pip, {', '.join(json.dumps(r) for r in requirements)}], check=True)")
     return (
         "# Setup for Google Colab: install the course library `rmlib` from the repository. Colab already\n"
