@@ -180,6 +180,7 @@ def variance_table_html(result: VarianceResult) -> str:
 
 
 def figure_png(fig: Figure) -> bytes:
+    """The figure as PNG bytes (no pyplot: nothing is shown or left open)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=PNG_DPI)
     return buf.getvalue()
