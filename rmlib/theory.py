@@ -165,7 +165,7 @@ def sample_reward_differences(
     return torch.cat(out)
 
 
-def crossed_mean_with_stderr(values: torch.Tensor) -> tuple[float, float]:
+def crossed_mean_with_stderr(values: torch.Tensor | np.ndarray) -> tuple[float, float]:
     """Mean of a (heads × inputs) grid f(w_i, h_j) and its standard error.
 
     Heads are i.i.d. and inputs are i.i.d., but entries sharing a head (or an input) are correlated,

@@ -132,9 +132,10 @@ def test_crossed_stderr_is_calibrated_where_the_naive_one_is_not():
     assert naive / true_se < 0.87
     mean, _ = theory.crossed_mean_with_stderr(grids[0])
     assert mean == pytest.approx(grids[0].double().mean().item())
+    assert theory.crossed_mean_with_stderr(grids[0].numpy()) == pytest.approx(theory.crossed_mean_with_stderr(grids[0]))
 
 
-@pytest.mark.parametrize("bad", [torch.ones(5), torch.ones(1, 5), torch.ones(5, 1), torch.ones(2, 2, 2)])
+@pytest.mark.parametrize("bad", [torch.ones(5), torch.ones(1, 5), torch.ones(5, 1), torch.ones(2, 2, 2), [[1.0, 2.0], [3.0, 4.0]]])
 def test_crossed_stderr_rejects_bad_grids(bad):
     with pytest.raises(ValueError, match="2-D|at least 2"):
         theory.crossed_mean_with_stderr(bad)
