@@ -21,7 +21,8 @@ Public API
     float rounding; used by the tests and ``benchmarks/sweep_speed.py``.
 ``SweepResult``
     ``.configs`` (tuple of SweepConfig), ``.metrics`` {name: (runs,) tensor}, ``.curves``
-    {name: (runs, steps) tensor}, ``.mask(**where)``, ``.rows()``, ``.summary(metrics, by)``.
+    {name: (runs, steps) tensor}, ``.mask(**where)``, ``.mean_std(metric, **where)``, ``.rows()``,
+    ``.summary(metrics, by)``.
 
 Metrics (one value per run; evaluation metrics are NaN for a diverged run):
     ``head_std`` init std of the head; ``w0_norm`` ‖w₀‖; ``initial_loss`` full training-set loss at
@@ -211,6 +212,16 @@ class SweepResult:
             allowed = list(want) if isinstance(want, (list, tuple, set, frozenset)) else [want]
             keep &= torch.tensor([getattr(c, key) in allowed for c in self.configs], dtype=torch.bool)
         return keep
+
+    def mean_std(self, metric: str, **where: object) -> tuple[float, float]:
+        """Mean and std over the non-diverged runs selected by ``where`` (as :meth:`mask`).
+
+        NaN when no run (mean) or fewer than two runs (std) are left.
+        """
+        if metric not in self.metrics:
+            raise KeyError(f"unknown metric {metric!r}; choose from {sorted(self.metrics)}")
+        v = self.metrics[metric][self.mask(**where) & ~self.metrics["diverged"]].double()
+        return (v.mean().item() if len(v) else float("nan"), v.std().item() if len(v) > 1 else float("nan"))
 
     def rows(self) -> list[dict[str, object]]:
         """One dict per run: its config fields followed by its metrics (plain Python numbers)."""

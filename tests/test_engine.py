@@ -116,8 +116,13 @@ def test_result_helpers(data):
     assert len(rows) == 8 and rows[0]["init"] == "zero" and isinstance(rows[0]["test_loss"], float)
     summary = res.summary(["test_loss"], by=("init", "train_backbone"))
     assert len(summary) == 4 and all(r["n"] == 2 and r["diverged"] == 0 for r in summary)
+    m, sd = res.mean_std("test_loss", init="zero", train_backbone=True)
+    v = res.metrics["test_loss"][res.mask(init="zero", train_backbone=True)].double()
+    assert m == pytest.approx(v.mean().item()) and sd == pytest.approx(v.std().item())
     with pytest.raises(ValueError, match="unknown config field"):
         res.mask(colour="red")
+    with pytest.raises(KeyError, match="unknown metric"):
+        res.mean_std("nope")
     with pytest.raises(KeyError, match="unknown metric"):
         res.summary(["nope"])
 
