@@ -45,7 +45,6 @@ continue.
 from __future__ import annotations
 
 import copy
-import itertools
 import math
 import numbers
 import time
