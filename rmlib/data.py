@@ -1,6 +1,6 @@
 """Synthetic preference data with a known true reward, and the "pretrained" backbone that goes with it.
 
-The set-up (COURSE_NOTES §3): inputs x ~ N(0, I) in R^input_dim; a 2-layer MLP teacher h₀(x) in
+The set-up (COURSE_NOTES §3): inputs x ~ N(0, I) in R^input_dim; a 2-layer GELU MLP teacher h₀(x) in
 R^hidden_size plays the pretrained backbone; the true reward is r*(x) = u·h₀(x), scaled so that its
 std over inputs is ``true_reward_std``. Each pair (a, b) gets a label drawn from the Bradley-Terry
 model, P(a ≻ b) = σ(r*(a) − r*(b)), so the data contain the label noise real preferences have.
@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rmlib.seeding import make_generator
@@ -23,9 +25,10 @@ _SCALE_SAMPLES = 16_384  # inputs used to set the true reward's std; its relativ
 
 
 class MLPBackbone(nn.Module):
-    """h = fc2(tanh(fc1 x)), shape (..., hidden_size): the "pretrained" feature extractor.
+    """h = fc2(gelu(fc1 x)), shape (..., hidden_size): the "pretrained" feature extractor.
 
-    The output is a linear layer, unbounded like a transformer's last hidden state.
+    The output is a linear layer, unbounded like a transformer's hidden state. (With a bounded
+    output such as tanh, SGD with a huge head saturates instead of diverging.)
     """
 
     def __init__(self, input_dim: int, hidden_size: int) -> None:
@@ -38,7 +41,7 @@ class MLPBackbone(nn.Module):
         return self.fc2.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(torch.nn.functional.gelu(self.fc1(x)))
+        return self.fc2(F.gelu(self.fc1(x)))
 
 
 class RewardMLP(nn.Module):
@@ -102,7 +105,7 @@ def _check_positive_int(name: str, value: object) -> int:
 def _teacher(input_dim: int, hidden_size: int, gen: torch.Generator) -> MLPBackbone:
     backbone = MLPBackbone(input_dim, hidden_size)
     with torch.no_grad():
-        # fc1 weights N(0, 1/fan_in) keep tanh's inputs at unit scale (neither saturated nor linear);
+        # fc1 weights N(0, 1/fan_in) keep GELU's inputs at unit scale, where it is clearly nonlinear;
         # small biases give the features a modest shared mean, as real ones have.
         for layer in (backbone.fc1, backbone.fc2):
             layer.weight.normal_(0.0, 1.0 / math.sqrt(layer.in_features), generator=gen)
@@ -117,7 +120,7 @@ def _teacher(input_dim: int, hidden_size: int, gen: torch.Generator) -> MLPBackb
 
 
 def _split(
-    n: int, input_dim: int, true_reward, gen: torch.Generator
+    n: int, input_dim: int, true_reward: Callable[[torch.Tensor], torch.Tensor], gen: torch.Generator
 ) -> PreferenceSplit:
     a = torch.randn(n, input_dim, generator=gen)
     b = torch.randn(n, input_dim, generator=gen)

@@ -52,6 +52,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -272,8 +273,8 @@ def _stack_backbone(data: PreferenceData, runs: int) -> dict[str, torch.Tensor]:
 
 
 def _mlp(p: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Stacked MLPBackbone: x (R, N, in) → h (R, N, d), the same ops as nn.Linear + tanh per run."""
-    h = torch.nn.functional.gelu(torch.baddbmm(p["b1"].unsqueeze(1), x, p["W1"].transpose(1, 2)))
+    """Stacked MLPBackbone: x (R, N, in) → h (R, N, d), the same ops as MLPBackbone per run."""
+    h = F.gelu(torch.baddbmm(p["b1"].unsqueeze(1), x, p["W1"].transpose(1, 2)))
     return torch.baddbmm(p["b2"].unsqueeze(1), h, p["W2"].transpose(1, 2))
 
 
