@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/sweep_speed.py            # 84 configurations x 200 steps (COURSE_NOTES §4)
+    python benchmarks/sweep_speed.py            # 84 + 3 configurations x 200 steps (COURSE_NOTES §4)
     python benchmarks/sweep_speed.py --seeds 1  # a quicker, smaller sweep
 
 The loop is what one would write by hand: for each configuration an ``nn.Module`` (``RewardMLP``),
@@ -41,6 +41,9 @@ def main() -> int:
     # (even two loops) part ways, so "same results" can be checked run by run.
     configs = sweep_grid(list(INITIALISERS), ["adam", "sgd"], {"adam": [1e-3], "sgd": [0.05]},
                          (False, True), range(args.seeds))
+    # Plus one setting that diverges within a few steps (std-10 head, SGD 0.1, joint): both engines
+    # must flag the same runs at the same step.
+    configs += sweep_grid([10.0], ["sgd"], [0.1], (True,), range(args.seeds))
     # Warm-up (thread pools, allocator) so neither engine pays it in the timing.
     run_sweep(data, configs[:4], steps=5, progress=False)
     run_sweep_loop(data, configs[:4], steps=5, progress=False)
