@@ -22,7 +22,8 @@ Public API
 ``SweepResult``
     ``.configs`` (tuple of SweepConfig), ``.metrics`` {name: (runs,) tensor}, ``.curves``
     {name: (runs, steps) tensor}, ``.mask(**where)``, ``.mean_std(metric, **where)``, ``.rows()``,
-    ``.summary(metrics, by)``.
+    ``.summary(metrics, by)``; the trained weights ``.final_head`` (runs, d) and ``.final_backbone``
+    (stacked MLP weights), and ``.rewards(x)`` to score new inputs with every trained model.
 
 Metrics (one value per run; evaluation metrics are NaN for a diverged run):
     ``head_std`` init std of the head; ``w0_norm`` ‖w₀‖; ``initial_loss`` full training-set loss at
