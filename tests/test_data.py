@@ -71,5 +71,6 @@ def test_backbone_is_frozen_and_reward_mlp_wraps_it(data):
     ],
 )
 def test_bad_arguments(kwargs, err):
-    with pytest.raises(err):
+    name = next(iter(kwargs))
+    with pytest.raises(err, match=name):
         make_preference_data(**{"n_train": 16, "n_test": 16, **kwargs})
