@@ -1,5 +1,6 @@
 """The browsable course (tools/build_html.py): one lesson is built for real, the rest is unit-tested."""
 
+import base64
 import importlib.util
 import re
 import sys
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
+from rmlib import explorers
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("course_build_html", ROOT / "tools" / "build_html.py")
@@ -40,6 +43,9 @@ def test_build_executes_lesson_02_with_figures_and_static_explorer(tmp_path):
     page = (tmp_path / pages[0].html_name).read_text(encoding="utf-8")
     index = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert f'href="{pages[0].html_name}"' in index and pages[0].title.startswith("02 — ") and pages[0].title in index
-    figures = re.findall(r'<img src="data:image/png;base64,', page)
-    assert len(figures) >= 2, "the executed lesson must carry its figures, including the explorer's stand-in"
+    figures = re.findall(r'<img [^>]*src="data:image/png;base64,', page)
+    assert len(figures) >= 3, "the executed lesson must carry its figures"
+    # The explorer's stand-in is exactly the figure of its default state (seeded, so reproducible).
+    stand_in = base64.b64encode(explorers.variance_explorer().png).decode()
+    assert stand_in in page, "the variance explorer's static figure is missing from the page"
     assert "rm-readout" not in page and "widget-view+json" not in page, "no live widget on a static page"
