@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/sweep_speed.py            # 84 + 3 configurations x 200 steps (COURSE_NOTES §4)
     python benchmarks/sweep_speed.py --seeds 1  # a quicker, smaller sweep
+    python benchmarks/sweep_speed.py --threads 1  # both engines on one intra-op thread
 
 The loop is what one would write by hand: for each configuration an ``nn.Module`` (``RewardMLP``),
 ``torch.optim.Adam`` or ``SGD``, and the same minibatches (``rmlib.engine.run_sweep_loop``). Both
@@ -33,6 +34,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads for both engines (default: torch's default, "
+                             f"{torch.get_num_threads()} here; run_sweep itself defaults to 1)")
     args = parser.parse_args()
 
     data = make_preference_data(seed=0)
@@ -45,18 +49,20 @@ def main() -> int:
     # must flag the same runs at the same step.
     configs += sweep_grid([10.0], ["sgd"], [0.1], (True,), range(args.seeds))
     # Warm-up (thread pools, allocator) so neither engine pays it in the timing.
-    run_sweep(data, configs[:4], steps=5, progress=False)
-    run_sweep_loop(data, configs[:4], steps=5, progress=False)
+    threads = dict(num_threads=args.threads)  # the same setting for both engines
+    run_sweep(data, configs[:4], steps=5, progress=False, **threads)
+    run_sweep_loop(data, configs[:4], steps=5, progress=False, **threads)
 
     t0 = time.perf_counter()
-    fast = run_sweep(data, configs, steps=args.steps, progress=False)
+    fast = run_sweep(data, configs, steps=args.steps, progress=False, **threads)
     t_fast = time.perf_counter() - t0
     t0 = time.perf_counter()
-    slow = run_sweep_loop(data, configs, steps=args.steps, progress=False)
+    slow = run_sweep_loop(data, configs, steps=args.steps, progress=False, **threads)
     t_slow = time.perf_counter() - t0
 
+    n_threads = args.threads or torch.get_num_threads()
     print(f"{len(configs)} configurations x {args.steps} steps, batch 64, d = {data.hidden_size}, "
-          f"{torch.get_num_threads()} threads\n")
+          f"{n_threads} intra-op thread(s) for both engines\n")
     print(f"{'quantity':<18}{'max |batched - loop|':>22}{'tolerance':>26}{'ok':>5}")
     ok_all = True
     checks = [(f"curve {k}", fast.curves[k], slow.curves[k], RTOL, ATOL) for k in ("loss", "reward_std")]

@@ -12,11 +12,11 @@ Public API
     raise at construction.
 ``sweep_grid(inits, optimizers=("adam",), lrs=(1e-3,), train_backbone=(False, True), seeds=(0, 1, 2))``
     The Cartesian product as a list of configs; ``lrs`` may be a dict {optimizer: learning rates}.
-``run_sweep(data, configs, steps=200, batch_size=64, progress=True, blowup=10.0) -> SweepResult``
+``run_sweep(data, configs, steps=200, batch_size=64, progress=True, blowup=10.0, num_threads=1) -> SweepResult``
     Trains every configuration on ``data`` (a :class:`rmlib.data.PreferenceData`) in one batched
     computation: weights of all runs are stacked along a leading run dimension, forward/backward are
     batched matmuls, and Adam/SGD are applied to the stacked tensors exactly as torch.optim does.
-``run_sweep_loop(data, configs, steps=200, batch_size=64, progress=True, blowup=10.0) -> SweepResult``
+``run_sweep_loop(data, configs, ...same arguments...) -> SweepResult``
     The reference: one ``nn.Module`` + ``torch.optim`` loop per configuration. Same results within
     float rounding; used by the tests and ``benchmarks/sweep_speed.py``.
 ``SweepResult``
@@ -49,7 +49,8 @@ import copy
 import math
 import numbers
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -456,9 +457,11 @@ def _train_group(
             continue
         b = idx[:, t]
         pair_idx = torch.cat([b, b + n], 1)  # chosen rows, then their rejected partners
+        # index_select + view: the same gather as source[pair_idx], ~5x faster on CPU.
+        batch = source.index_select(0, pair_idx.flatten()).view(len(active), 2 * batch_size, -1)
         for v in params.values():
             v.requires_grad_(True)
-        h = _mlp(params, source[pair_idx]) if train_backbone else source[pair_idx]
+        h = _mlp(params, batch) if train_backbone else batch
         r = _rewards(h, params["w"], offset)
         loss = bradley_terry_loss(r[:, :batch_size], r[:, batch_size:], reduction="none").mean(1)
         grads = torch.autograd.grad(loss.sum(), list(params.values()))
@@ -533,6 +536,22 @@ def _assemble(
                        final_head=final_w.clone(), final_backbone={k: v.clone() for k, v in final_backbone.items()})
 
 
+@contextmanager
+def _intra_op_threads(num_threads: int | None) -> Iterator[None]:
+    """Run the block with ``num_threads`` intra-op threads (None: leave torch's setting), then restore."""
+    if num_threads is None:
+        yield
+        return
+    if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral) or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(num_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_sweep(
     data: PreferenceData,
     configs: Sequence[SweepConfig],
@@ -540,9 +559,22 @@ def run_sweep(
     batch_size: int = 64,
     progress: bool = True,
     blowup: float = 10.0,
+    num_threads: int | None = 1,
 ) -> SweepResult:
-    """Train every config on ``data`` in one batched computation (see the module docstring)."""
+    """Train every config on ``data`` in one batched computation (see the module docstring).
+
+    ``num_threads``: torch intra-op threads during the sweep (restored afterwards; None keeps torch's
+    setting). The default is 1 because each op is small: on a 2-core machine shared with other
+    processes, two spinning OpenMP threads made lesson 05 take 58 s instead of 17 s, while on an idle
+    machine two threads gain only ~1.4x.
+    """
     configs = _check_run_args(data, configs, steps, batch_size, blowup)
+    with _intra_op_threads(num_threads):
+        return _run_batched(data, configs, steps, batch_size, progress, blowup)
+
+
+def _run_batched(data: PreferenceData, configs: list[SweepConfig], steps: int, batch_size: int, progress: bool,
+                 blowup: float) -> SweepResult:
     t0 = time.perf_counter()
     runs, d = len(configs), data.hidden_size
     start = _start(data, configs)
@@ -577,9 +609,19 @@ def run_sweep_loop(
     batch_size: int = 64,
     progress: bool = True,
     blowup: float = 10.0,
+    num_threads: int | None = 1,
 ) -> SweepResult:
-    """The reference engine: for each config, a plain ``RewardMLP`` trained with ``torch.optim``."""
+    """The reference engine: for each config, a plain ``RewardMLP`` trained with ``torch.optim``.
+
+    Same arguments as :func:`run_sweep`.
+    """
     configs = _check_run_args(data, configs, steps, batch_size, blowup)
+    with _intra_op_threads(num_threads):
+        return _run_loop(data, configs, steps, batch_size, progress, blowup)
+
+
+def _run_loop(data: PreferenceData, configs: list[SweepConfig], steps: int, batch_size: int, progress: bool,
+              blowup: float) -> SweepResult:
     t0 = time.perf_counter()
     runs, d = len(configs), data.hidden_size
     start = _start(data, configs)

@@ -161,5 +161,16 @@ def test_bad_run_arguments(data):
         run_sweep(data, ok, steps=0)
     with pytest.raises(ValueError, match="blowup"):
         run_sweep(data, ok, blowup=0.5)
+    with pytest.raises(ValueError, match="num_threads"):
+        run_sweep(data, ok, steps=1, num_threads=0)
+
+
+def test_thread_setting_is_restored_and_does_not_change_results(data):
+    cfgs = sweep_grid(["score_head"], ["sgd"], [0.05], (True,), (0,))
+    before = torch.get_num_threads()
+    one = run_sweep(data, cfgs, steps=10, batch_size=32, progress=False)
+    assert torch.get_num_threads() == before
+    default = run_sweep(data, cfgs, steps=10, batch_size=32, progress=False, num_threads=None)
+    assert torch.allclose(one.curves["loss"], default.curves["loss"], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="no learning rates"):
         sweep_grid(["zero"], ["adam", "sgd"], {"adam": [1e-3]})
