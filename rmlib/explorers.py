@@ -17,12 +17,11 @@ state. Tests drive an explorer by setting a control's ``.value`` and reading ``.
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import math
 import numbers
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -304,18 +303,6 @@ LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 TRAINING_METRICS = ("initial_loss", "train_loss", "test_loss", "test_acc", "reward_std", "backbone_change", "cka")
 
 
-@contextlib.contextmanager
-def _single_thread() -> Iterator[None]:
-    # One training run is hundreds of tiny ops: on a busy 2-core machine intra-op threads cost far
-    # more than they save (measured: 0.6 s with one thread against 6-25 s with two under load).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def head_std_options(d: int) -> list[tuple[str, str | float]]:
     """The head inits offered by the training explorer, (label, SweepConfig.init), smallest first."""
     return [
@@ -347,8 +334,8 @@ class TrainingResult:
 
 
 def _run(data: PreferenceData, config: SweepConfig, steps: int) -> SweepResult:
-    with _single_thread():
-        return run_sweep(data, [config], steps=steps, progress=False)
+    # run_sweep uses one intra-op thread by default: one run is hundreds of tiny ops.
+    return run_sweep(data, [config], steps=steps, progress=False)
 
 
 def training_explorer_result(
