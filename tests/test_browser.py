@@ -139,13 +139,22 @@ def _run_all(page) -> None:
     """Run All Cells, retrying while the notebook is still connecting to its kernel (menu inert)."""
     started = """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
                       .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"""
+    # Wait for the kernel first: running earlier makes JupyterLab ask which kernel to start.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-StatusBar-TextItem')].some(e => /\\| Idle$/.test(e.textContent))",
+        timeout=120_000,
+    )
     for _ in range(5):
         _menu(page, "Run", "Run All Cells")
         try:
             page.wait_for_function(started, timeout=20_000)
             return
-        except Exception:  # playwright's TimeoutError: try again once the kernel is up
-            page.keyboard.press("Escape")
+        except Exception:  # playwright's TimeoutError: accept a kernel dialog if one is up, then retry
+            dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+            if dialog.count():
+                dialog.locator(".jp-mod-accept").click()  # the notebook's own kernel, python3
+            else:
+                page.keyboard.press("Escape")
     pytest.fail("Run All Cells never started executing the notebook")
 
 
