@@ -49,3 +49,7 @@ def test_build_executes_lesson_02_with_figures_and_static_explorer(tmp_path):
     stand_in = base64.b64encode(explorers.variance_explorer().png).decode()
     assert stand_in in page, "the variance explorer's static figure is missing from the page"
     assert "rm-readout" not in page and "widget-view+json" not in page, "no live widget on a static page"
+
+
+def test_index_titles_keep_code_spans_and_escape_html():
+    assert build_html._inline_code("03 — `layer_init` & <b>") == "03 — <code>layer_init</code> &amp; &lt;b&gt;"

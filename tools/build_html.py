@@ -85,9 +85,14 @@ def build_page(path: Path, out: Path, names: set[str]) -> Page:
     return Page(path, name, title, seconds)
 
 
+def _inline_code(title: str) -> str:
+    """Escape a Markdown title for HTML, keeping its `code` spans as <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(title))
+
+
 def index_html(pages: list[Page]) -> str:
     rows = "\n".join(
-        f'<li><a href="{p.html_name}">{html.escape(p.title)}</a> <small>(executed in {p.seconds:.0f} s)</small></li>'
+        f'<li><a href="{p.html_name}">{_inline_code(p.title)}</a> <small>(executed in {p.seconds:.0f} s)</small></li>'
         for p in pages
     )
     return f"""<!DOCTYPE html>
