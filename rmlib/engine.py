@@ -17,8 +17,10 @@ Public API
     computation: weights of all runs are stacked along a leading run dimension, forward/backward are
     batched matmuls, and Adam/SGD are applied to the stacked tensors exactly as torch.optim does.
 ``run_sweep_loop(data, configs, ...same arguments...) -> SweepResult``
-    The reference: one ``nn.Module`` + ``torch.optim`` loop per configuration. Same results within
-    float rounding; used by the tests and ``benchmarks/sweep_speed.py``.
+    The reference: one ``nn.Module`` + ``torch.optim`` loop per configuration. Same maths: batched and
+    per-run matmuls round differently, so results agree to ~1e-4 relative (the benchmark's 84-run
+    sweep); a chaotic run (a large head at a high learning rate) can amplify that rounding over many
+    steps. Used by the tests and ``benchmarks/sweep_speed.py``.
 ``SweepResult``
     ``.configs`` (tuple of SweepConfig), ``.metrics`` {name: (runs,) tensor}, ``.curves``
     {name: (runs, steps) tensor}, ``.mask(**where)``, ``.mean_std(metric, **where)``, ``.rows()``,
