@@ -7,7 +7,7 @@ Usage::
     python benchmarks/sweep_speed.py --threads 1  # both engines on one intra-op thread
 
 The loop is what one would write by hand: for each configuration an ``nn.Module`` (``RewardMLP``),
-``torch.optim.Adam`` or ``SGD``, and the same minibatches (``rmlib.engine.run_sweep_loop``). Both
+``torch.optim.Adam`` or ``SGD``, and the same minibatches (``rmlib.lab.engine.run_sweep_loop``). Both
 engines must agree: every curve and metric within the tolerances below, and the same runs diverging
 at the same step. Exit status 1 if they do not. The last line is ``speedup: N.Nx``.
 """

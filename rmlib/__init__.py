@@ -1,7 +1,29 @@
-"""rmlib: the small library behind the course on reward-model score-head initialisation."""
+"""rmlib: the small library the course builds, lesson by lesson.
+
+The top level is what the lessons teach, one concept per module; read it next to the lesson that
+introduces it. Machinery a learner uses but need not read lives in two subpackages.
+
+======  ========================  ===================================================================
+lesson  module                    names it introduces
+======  ========================  ===================================================================
+01      ``rmlib.model``           TinyRewardModel, RewardModelConfig (``model.score``, ``config.hidden_size``)
+01      ``rmlib.seeding``         make_generator, seed_everything
+02      ``rmlib.theory``          predicted_reward_variance, conditional_reward_variance, variance_with_stderr
+03      ``rmlib.init``            layer_init, score_head_std, init_score_head, INITIALISERS
+04      ``rmlib.losses``          bradley_terry_loss, preference_accuracy, reward_margin
+05      ``rmlib.data``            make_preference_data, PreferenceData (synthetic data with a known true reward)
+06      ``rmlib.normalize``       RewardNormalizer, normalize_rewards, centering_penalty
+06      ``rmlib.policy``          optimal_policy, kl_divergence, policy_gradient
+======  ========================  ===================================================================
+
+``rmlib.lab``     the lab: the batched sweep engine (``rmlib.lab.engine``: run_sweep, SweepConfig), the
+                  interactive explorers, plot helpers, and the real-backbone loader (``rmlib.lab.real``).
+``rmlib.checks``  the worksheets' self-checks, one module per worksheet.
+``rmlib.utils``   argument validation and statistics over runs, shared by everything above.
+"""
 
 from rmlib.data import PreferenceData, make_preference_data
-from rmlib.engine import SweepConfig, SweepResult, run_sweep, run_sweep_loop, sweep_grid
+from rmlib.lab.engine import SweepConfig, SweepResult, run_sweep, run_sweep_loop, sweep_grid
 from rmlib.init import INITIALISERS, Initialiser, get_initialiser, init_score_head, layer_init, score_head_std
 from rmlib.losses import bradley_terry_loss, preference_accuracy, reward_margin
 from rmlib.model import RewardModelConfig, TinyRewardModel

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rmlib.data import make_preference_data
-from rmlib.engine import SweepConfig, head_weight, minibatch_indices, run_sweep, run_sweep_loop, sweep_grid
+from rmlib.lab.engine import SweepConfig, head_weight, minibatch_indices, run_sweep, run_sweep_loop, sweep_grid
 
 STEPS = 40
 

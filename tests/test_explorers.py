@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from rmlib import explorers
+from rmlib.lab import explorers
 
 # Statistical checks use the explorer's fixed seed and its own standard error (a crossed heads ×
 # inputs estimate, slightly conservative); 4 standard errors leave a false-failure rate < 1e-4.

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from rmlib import explorers
+from rmlib.lab import explorers
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("course_build_html", ROOT / "tools" / "build_html.py")

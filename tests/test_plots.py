@@ -1,4 +1,4 @@
-"""rmlib.plots: seed bands skip diverged (NaN) steps; error bars show per-group mean ± std."""
+"""rmlib.lab.plots: seed bands skip diverged (NaN) steps; error bars show per-group mean ± std."""
 
 import matplotlib
 
@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from rmlib import SweepConfig, SweepResult  # noqa: E402
-from rmlib.plots import seed_band, sweep_errorbars  # noqa: E402
+from rmlib.lab.plots import seed_band, sweep_errorbars  # noqa: E402
 
 
 def test_seed_band_mean_ignores_nan_and_stops_when_all_seeds_are_gone():

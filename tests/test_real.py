@@ -1,4 +1,4 @@
-"""Tests of rmlib.real: the optional-extra checks, offline loading, hidden-state statistics, and
+"""Tests of rmlib.lab.real: the optional-extra checks, offline loading, hidden-state statistics, and
 lesson 07 with the extra hidden."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from nbclient import NotebookClient
 
 import rmlib
-from rmlib import real
+from rmlib.lab import real
 from rmlib.theory import variance_with_stderr
 
 LESSON_07 = Path(__file__).resolve().parents[1] / "notebooks" / "07_real_pretrained_backbone.ipynb"

@@ -5,7 +5,7 @@
   initial rewards r = w·h, with the measured variance against σ_w²(dσ_h² + ‖m‖²) and against the
   textbook d σ_w² σ_h².
 * :func:`training_explorer_result` / :func:`training_explorer`: head init std, optimiser and learning
-  rate → Bradley-Terry loss and reward-scale curves from the batched engine (:mod:`rmlib.engine`),
+  rate → Bradley-Terry loss and reward-scale curves from the batched engine (:mod:`rmlib.lab.engine`),
   next to a fixed reference run (1/sqrt(d+1), Adam, lr 1e-3).
 
 Every builder returns an :class:`Explorer`: a core-ipywidgets ``VBox`` (so it works in JupyterLab,
@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from rmlib.data import PreferenceData, make_preference_data
-from rmlib.engine import SweepConfig, SweepResult, run_sweep
+from rmlib.lab.engine import SweepConfig, SweepResult, run_sweep
 from rmlib.init import INITIALISERS, Initialiser, get_initialiser
 from rmlib.seeding import make_generator
 from rmlib.theory import (
@@ -348,7 +348,7 @@ def training_explorer_result(
 ) -> TrainingResult:
     """Train one reward model (pretrained MLP backbone + fresh head, joint training) with the engine.
 
-    ``init`` is a catalogue name or a float std (as in :class:`rmlib.engine.SweepConfig`). ``data``
+    ``init`` is a catalogue name or a float std (as in :class:`rmlib.lab.engine.SweepConfig`). ``data``
     defaults to ``make_preference_data()``; ``reference`` (the run of :data:`REFERENCE` on the same
     data) is computed when not given.
     """

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from matplotlib.axes import Axes
 
-from rmlib.engine import SweepResult
+from rmlib.lab.engine import SweepResult
 
 
 def seed_band(

@@ -284,7 +284,7 @@ def predicted_initial_reward_std(h: torch.Tensor, std: float) -> float:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext rmlib.real`` adds the ``%%requires_real`` cell magic.
+    """``%load_ext rmlib.lab.real`` adds the ``%%requires_real`` cell magic.
 
     A cell that starts with ``%%requires_real`` runs as usual when the extra is installed and is
     skipped silently otherwise (the lesson prints :func:`real_extra_message` once, up front).

@@ -1,0 +1,157 @@
+"""Checkers for worksheet 06 — reward normalisation."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from rmlib.seeding import make_generator
+from rmlib.checks._contract import (_as_float, _call, _checker, _close, _fail, _NotImplementedYet, relative_error)
+
+
+def _gain_bias(out: Any, call: str) -> tuple[float, float]:
+    """The learner's (gain, bias) as two floats, or a failure that says what came back instead."""
+    if torch.is_tensor(out) and out.numel() > 2:
+        _fail(f"{call} returned a tensor of shape {tuple(out.shape)}: return the pair (gain, bias), "
+              "not the normalised rewards")
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        _fail(f"{call} must return a pair (gain, bias), got {type(out).__name__}")
+    for part, what in zip(out, ("gain", "bias")):
+        if torch.is_tensor(part) and part.numel() != 1:
+            _fail(f"{call} returned a {what} of shape {tuple(part.shape)}: one gain and one bias for the whole "
+                  "reference set (reduce over every element, not over one dimension)")
+    return _as_float(out[0], f"{call}[0] (gain)"), _as_float(out[1], f"{call}[1] (bias)")
+
+
+def _expect_value_error(fn: Callable, reference: torch.Tensor, name: str, why: str) -> None:
+    call = f"reward_gain_bias({name})"
+    try:
+        out = fn(reference.clone())
+    except NotImplementedError:
+        raise _NotImplementedYet from None
+    except ValueError:
+        return
+    except Exception as exc:  # the wrong kind of failure is a wrong answer, explained
+        _fail(f"{call} raised {type(exc).__name__}: {exc}. Check the input yourself and raise ValueError with a "
+              f"message saying what is wrong ({why})")
+    _fail(f"{call} returned {out!r} instead of raising ValueError: {why}")
+
+
+@_checker("reward_gain_bias")
+def check_reward_gain_bias(fn: Callable[[torch.Tensor], tuple[float, float]]) -> str:
+    """Check ``fn(reference)`` = (gain, bias) with gain·r + bias of mean 0 and std 1 (population) on ``reference``."""
+    g = make_generator(6)
+    reference = torch.randn(1000, generator=g, dtype=torch.float64) * 7.0 - 3.0
+    before = reference.clone()
+    call = "reward_gain_bias(reference) on 1000 rewards with mean ≈ −3, std ≈ 7"
+    gain, bias = _gain_bias(_call(fn, reference, called_as=call), call)
+    if not torch.equal(reference, before):
+        _fail("reward_gain_bias changed its input in place: compute the statistics without modifying the rewards")
+    mean, std = reference.mean().item(), reference.std(correction=0).item()
+    want_gain, want_bias = 1.0 / std, -mean / std
+    if not (_close(gain, want_gain, 1e-6) and _close(bias, want_bias, 1e-6)):
+        sample_std = reference.std(correction=1).item()
+        wrong = [
+            ((std, -mean * std), "you multiplied by the std: the gain is 1/std, so the spread shrinks to 1"),
+            ((1 / std**2, -mean / std**2), "you divided by the variance: the gain is 1/std, not 1/std²"),
+            ((1 / sample_std, -mean / sample_std),
+             "torch.std divides by n − 1 by default; use the population std (correction=0) so the normalised "
+             "reference has std exactly 1"),
+            ((want_gain, -mean), "the bias must be −gain·mean: you subtracted the mean before scaling but returned "
+                                 "it unscaled (gain·r + bias = (r − mean)/std needs bias = −mean/std)"),
+            ((want_gain, mean / std), "wrong sign of the bias: bias = −gain·mean, so that gain·mean + bias = 0"),
+            ((want_bias, want_gain), "you returned (bias, gain): the order is (gain, bias)"),
+        ]
+        for (cand_gain, cand_bias), hint in wrong:
+            if _close(gain, cand_gain, 1e-6) and _close(bias, cand_bias, 1e-6):
+                _fail(f"gain {gain:.6g}, bias {bias:.6g}; expected {want_gain:.6g}, {want_bias:.6g}: {hint}")
+        out = gain * reference + bias
+        _fail(f"gain {gain:.6g}, bias {bias:.6g} give the reference mean {out.mean():.4g} and std "
+              f"{out.std(correction=0):.4g}; they must be 0 and 1")
+
+    grid = torch.randn(4, 250, generator=g, dtype=torch.float32) * 0.5 + 10.0
+    call = "reward_gain_bias(reference) on a float32 tensor of shape (4, 250)"
+    gain2, bias2 = _gain_bias(_call(fn, grid, called_as=call), call)
+    out = gain2 * grid.double() + bias2
+    if abs(out.mean().item()) > 1e-4 or abs(out.std(correction=0).item() - 1) > 1e-4:
+        _fail(f"{call}: normalised mean {out.mean():.3g}, std {out.std(correction=0):.4g}. Use every element of "
+              "the tensor, whatever its shape and dtype")
+
+    small = torch.randn(100, generator=g, dtype=torch.float64) * 1e-3
+    call = "reward_gain_bias(reference) on rewards with std 1e-3"
+    gain3, _ = _gain_bias(_call(fn, small, called_as=call,
+                                hint="a real spread of 1e-3 is not zero variance: your threshold is too large"), call)
+    if not _close(gain3, 1 / small.std(correction=0).item(), 1e-6):
+        _fail(f"{call}: gain {gain3:.6g}, expected {1 / small.std(correction=0).item():.6g}")
+
+    _expect_value_error(fn, torch.full((10,), 3.0, dtype=torch.float64), "ten rewards all equal to 3.0",
+                        "with zero variance there is no gain that gives std 1; dividing by std = 0 gives inf")
+    constant32 = torch.full((10,), 0.1, dtype=torch.float32)
+    spread = constant32.std(correction=0).item()
+    _expect_value_error(fn, constant32, "ten float32 rewards all equal to 0.1",
+                        f"their std computes to {spread:.2g}, not 0, because of rounding; compare the std with a "
+                        "tolerance relative to the rewards' scale (e.g. std <= 1e-6 * max(1, |mean|)), not with == 0")
+    _expect_value_error(fn, torch.tensor([0.5, float("nan"), -1.0], dtype=torch.float64), "rewards containing nan",
+                        "a nan or inf reward makes the mean and std nan; check torch.isfinite(reference).all()")
+    _expect_value_error(fn, torch.tensor([2.0], dtype=torch.float64), "a single reward",
+                        "one reward has no spread to measure")
+    return (f"gain {gain:.4f}, bias {bias:+.4f} give the reference mean 0, std 1; any shape and dtype; "
+            "constant, rounding-constant, nan and single-reward references raise ValueError")
+
+
+@_checker("normalise_on_reference")
+def check_normalise_on_reference(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> str:
+    """Check ``fn(rewards, samples)``: one gain/bias fitted on ``rewards.gather(1, samples)``, applied to all of ``rewards``."""
+    g = make_generator(7)
+    prompts, k, m = 16, 6, 12
+    rewards = torch.randn(prompts, k, generator=g, dtype=torch.float64) * 4.0 + torch.linspace(-5, 5, prompts,
+                                                                                             dtype=torch.float64)[:, None]
+    # Reference samples favour the first responses, so their statistics differ from those of all responses.
+    samples = torch.multinomial(torch.linspace(3.0, 0.5, k).expand(prompts, k), m, replacement=True, generator=g)
+    before = rewards.clone()
+    call = f"normalise_on_reference(rewards of shape ({prompts}, {k}), samples of shape ({prompts}, {m}))"
+    out = _call(fn, rewards, samples, called_as=call)
+    if not torch.equal(rewards, before):
+        _fail("normalise_on_reference changed `rewards` in place: return a new tensor")
+    if not torch.is_tensor(out):
+        _fail(f"return the normalised reward table as a tensor, got {type(out).__name__}")
+    if out.shape != rewards.shape:
+        hint = (" — that is the reference samples only; normalise every response" if out.shape == samples.shape
+                else "")
+        _fail(f"returned shape {tuple(out.shape)}, expected the full table {tuple(rewards.shape)}{hint}")
+    ref = rewards.gather(1, samples)
+    gain = 1 / ref.std(correction=0)
+    want = gain * rewards - gain * ref.mean()
+    if torch.allclose(out.double(), want, atol=1e-6):
+        return "one gain and bias fitted on the reference samples, applied to every response"
+    got_ref = out.double().gather(1, samples)
+    if torch.allclose(out.double(), (rewards - rewards.mean()) / rewards.std(correction=0), atol=1e-6):
+        _fail("you fitted on all responses: fit the gain and bias on the reference samples rewards.gather(1, samples) "
+              "(what the reference policy actually produces), then apply them to every response")
+    row_mean, row_std = ref.mean(1, keepdim=True), ref.std(1, keepdim=True, correction=0)
+    if torch.allclose(out.double(), (rewards - row_mean) / row_std, atol=1e-6):
+        _fail("you normalised each prompt separately: one gain and one bias for the whole reference set, so that "
+              "rewards stay comparable across prompts")
+    if torch.allclose(out.double(), (rewards - ref.mean()) / ref.std(), atol=1e-6):
+        _fail("the std divides by n − 1 (torch's default): use correction=0, as in Task 1")
+    _fail(f"on the reference samples your output has mean {got_ref.mean():.4g} and std {got_ref.std(correction=0):.4g}"
+          "; it must have mean 0 and std 1, by one gain and one bias applied to the whole table")
+
+
+__all__ = [
+    "check_adam_first_step",
+    "check_bradley_terry_loss",
+    "check_bt_gradient",
+    "check_formula_breaker",
+    "check_layer_init",
+    "check_loglog_slope",
+    "check_mc_variance",
+    "check_normalise_on_reference",
+    "check_predicted_variance",
+    "check_relative_error",
+    "check_reward_gain_bias",
+    "check_score_head_std",
+    "mc_variance_stderr",
+    "relative_error",
+]

@@ -1,0 +1,154 @@
+"""Checkers for worksheet 02 — the variance of initial rewards, by Monte Carlo."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from rmlib.seeding import make_generator
+from rmlib.checks._contract import (_as_float, _call, _checker, _close, _fail)
+
+
+_VARIANCE_GRID = [(3, 0.3, 0.5), (64, 0.05, 1.7), (1000, 2.0, 3.0), (4096, 1 / math.sqrt(4097), 1.0)]
+
+
+@_checker("predict_reward_variance")
+def check_predicted_variance(fn: Callable[[int, float, float], float]) -> str:
+    """Check ``fn(d, std, sigma_h)`` = d σ_w² σ_h² on a grid chosen so every common slip gives a different number."""
+    got = [
+        _as_float(_call(fn, d, s, h, called_as=f"predict_reward_variance({d}, {s:.4g}, {h})"), "predict_reward_variance")
+        for d, s, h in _VARIANCE_GRID
+    ]
+    want = [d * s**2 * h**2 for d, s, h in _VARIANCE_GRID]
+    if all(_close(g, w, 1e-6) for g, w in zip(got, want)):
+        return "d σ_w² σ_h² on " + ", ".join(f"(d={d}, σ_w={s:.3g}, σ_h={h}) → {g:.4g}" for (d, s, h), g in zip(_VARIANCE_GRID, got))
+    wrong = [
+        (lambda d, s, h: math.sqrt(d) * s * h, "you returned the standard deviation of r; the question asks for its variance"),
+        (lambda d, s, h: d * s * h, "σ_w and σ_h must be squared: variances multiply, not standard deviations"),
+        (lambda d, s, h: s**2 * h**2, "the factor d is missing: r = Σ_i w_i h_i adds d independent terms"),
+        (lambda d, s, h: d * s**2 * h, "σ_h must be squared: Var(w_i h_i) = σ_w² σ_h²"),
+        (lambda d, s, h: d * s * h**2, "σ_w must be squared: Var(w_i h_i) = σ_w² σ_h²"),
+        (lambda d, s, h: (d * s * h) ** 2, "d² instead of d: variances of independent terms add (d terms), you squared the sum"),
+        (lambda d, s, h: (d + 1) * s**2 * h**2, "d+1 terms: the +1 belongs to σ_w = 1/sqrt(d+1), the sum has d terms"),
+    ]
+    for formula, hint in wrong:
+        if all(_close(g, formula(*p), 1e-6) for g, p in zip(got, _VARIANCE_GRID)):
+            _fail(hint)
+    (d, s, h), g, w = next((p, g, w) for p, g, w in zip(_VARIANCE_GRID, got, want) if not _close(g, w, 1e-6))
+    _fail(f"predict_reward_variance({d}, {s:.4g}, {h}) = {g:.6g}, expected d σ_w² σ_h² = {w:.6g}")
+
+
+def mc_variance_stderr(d: int, std: float, sigma_h: float, n: int) -> float:
+    """Standard error of the sample variance of n draws of r = Σ_{i≤d} w_i h_i, w_i ~ N(0, σ_w²), h_i ~ N(0, σ_h²).
+
+    With s² = σ_w²σ_h²: Var(r) = d s², E r⁴ = 3 d² s⁴ + 6 d s⁴ (each product has fourth moment 9 s⁴),
+    so the variance of the sample variance is (E r⁴ − Var(r)²)/n = (2 d² + 6 d) s⁴ / n.
+    """
+    return math.sqrt((2 * d * d + 6 * d) / n) * std**2 * sigma_h**2
+
+
+def _check_fresh_draws(fn: Callable) -> None:
+    """Fail with a hint when the estimator reuses one head (or one hidden state) for every sample."""
+    # One shared head (or one shared hidden state) gives Var over the other factor only: at d = 1
+    # the estimate is w² or h², off by a chi-square(1) factor, so across seeds it swings far beyond
+    # the sampling error sqrt(8/n) ≈ 0.009 of the right estimator.
+    n1 = 50_000
+    se1 = mc_variance_stderr(1, 1.0, 1.0, n1)
+    ests = [
+        _as_float(_call(fn, 1, 1.0, 1.0, n1, make_generator(seed), called_as=f"mc_reward_variance(1, 1.0, 1.0, {n1}, generator)"), "mc_reward_variance")
+        for seed in range(5)
+    ]
+    if any(abs(e - 1.0) > 5 * se1 for e in ests):
+        _fail(
+            f"at d=1, σ_w=σ_h=1 your estimates across 5 seeds are {[round(e, 3) for e in ests]}, but Var(r) = 1 ± {se1:.3f}: "
+            "one head w (or one hidden state h) reused for every sample? Draw a fresh w AND a fresh h per sample "
+            "(tensors of shape (n, d)): the variance is over the init and the inputs together"
+        )
+
+
+@_checker("mc_reward_variance")
+def check_mc_variance(fn: Callable[[int, float, float, int, torch.Generator], float]) -> str:
+    """Check ``fn(d, std, sigma_h, n, generator)``: a Monte Carlo estimate of Var(w·h) from n fresh (w, h) pairs."""
+    d, std, sigma_h, n = 16, 0.5, 3.0, 100_000
+    call = f"mc_reward_variance({d}, {std}, {sigma_h}, {n}, generator)"
+    est = _as_float(_call(fn, d, std, sigma_h, n, make_generator(0), called_as=call), "mc_reward_variance")
+    again = _as_float(_call(fn, d, std, sigma_h, n, make_generator(0), called_as=call), "mc_reward_variance")
+    if est != again:
+        _fail(
+            f"two calls with the same seeded generator gave {est:.6g} and {again:.6g}: pass generator=generator "
+            "to every torch.randn call so the estimate is reproducible"
+        )
+    want = d * std**2 * sigma_h**2
+    se = mc_variance_stderr(d, std, sigma_h, n)
+    if not math.isfinite(est) or abs(est - want) > 5 * se:  # 5 standard errors of the sample variance
+        s2 = std**2 * sigma_h**2
+        wrong = [
+            (math.sqrt(want), "you returned the standard deviation of r, not its variance"),
+            (d * std**4 * sigma_h**2, "you scaled w by std² (a variance); torch.randn(...) * std has std `std`"),
+            (d * std**2 * sigma_h**4, "you scaled h by σ_h² (a variance); torch.randn(...) * sigma_h has std σ_h"),
+            (s2 / d, "you averaged over the d coordinates: r = w·h is a SUM over coordinates (.sum(-1))"),
+            (s2, "r looks like a single product w_i h_i: sum over all d coordinates, r = (w * h).sum(-1)"),
+            (want / 3, "w or h drawn with torch.rand (uniform on [0, 1)) instead of torch.randn (normal)"),
+            (d * s2 * 7 / 144, "w and h drawn with torch.rand (uniform on [0, 1)) instead of torch.randn (normal)"),
+        ]
+        for value, hint in wrong:
+            if math.isfinite(est) and abs(est - value) < 0.05 * value:
+                _fail(f"estimate {est:.4g} for d={d}, σ_w={std}, σ_h={sigma_h} (theory {want:.4g}): {hint}")
+        _check_fresh_draws(fn)
+        _fail(f"estimate {est:.4g} for d={d}, σ_w={std}, σ_h={sigma_h}, but theory says {want:.4g} ± {se:.2g}")
+    _check_fresh_draws(fn)
+    return f"estimate {est:.4g} vs d σ_w² σ_h² = {want:.4g} (standard error {se:.2g}); reproducible, fresh w and h per sample"
+
+
+@_checker("hidden_states_that_break_the_formula")
+def check_formula_breaker(fn: Callable[[int, int, torch.Generator], torch.Tensor]) -> str:
+    """Check ``fn(n, d, generator)`` returns n hidden states for which Var(w·h) ≠ d σ_w² σ_h².
+
+    σ_h² is read the usual way: the variance of one coordinate, averaged over coordinates.
+    The checker draws a fresh head w ~ N(0, 1/(d+1)) per sample and measures Var(r).
+    """
+    n, d = 20_000, 64
+    call = f"hidden_states_that_break_the_formula({n}, {d}, generator)"
+    h = _call(fn, n, d, make_generator(0), called_as=call)
+    if h is None:
+        _fail("returned None: return the tensor of hidden states")
+    if not torch.is_tensor(h) or not h.is_floating_point():
+        _fail(f"return a floating-point tensor of shape ({n}, {d}), got {type(h).__name__}")
+    if tuple(h.shape) != (n, d):
+        hint = " (transposed? one row per sample)" if tuple(h.shape) == (d, n) else ""
+        _fail(f"expected shape ({n}, {d}), got {tuple(h.shape)}{hint}")
+    if not torch.isfinite(h).all():
+        _fail("your hidden states contain inf or NaN")
+    again = _call(fn, n, d, make_generator(0), called_as=call)
+    if not torch.equal(h, again):
+        _fail("two calls with the same seeded generator differ: pass generator=generator to every torch.randn call")
+    h = h.detach().double()
+    std = 1 / math.sqrt(d + 1)
+    w = torch.randn(n, d, generator=make_generator(1), dtype=torch.float64) * std
+    r = (w * h).sum(-1)
+    c = r - r.mean()
+    var = c.pow(2).mean().item()
+    se = math.sqrt(max(c.pow(4).mean().item() - var**2, 0.0) / n)  # standard error of the sample variance
+    sigma_h2 = h.var(0).mean().item()
+    formula = d * std**2 * sigma_h2
+    exact = std**2 * h.pow(2).sum(-1).mean().item()
+    if abs(var - formula) <= 6 * se:
+        mean_norm = h.mean(0).norm().item()
+        spread = h.var(0)
+        corr = torch.corrcoef(h[:, :8].T)
+        off_diag = (corr - torch.eye(8, dtype=corr.dtype)).abs().max().item()
+        why = (
+            f"measured Var(r) = {var:.4g} ± {se:.2g} agrees with d σ_w² σ_h² = {formula:.4g}: the formula holds for these "
+            f"hidden states. Their mean is ≈ 0 (‖mean‖ = {mean_norm:.3g}), and Var(r) = σ_w² E‖h‖² with E‖h‖² = d σ_h² for "
+            "any zero-mean h. "
+        )
+        if off_diag > 0.5:
+            _fail(why + "Correlations between coordinates don't break it: w is independent across coordinates.")
+        if spread.max() > 2 * spread.min():
+            _fail(why + "Unequal per-coordinate variances don't break it either: σ_h² is their average.")
+        _fail(why + "Isotropic h at any scale is the case the formula was derived for (rescaling h rescales σ_h² too).")
+    return (
+        f"Var(r) = {var:.4g} ± {se:.2g}, but d σ_w² σ_h² = {formula:.4g}; σ_w² E‖h‖² = {exact:.4g} accounts for it"
+    )
