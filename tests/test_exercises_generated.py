@@ -1,6 +1,5 @@
-"""exercises/ is generated from solutions/ by tools/make_exercises.py, and only by it."""
+"""exercises/ is generated from solutions/ by tools.exercises, and only by it."""
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -9,17 +8,17 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tools import exercises as make_exercises
+from tools.config import load_config
+from tools.stamp import stamp_notebook
+
 ROOT = Path(__file__).resolve().parents[1]
-TOOL = ROOT / "tools" / "make_exercises.py"
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 
-spec = importlib.util.spec_from_file_location("make_exercises", TOOL)
-make_exercises = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(make_exercises)
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(TOOL), *args], cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "tools", "exercises", *args], cwd=ROOT, capture_output=True, text=True)
 
 
 def test_committed_exercises_are_exactly_what_the_generator_writes(tmp_path):
@@ -27,11 +26,11 @@ def test_committed_exercises_are_exactly_what_the_generator_writes(tmp_path):
     assert result.returncode == 0, result.stderr
     generated = sorted(p.name for p in tmp_path.glob("*.ipynb"))
     committed = sorted(p.name for p in (ROOT / "exercises").glob("*.ipynb"))
-    assert generated == committed, "exercises/ and solutions/ hold different worksheets: run python tools/make_exercises.py"
+    assert generated == committed, "exercises/ and solutions/ hold different worksheets: run python -m tools exercises"
     for name in generated:
         assert (tmp_path / name).read_bytes() == (ROOT / "exercises" / name).read_bytes(), (
             f"exercises/{name} differs from its regeneration: never edit exercises/ by hand; "
-            "edit solutions/ and run python tools/make_exercises.py"
+            "edit solutions/ and run python -m tools exercises"
         )
 
 
@@ -118,16 +117,11 @@ def test_a_notebook_without_regions_is_an_error():
 
 
 def test_launch_cells_are_kept_and_point_at_the_exercise():
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import launch
-    finally:
-        sys.path.pop(0)
     nb = solution_notebook(nbformat.v4.new_code_cell("# BEGIN SOLUTION\nx = 1\n# END SOLUTION"))
-    config = launch.load_config(ROOT / "pyproject.toml")
-    stamped = launch.stamp_notebook(nb, "solutions/99_test.ipynb", config)
+    config = load_config(ROOT / "pyproject.toml")
+    stamped = stamp_notebook(nb, "solutions/99_test.ipynb", config)
     ex = make_exercises.make_exercise(stamped, "sol.ipynb", "exercises/99_test.ipynb")
-    expected = launch.stamp_notebook(make_exercises.make_exercise(nb, "sol.ipynb"), "exercises/99_test.ipynb", config)
+    expected = stamp_notebook(make_exercises.make_exercise(nb, "sol.ipynb"), "exercises/99_test.ipynb", config)
     assert make_exercises.render(ex) == make_exercises.render(expected)
     badges = ex.cells[1].source
     assert "exercises/99_test.ipynb" in badges and "solutions" not in badges

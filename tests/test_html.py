@@ -1,9 +1,7 @@
-"""The browsable course (tools/build_html.py): one lesson is built for real, the rest is unit-tested."""
+"""The browsable course (tools.build_html): one lesson is built for real, the rest is unit-tested."""
 
 import base64
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import nbformat
@@ -11,11 +9,9 @@ import pytest
 
 from rmlib.lab import explorers
 
+from tools import build_html
+
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("course_build_html", ROOT / "tools" / "build_html.py")
-build_html = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = build_html
-_spec.loader.exec_module(build_html)
 
 
 def test_links_between_lessons_point_to_pages():

@@ -1,7 +1,5 @@
-"""The launch stamper (tools/launch.py): badges, the Colab-only setup cell, README links, check mode."""
+"""The launch stamper (tools.launch): badges, the Colab-only setup cell, README links, check mode."""
 
-import importlib.util
-import shutil
 import subprocess
 import sys
 import types
@@ -10,11 +8,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tools import FOLDERS, binder, launch, stamp
+from tools import config as course_config
+
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("course_launch", ROOT / "tools" / "launch.py")
-launch = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = launch  # dataclasses look their module up while the class is built
-_spec.loader.exec_module(launch)
 
 PYPROJECT = """\
 [project]
@@ -44,7 +41,7 @@ def course(tmp_path):
     (tmp_path / "requirements.txt").write_text('torch==2.13.0\nnumpy==2.2.6; python_version < "3.11"\nnumpy==2.4.6; python_version >= "3.11"\n-e .\n')
     (tmp_path / "binder").mkdir()
     (tmp_path / "binder" / "runtime.txt").write_text("python-3.11\n")
-    for folder in launch.FOLDERS:
+    for folder in FOLDERS:
         (tmp_path / folder).mkdir()
     nbformat.write(lesson(), tmp_path / "notebooks" / "01_demo.ipynb")
     nbformat.write(lesson("# 01 — Demo worksheet"), tmp_path / "exercises" / "01_demo.ipynb")
@@ -53,11 +50,11 @@ def course(tmp_path):
 
 def test_repository_is_stamped_consistently():
     stale = launch.run(ROOT, check=True)
-    assert not stale, f"run `python tools/launch.py`: these disagree with [tool.course] in pyproject.toml: {stale}"
+    assert not stale, f"run `python -m tools launch`: these disagree with [tool.course] in pyproject.toml: {stale}"
 
 
 def test_config_is_read_from_pyproject(course):
-    config = launch.load_config(course / "pyproject.toml")
+    config = course_config.load_config(course / "pyproject.toml")
     assert (config.owner, config.repo, config.branch, config.distribution) == ("someone", "demo", "dev", "demo-course")
     assert config.colab_url("notebooks/01_demo.ipynb") == (
         "https://colab.research.google.com/github/someone/demo/blob/dev/notebooks/01_demo.ipynb"
@@ -124,13 +121,13 @@ def run_setup_cell(source: str, on_colab: bool, monkeypatch) -> list[list[str]]:
 
 
 def test_setup_cell_does_nothing_off_colab(monkeypatch):
-    config = launch.load_config()
-    assert run_setup_cell(launch.setup_source(config, []), on_colab=False, monkeypatch=monkeypatch) == []
+    config = course_config.load_config()
+    assert run_setup_cell(stamp.setup_source(config, []), on_colab=False, monkeypatch=monkeypatch) == []
 
 
 def test_setup_cell_installs_only_the_course_package_on_colab(monkeypatch):
-    config = launch.load_config()
-    (cmd,) = run_setup_cell(launch.setup_source(config, []), on_colab=True, monkeypatch=monkeypatch)
+    config = course_config.load_config()
+    (cmd,) = run_setup_cell(stamp.setup_source(config, []), on_colab=True, monkeypatch=monkeypatch)
     assert cmd[:4] == [sys.executable, "-m", "pip", "install"] and "--no-deps" in cmd
     assert cmd[-1] == f"{config.distribution} @ git+{config.repository}.git@{config.branch}"
     for pkg in ("torch", "numpy", "matplotlib", "ipywidgets"):
@@ -138,8 +135,8 @@ def test_setup_cell_installs_only_the_course_package_on_colab(monkeypatch):
 
 
 def test_colab_extras_install_that_extra(course, monkeypatch):
-    config = launch.load_config(course / "pyproject.toml")
-    stamped = launch.stamp_notebook(lesson(extras="real"), "notebooks/06_real.ipynb", config)
+    config = course_config.load_config(course / "pyproject.toml")
+    stamped = stamp.stamp_notebook(lesson(extras="real"), "notebooks/06_real.ipynb", config)
     calls = run_setup_cell(stamped.cells[2].source, on_colab=True, monkeypatch=monkeypatch)
     assert len(calls) == 2 and "--no-deps" in calls[0]
     assert calls[1][-2:] == ["sentence-transformers==5.0.0", "transformers==4.0.0"]
@@ -154,24 +151,24 @@ def test_colab_extras_install_that_extra(course, monkeypatch):
     ],
 )
 def test_bad_notebooks_get_clear_errors(course, nb, message):
-    config = launch.load_config(course / "pyproject.toml")
-    with pytest.raises(launch.StampError, match=message):
-        launch.stamp_notebook(nb, "notebooks/01_demo.ipynb", config)
+    config = course_config.load_config(course / "pyproject.toml")
+    with pytest.raises(course_config.StampError, match=message):
+        stamp.stamp_notebook(nb, "notebooks/01_demo.ipynb", config)
 
 
 def test_bad_config_and_readme_get_clear_errors(course):
     (course / "pyproject.toml").write_text(PYPROJECT.replace("https://github.com/someone/demo", "gitlab.com/x"))
-    with pytest.raises(launch.StampError, match="repository must be https://github.com/OWNER/REPO"):
-        launch.load_config(course / "pyproject.toml")
-    with pytest.raises(launch.StampError, match="exactly once"):
-        launch.stamp_readme("# no markers\n", "block")
+    with pytest.raises(course_config.StampError, match="repository must be https://github.com/OWNER/REPO"):
+        course_config.load_config(course / "pyproject.toml")
+    with pytest.raises(course_config.StampError, match="exactly once"):
+        stamp.stamp_readme("# no markers\n", "block")
 
 
 def test_command_line_check_mode_exits_nonzero_when_stale(course, monkeypatch):
     monkeypatch.setattr(launch, "ROOT", course)
     assert launch.main(["--check"]) == 1
     # the repository copy of the tool, run as a script, agrees with the committed files
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "launch.py"), "--check"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "tools", "launch", "--check"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -199,7 +196,7 @@ def test_binder_pins_match_requirements_apart_from_torch_variant():
     remote = pins(text, python)
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in text.splitlines()
     assert remote.pop("torch") == local.pop("torch") + "+cpu", "Binder must use the CPU-only build of the same torch"
-    assert remote == local, "binder/requirements.txt disagrees with requirements.txt: run `python tools/launch.py`"
+    assert remote == local, "binder/requirements.txt disagrees with requirements.txt: run `python -m tools launch`"
 
 
 def test_binder_postbuild_fails_loudly_and_installs_the_course():
@@ -211,7 +208,7 @@ def test_binder_postbuild_fails_loudly_and_installs_the_course():
 
 
 def test_binder_requirements_need_exact_pins():
-    with pytest.raises(launch.StampError, match="numpy must be pinned"):
-        launch.binder_requirements("torch==2.0\nnumpy>=2\n", "3.11")
-    with pytest.raises(launch.StampError, match="runtime.txt"):
-        launch.binder_python("3.11")
+    with pytest.raises(course_config.StampError, match="numpy must be pinned"):
+        binder.binder_requirements("torch==2.0\nnumpy>=2\n", "3.11")
+    with pytest.raises(course_config.StampError, match="runtime.txt"):
+        binder.binder_python("3.11")

@@ -2,8 +2,8 @@
 
 Usage::
 
-    python tools/build_html.py                       # all lessons -> _build/html/index.html
-    python tools/build_html.py --out DIR --only 02   # lessons whose file name starts with 02
+    python -m tools html                       # all lessons -> _build/html/index.html
+    python -m tools html --out DIR --only 02   # lessons whose file name starts with 02
 
 Each lesson in ``notebooks/`` runs top to bottom in a fresh kernel (nbclient), then nbconvert's
 ``lab`` template turns it into one self-contained page (figures are embedded PNGs). Widget state is
@@ -27,7 +27,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
-ROOT = Path(__file__).resolve().parents[1]
+from tools import ROOT
+
 DEFAULT_OUT = ROOT / "_build" / "html"
 TIMEOUT = 600  # seconds per cell: a lesson is meant to take seconds, this only catches a hang
 
@@ -107,7 +108,7 @@ move their sliders).</p>
 <ol>
 {rows}
 </ol>
-<p><small>Built {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())} by <code>python tools/build_html.py</code>.</small></p>
+<p><small>Built {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())} by <code>python -m tools html</code>.</small></p>
 </body></html>
 """
 
@@ -126,7 +127,7 @@ def build(paths: list[Path], out: Path = DEFAULT_OUT, jobs: int = 1) -> list[Pag
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools html", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--only", nargs="+", metavar="PREFIX", help="build only lessons whose name starts so")
     parser.add_argument("--jobs", type=int, default=2, help="lessons executed at once (default 2)")

@@ -11,14 +11,14 @@ The generated exercise replaces each region: in a code cell with ``# YOUR CODE H
 Run All (and nbval) continues past it; in a Markdown cell with "Your answer here.". Everything
 outside the regions is copied unchanged, outputs and execution counts are cleared, and the JSON is
 written by nbformat with sorted keys, so regenerating gives byte-identical files. If a solution
-carries the launch cells of ``tools/launch.py`` (Colab/Binder badges pointing at the notebook's own
+carries the launch cells of ``tools.launch`` (Colab/Binder badges pointing at the notebook's own
 path), the exercise gets the same cells re-stamped for its own path.
 
 Usage::
 
-    python tools/make_exercises.py            # regenerate exercises/ (removes exercises with no solution)
-    python tools/make_exercises.py --check    # exit 1 and list stale exercises, change nothing
-    python tools/make_exercises.py --out DIR  # write the exercises somewhere else (the tests do this)
+    python -m tools exercises            # regenerate exercises/ (removes exercises with no solution)
+    python -m tools exercises --check    # exit 1 and list stale exercises, change nothing
+    python -m tools exercises --out DIR  # write the exercises somewhere else (the tests do this)
 """
 
 from __future__ import annotations
@@ -31,13 +31,15 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
+from tools import ROOT, STAMP_KEY
+from tools.config import load_config
+from tools.stamp import stamp_notebook
+
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)#+[ \t]*BEGIN SOLUTION[ \t]*$")
 END = re.compile(r"^[ \t]*#+[ \t]*END SOLUTION[ \t]*$")
 CODE_STUB = "{indent}# YOUR CODE HERE\n{indent}raise NotImplementedError"
 MARKDOWN_STUB = "Your answer here."
 RAISES_TAG = "raises-exception"
-STAMP_KEY = "launch_stamp"  # the metadata key tools/launch.py puts on the cells it owns
 
 
 class WorksheetError(ValueError):
@@ -95,13 +97,8 @@ def make_exercise(solution: nbformat.NotebookNode, where: str, exercise_path: st
 
 
 def _restamp(nb: nbformat.NotebookNode, path: str) -> nbformat.NotebookNode:
-    """Point the copied launch cells at the exercise's own path, exactly as tools/launch.py would."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    try:
-        import launch  # tools/launch.py, the single owner of the badge and setup cells
-    finally:
-        sys.path.pop(0)
-    return launch.stamp_notebook(nb, path, launch.load_config(ROOT / "pyproject.toml"))
+    """Point the copied launch cells at the exercise's own path, exactly as `python -m tools launch` would."""
+    return stamp_notebook(nb, path, load_config(ROOT / "pyproject.toml"))
 
 
 def render(nb: nbformat.NotebookNode) -> str:
@@ -127,7 +124,7 @@ def generate(solutions: Path) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools exercises", description=__doc__.split("\n")[0])
     parser.add_argument("--solutions", type=Path, default=ROOT / "solutions", help="folder of solution notebooks")
     parser.add_argument("--out", type=Path, default=ROOT / "exercises", help="folder to write the exercises to")
     parser.add_argument("--check", action="store_true", help="report stale exercises and exit 1; write nothing")

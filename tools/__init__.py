@@ -1,0 +1,21 @@
+"""The course's tools, one package run as ``python -m tools COMMAND``.
+
+=============  =====================================================================================
+command        what it does
+=============  =====================================================================================
+launch         stamp Colab/Binder badges and the Colab setup cell into every notebook, the launch
+               links into README.md and binder/requirements.txt (``--check``: report what is stale)
+exercises      generate ``exercises/`` from ``solutions/`` (``--check``: report what is stale)
+html           execute the lessons and write the browsable HTML version to ``_build/html``
+=============  =====================================================================================
+
+Modules: ``config`` (where the course is published, read from pyproject.toml), ``stamp`` (badge and
+setup cells, README block), ``binder`` (the Binder environment), ``launch``, ``exercises``,
+``build_html``. The constants every tool shares live here.
+"""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = ("notebooks", "solutions", "exercises")  # every folder of course notebooks, in course order
+STAMP_KEY = "launch_stamp"  # cell.metadata["course"][STAMP_KEY] marks the cells tools.stamp owns
