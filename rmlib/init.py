@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Callable, Literal
 
 import torch
 from torch import nn
 
-
-def _check_std(std: float) -> float:
-    if isinstance(std, bool) or not isinstance(std, numbers.Real):
-        raise TypeError(f"std must be a real number, got {type(std).__name__}")
-    std = float(std)
-    if not math.isfinite(std):
-        raise ValueError(f"std must be finite, got {std}")
-    if std < 0:
-        raise ValueError(f"std must be non-negative, got {std}")
-    return std
+from rmlib.utils import validation
 
 
 def _weight_of(layer: nn.Module) -> torch.Tensor:
@@ -39,7 +29,7 @@ def layer_init(layer: nn.Module, std: float, generator: torch.Generator | None =
     tensor (Linear, Conv, Embedding, ...).
     """
     weight = _weight_of(layer)
-    std = _check_std(std)
+    std = validation.real("std", std, minimum=0.0)
     # no_grad inside normal_ lets this run on a weight that requires grad, like the original.
     torch.nn.init.normal_(weight, mean=0.0, std=std, generator=generator)
     return layer
@@ -50,11 +40,7 @@ def score_head_std(hidden_size: int) -> float:
 
     The "+1" counts the bias as one more input to the head (OpenAI's ``fc_layer`` has one).
     """
-    if isinstance(hidden_size, bool) or not isinstance(hidden_size, numbers.Integral):
-        raise TypeError(f"hidden_size must be an int, got {type(hidden_size).__name__}")
-    if hidden_size <= 0:
-        raise ValueError(f"hidden_size must be positive, got {hidden_size}")
-    return 1.0 / math.sqrt(int(hidden_size) + 1)
+    return 1.0 / math.sqrt(validation.integer("hidden_size", hidden_size) + 1)
 
 
 def init_score_head(model: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
@@ -94,9 +80,7 @@ class Initialiser:
 
     def std(self, d: int) -> float:
         """Standard deviation of each weight for a head with fan-in ``d``."""
-        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d <= 0:
-            raise ValueError(f"fan-in d must be a positive int, got {d!r}")
-        return float(self.std_of(int(d)))
+        return float(self.std_of(validation.integer("fan-in d", d)))
 
     def sample(self, n_heads: int, d: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Weights of ``n_heads`` independent heads of fan-in ``d``, shape (n_heads, d).
@@ -104,8 +88,7 @@ class Initialiser:
         Same law and, for the same generator state, the same numbers as ``apply`` on
         ``nn.Linear(d, n_heads)``: row i is one head. Lets the course study many heads in one tensor.
         """
-        if isinstance(n_heads, bool) or not isinstance(n_heads, numbers.Integral) or n_heads <= 0:
-            raise ValueError(f"n_heads must be a positive int, got {n_heads!r}")
+        n_heads = validation.integer("n_heads", n_heads)
         std = self.std(d)
         weight = torch.empty(int(n_heads), int(d))
         if self.distribution == "uniform":

@@ -7,24 +7,18 @@ changes nothing, multiplying them does.
 
 from __future__ import annotations
 
-import numbers
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
+from rmlib.utils import validation
+
 
 def _check_pair(chosen: torch.Tensor, rejected: torch.Tensor) -> None:
-    for name, t in (("chosen", chosen), ("rejected", rejected)):
-        if not torch.is_tensor(t):
-            raise TypeError(f"{name} rewards must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name} rewards must be a floating-point tensor, got dtype {t.dtype}")
-    if chosen.shape != rejected.shape:
-        raise ValueError(
-            f"chosen and rejected rewards must have the same shape, got {tuple(chosen.shape)} "
-            f"and {tuple(rejected.shape)}"
-        )
+    validation.float_tensor("chosen rewards", chosen, nonempty=False)
+    validation.float_tensor("rejected rewards", rejected, nonempty=False)
+    validation.same_shape(("chosen rewards", "rejected rewards"), chosen, rejected)
     if chosen.numel() == 0:
         raise ValueError("chosen and rejected rewards are empty")
 
@@ -50,10 +44,9 @@ def bradley_terry_loss(
     if torch.is_tensor(margin):
         if not margin.is_floating_point():
             raise TypeError(f"margin must be a floating-point tensor, got dtype {margin.dtype}")
-    elif isinstance(margin, bool) or not isinstance(margin, numbers.Real):
-        raise TypeError(f"margin must be a real number or a tensor, got {type(margin).__name__}")
-    if reduction not in ("mean", "none"):
-        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    else:
+        validation.real("margin", margin)
+    validation.one_of("reduction", reduction, ("mean", "none"))
     per_pair = -F.logsigmoid(chosen - rejected - margin)
     return per_pair.mean() if reduction == "mean" else per_pair
 

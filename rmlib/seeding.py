@@ -7,14 +7,14 @@ import random
 import numpy as np
 import torch
 
+from rmlib.utils import validation
+
 DEFAULT_SEED = 0
 
 
 def make_generator(seed: int = DEFAULT_SEED) -> torch.Generator:
     """A CPU generator seeded with ``seed``: pass it to every sampling call you want reproducible."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    return torch.Generator().manual_seed(int(seed))
+    return torch.Generator().manual_seed(validation.integer("seed", seed, minimum=None))
 
 
 def seed_everything(seed: int = DEFAULT_SEED) -> torch.Generator:

@@ -165,9 +165,9 @@ def test_unknown_initialiser_lists_the_valid_names():
         get_initialiser("kaiming")
 
 
-@pytest.mark.parametrize("d", [0, -1, 2.5])
-def test_initialiser_std_rejects_bad_fan_in(d):
-    with pytest.raises(ValueError, match="fan-in"):
+@pytest.mark.parametrize("d, error", [(0, ValueError), (-1, ValueError), (2.5, TypeError)])
+def test_initialiser_std_rejects_bad_fan_in(d, error):
+    with pytest.raises(error, match="fan-in"):
         INITIALISERS["score_head"].std(d)
 
 
@@ -188,7 +188,7 @@ def test_catalogue_sample_has_the_catalogued_std():
     assert abs(w.std().item() - sigma) < 5 * sigma / math.sqrt(2 * n_heads * d)
 
 
-@pytest.mark.parametrize("n_heads", [0, -3, 2.0, True])
-def test_catalogue_sample_rejects_bad_head_counts(n_heads):
-    with pytest.raises(ValueError, match="n_heads"):
+@pytest.mark.parametrize("n_heads, error", [(0, ValueError), (-3, ValueError), (2.0, TypeError), (True, TypeError)])
+def test_catalogue_sample_rejects_bad_head_counts(n_heads, error):
+    with pytest.raises(error, match="n_heads"):
         get_initialiser("score_head").sample(n_heads, 8)

@@ -65,7 +65,11 @@ def test_bad_inputs_get_clear_errors(model):
         model(torch.zeros(2, 4, dtype=torch.long), torch.zeros(2, 4))
 
 
-@pytest.mark.parametrize("kwargs", [{"hidden_size": 30, "num_attention_heads": 4}, {"vocab_size": 0}, {"hidden_size": 8.0}])
-def test_bad_configs_are_rejected(kwargs):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("kwargs, error, name", [
+    ({"hidden_size": 30, "num_attention_heads": 4}, ValueError, "divisible"),
+    ({"vocab_size": 0}, ValueError, "config.vocab_size"),
+    ({"hidden_size": 8.0}, TypeError, "config.hidden_size"),
+])
+def test_bad_configs_are_rejected(kwargs, error, name):
+    with pytest.raises(error, match=name):
         RewardModelConfig(**kwargs)
