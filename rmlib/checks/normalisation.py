@@ -137,21 +137,3 @@ def check_normalise_on_reference(fn: Callable[[torch.Tensor, torch.Tensor], torc
         _fail("the std divides by n − 1 (torch's default): use correction=0, as in Task 1")
     _fail(f"on the reference samples your output has mean {got_ref.mean():.4g} and std {got_ref.std(correction=0):.4g}"
           "; it must have mean 0 and std 1, by one gain and one bias applied to the whole table")
-
-
-__all__ = [
-    "check_adam_first_step",
-    "check_bradley_terry_loss",
-    "check_bt_gradient",
-    "check_formula_breaker",
-    "check_layer_init",
-    "check_loglog_slope",
-    "check_mc_variance",
-    "check_normalise_on_reference",
-    "check_predicted_variance",
-    "check_relative_error",
-    "check_reward_gain_bias",
-    "check_score_head_std",
-    "mc_variance_stderr",
-    "relative_error",
-]
