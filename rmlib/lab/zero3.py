@@ -75,7 +75,8 @@ class Zero3Result:
     score_std_naive: float
     gathered_equals_reference: bool  # 4. equals the same seeded draw made on a plain full tensor
     score_std_gathered: float
-    modifier_none_unchanged: bool  # 5. a change made under modifier_rank=None was thrown away
+    modifier_none_changed_inside: bool  # 5. a change made under modifier_rank=None took effect inside...
+    modifier_none_unchanged: bool  # ...and was thrown away on leaving the block
     seconds: float  # wall time of the child process, start-up and imports included
 
 
@@ -110,9 +111,13 @@ def run_zero3_experiment(
     env = dict(os.environ, DS_ACCELERATOR="cpu", CUDA_VISIBLE_DEVICES="", TOKENIZERS_PARALLELISM="false")
     start = time.perf_counter()
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired as err:
-        raise TimeoutError(f"the ZeRO-3 child process did not finish in {timeout:.0f} s: {' '.join(command)}") from err
+        raise TimeoutError(
+            f"the ZeRO-3 child process did not finish in {timeout:.0f} s: {' '.join(command)}"
+        ) from err
     lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_TAG)]
     if done.returncode != 0 or len(lines) != 1:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-25:])
@@ -134,13 +139,14 @@ def _child(hidden_size: int, fan_in: int, seed: int) -> Zero3Result:
     from rmlib.seeding import make_generator, seed_everything
 
     # DeepSpeed's CPU backend would JIT-compile a C++ shared-memory all-reduce kernel when the process
-    # group starts (about 40 s, and it needs a compiler). One rank never all-reduces: mark the kernel
+    # group starts (about 40 s on the course's test machine, and it needs a compiler). One rank never all-reduces: mark the kernel
     # unavailable, the switch DeepSpeed itself reads (deepspeed/comm/torch.py: build_shm_op), and it
     # stays on plain gloo.
     deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
     with tempfile.TemporaryDirectory() as tmp:
         # A file rendezvous: no port to find, nothing on the network.
-        torch.distributed.init_process_group("gloo", init_method=f"file://{tmp}/rendezvous", rank=0, world_size=1)
+        rendezvous = f"file://{tmp}/rendezvous"
+        torch.distributed.init_process_group("gloo", init_method=rendezvous, rank=0, world_size=1)
         deepspeed.init_distributed(dist_backend="gloo")
         rank = torch.distributed.get_rank()
 
@@ -157,7 +163,8 @@ def _child(hidden_size: int, fan_in: int, seed: int) -> Zero3Result:
 
         # 2. open-instruct's model: from_pretrained with ZeRO-3 on (what accelerate sets up)
         config = LlamaConfig(vocab_size=128, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                             num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4, pad_token_id=0)
+                             num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
+                             pad_token_id=0)
         LlamaForCausalLM(config).save_pretrained(f"{tmp}/base")
         zero3_on = HfDeepSpeedConfig(DS_CONFIG)  # transformers uses zero.Init while this object lives
         model = AutoModelForSequenceClassification.from_pretrained(f"{tmp}/base", num_labels=1)
@@ -175,11 +182,13 @@ def _child(hidden_size: int, fan_in: int, seed: int) -> Zero3Result:
             if rank == 0:
                 layer_init(model.score, target, generator=make_generator(seed))
         drawn = gathered(score)
-        reference = torch.empty(tuple(score.ds_shape), dtype=score.dtype).normal_(0.0, target, generator=make_generator(seed))
+        reference = torch.empty(tuple(score.ds_shape), dtype=score.dtype)
+        reference.normal_(0.0, target, generator=make_generator(seed))
 
-        # 5. the same change under modifier_rank=None
+        # 5. a change (x10) made under the default modifier_rank=None
         with deepspeed.zero.GatheredParameters([score], modifier_rank=None):
             score.data.mul_(10.0)
+            changed_inside = not torch.equal(score.detach(), drawn)
         after_none = gathered(score)
         del zero3_on
 
@@ -203,6 +212,7 @@ def _child(hidden_size: int, fan_in: int, seed: int) -> Zero3Result:
             score_std_naive=naive.std().item(),
             gathered_equals_reference=torch.equal(drawn, reference),
             score_std_gathered=drawn.std().item(),
+            modifier_none_changed_inside=changed_inside,
             modifier_none_unchanged=torch.equal(after_none, drawn),
             seconds=0.0,  # the parent fills in the wall time it waited
         )
