@@ -12,7 +12,9 @@
    ``GatheredParameters``;
 4. does it again the way OpenRLHF does: inside ``GatheredParameters([weight], modifier_rank=0)``,
    on rank 0;
-5. modifies the weight inside ``GatheredParameters(..., modifier_rank=None)``.
+5. redraws it with std 1 inside ``GatheredParameters(..., modifier_rank=None)``, the default;
+6. repeats 5 on a small layer with ZeRO's ``"enable_sanity_checks": true``, once with an init call and
+   once through ``weight.data``.
 
 After each step it gathers the full weight and reports it. The numbers come back as a ``Zero3Result``.
 
@@ -77,6 +79,8 @@ class Zero3Result:
     score_std_gathered: float
     modifier_none_changed_inside: bool  # 5. a change made under modifier_rank=None took effect inside...
     modifier_none_unchanged: bool  # ...and was thrown away on leaving the block
+    sanity_checks_catch_init: bool  # 6. with "enable_sanity_checks": an init under modifier_rank=None raises
+    sanity_checks_catch_data: bool  # ...and a change through `.data` raises
     seconds: float  # wall time of the child process, start-up and imports included
 
 
@@ -185,12 +189,31 @@ def _child(hidden_size: int, fan_in: int, seed: int) -> Zero3Result:
         reference = torch.empty(tuple(score.ds_shape), dtype=score.dtype)
         reference.normal_(0.0, target, generator=make_generator(seed))
 
-        # 5. a change (x10) made under the default modifier_rank=None
+        # 5. a redraw with std 1 under the default modifier_rank=None
         with deepspeed.zero.GatheredParameters([score], modifier_rank=None):
-            score.data.mul_(10.0)
+            layer_init(model.score, 1.0, generator=make_generator(seed + 1))
             changed_inside = not torch.equal(score.detach(), drawn)
         after_none = gathered(score)
         del zero3_on
+
+        # 6. the same under ZeRO's "enable_sanity_checks": an in-place init on the parameter is caught,
+        # a change through `.data` is not (GatheredParameters compares the parameter's version counter)
+        checked = {**DS_CONFIG, "zero_optimization": {"stage": 3, "enable_sanity_checks": True}}
+        caught = {}
+        for how in ("init", "data"):
+            with deepspeed.zero.Init(config_dict_or_path=checked):
+                probe = torch.nn.Linear(8, 1, bias=False)
+            try:
+                with deepspeed.zero.GatheredParameters([probe.weight], modifier_rank=None):
+                    if how == "init":
+                        layer_init(probe, 1.0, generator=make_generator(seed))
+                    else:
+                        probe.weight.data.mul_(10.0)
+                caught[how] = False
+            except RuntimeError as err:
+                if "modifier_rank" not in str(err):
+                    raise
+                caught[how] = True
 
         result = Zero3Result(
             deepspeed_version=deepspeed.__version__,
@@ -214,6 +237,8 @@ def _child(hidden_size: int, fan_in: int, seed: int) -> Zero3Result:
             score_std_gathered=drawn.std().item(),
             modifier_none_changed_inside=changed_inside,
             modifier_none_unchanged=torch.equal(after_none, drawn),
+            sanity_checks_catch_init=caught["init"],
+            sanity_checks_catch_data=caught["data"],
             seconds=0.0,  # the parent fills in the wall time it waited
         )
         torch.distributed.destroy_process_group()
