@@ -1,0 +1,250 @@
+"""Lesson 07's ZeRO-3 experiment, run with the real DeepSpeed on one CPU process.
+
+``run_zero3_experiment()`` starts a child Python process that
+
+1. builds a plain ``nn.Linear(fan_in, 1)`` inside ``deepspeed.zero.Init`` and gathers it: what
+   PyTorch's default init left in the shards;
+2. saves a tiny Llama causal LM (random weights, nothing downloaded) and loads it back with
+   ``AutoModelForSequenceClassification.from_pretrained(..., num_labels=1)`` under a ZeRO-3 config,
+   the call open-instruct's ``reward_modeling.py`` makes (accelerate turns ``zero.Init`` on for
+   stage 3 by default); ``score`` is a new, missing-from-the-checkpoint weight;
+3. calls ``layer_init(model.score, 1/sqrt(d+1))`` as open-instruct does, outside any
+   ``GatheredParameters``;
+4. does it again the way OpenRLHF does: inside ``GatheredParameters([weight], modifier_rank=0)``,
+   on rank 0;
+5. redraws it with std 1 inside ``GatheredParameters(..., modifier_rank=None)``, the default;
+6. repeats 5 on a small layer with ZeRO's ``"enable_sanity_checks": true``, once with an init call and
+   once through ``weight.data``.
+
+After each step it gathers the full weight and reports it. The numbers come back as a ``Zero3Result``.
+
+Why a child process: ``zero.Init`` patches every ``nn.Module`` subclass while it is active and
+DeepSpeed starts a ``torch.distributed`` process group that lives until the process ends; a child
+keeps the notebook's kernel as it was and can be stopped by a timeout instead of hanging a lesson.
+
+The rank is a real single-rank ``gloo`` process group (file rendezvous, no network) and DeepSpeed's
+CPU accelerator (``DS_ACCELERATOR=cpu``). What one rank cannot show is the broadcast to other ranks
+on leaving ``GatheredParameters``; the shard bookkeeping that makes the naive call a no-op is the same
+on every rank.
+
+DeepSpeed is an optional extra of the course (``pip install -e ".[zero3]"``); this module does not
+import it, so ``import rmlib`` never needs it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+INSTALL_HINT = 'pip install -e ".[zero3]"'
+# The smallest config that turns ZeRO stage 3 on; DeepSpeed wants a batch size in any config.
+DS_CONFIG = {"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": 1}
+RESULT_TAG = "ZERO3_RESULT "  # the child's one line of JSON; DeepSpeed logs to stdout too
+_MODULES = {"deepspeed": "deepspeed", "transformers": "transformers"}  # module -> PyPI name
+
+
+@dataclass(frozen=True)
+class Zero3Result:
+    """What the child measured. Every ``*_std`` is the std of the *gathered* full weight."""
+
+    deepspeed_version: str
+    accelerator: str  # DeepSpeed's accelerator: "cpu"
+    backend: str  # torch.distributed backend: "gloo"
+    world_size: int
+    # 1. a plain nn.Linear(fan_in, 1) built inside zero.Init
+    fan_in: int
+    linear_local_numel: int  # elements in the rank's `weight.data` outside GatheredParameters
+    linear_full_shape: list[int]  # `weight.ds_shape`: the shape DeepSpeed keeps for gathering
+    linear_std: float
+    linear_max_abs: float
+    # 2.-5. the score head of a Hugging Face reward model loaded with from_pretrained under ZeRO-3
+    hidden_size: int
+    initializer_range: float
+    score_local_numel: int
+    score_full_shape: list[int]
+    score_std_loaded: float  # after from_pretrained
+    target_std: float  # 1/sqrt(d+1)
+    naive_unchanged: bool  # 3. gathered weight bit-identical before and after the naive layer_init
+    score_std_naive: float
+    gathered_equals_reference: bool  # 4. equals the same seeded draw made on a plain full tensor
+    score_std_gathered: float
+    modifier_none_changed_inside: bool  # 5. a change made under modifier_rank=None took effect inside...
+    modifier_none_unchanged: bool  # ...and was thrown away on leaving the block
+    sanity_checks_catch_init: bool  # 6. with "enable_sanity_checks": an init under modifier_rank=None raises
+    sanity_checks_catch_data: bool  # ...and a change through `.data` raises
+    seconds: float  # wall time of the child process, start-up and imports included
+
+
+def missing_zero3_dependencies() -> list[str]:
+    """PyPI names of the ``zero3`` extra's packages that are not installed (empty when all are)."""
+    return [pypi for module, pypi in _MODULES.items() if importlib.util.find_spec(module) is None]
+
+
+def zero3_extra_message(missing: list[str] | None = None) -> str | None:
+    """One line saying what is missing and how to install it, or None when nothing is."""
+    missing = missing_zero3_dependencies() if missing is None else missing
+    if not missing:
+        return None
+    return f"The ZeRO-3 experiment needs {', '.join(missing)}: {INSTALL_HINT}. Skipping it."
+
+
+def run_zero3_experiment(
+    hidden_size: int = 512, fan_in: int = 4096, seed: int = 0, timeout: float = 180.0
+) -> Zero3Result:
+    """Run the experiment in a child process (see the module docstring) and return its numbers."""
+    for name, value in (("hidden_size", hidden_size), ("fan_in", fan_in), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if hidden_size < 8 or hidden_size % 4:  # the tiny Llama has 4 attention heads
+        raise ValueError(f"hidden_size must be a multiple of 4, at least 8; got {hidden_size}")
+    if fan_in < 1 or seed < 0:
+        raise ValueError(f"need fan_in >= 1 and seed >= 0; got fan_in={fan_in}, seed={seed}")
+    missing = missing_zero3_dependencies()
+    if missing:
+        raise ImportError(zero3_extra_message(missing))
+    command = [sys.executable, "-m", "rmlib.lab.zero3", str(hidden_size), str(fan_in), str(seed)]
+    env = dict(os.environ, DS_ACCELERATOR="cpu", CUDA_VISIBLE_DEVICES="", TOKENIZERS_PARALLELISM="false")
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired as err:
+        raise TimeoutError(
+            f"the ZeRO-3 child process did not finish in {timeout:.0f} s: {' '.join(command)}"
+        ) from err
+    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_TAG)]
+    if done.returncode != 0 or len(lines) != 1:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-25:])
+        raise RuntimeError(f"the ZeRO-3 child process failed (exit code {done.returncode}):\n{tail}")
+    measured = json.loads(lines[0][len(RESULT_TAG):])
+    return Zero3Result(**{**measured, "seconds": time.perf_counter() - start})
+
+
+# --- the child process ---------------------------------------------------------------------------
+
+def _child(hidden_size: int, fan_in: int, seed: int) -> Zero3Result:
+    # DeepSpeed skips its MPI discovery only when the launcher's variables are all set.
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29500", RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
+    import deepspeed
+    from transformers import AutoModelForSequenceClassification, LlamaConfig, LlamaForCausalLM
+    from transformers.integrations import HfDeepSpeedConfig
+
+    from rmlib.init import layer_init, score_head_std
+    from rmlib.seeding import make_generator, seed_everything
+
+    # DeepSpeed's CPU backend would JIT-compile a C++ shared-memory all-reduce kernel when the process
+    # group starts (about 40 s on the course's test machine, and it needs a compiler). One rank never all-reduces: mark the kernel
+    # unavailable, the switch DeepSpeed itself reads (deepspeed/comm/torch.py: build_shm_op), and it
+    # stays on plain gloo.
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+    with tempfile.TemporaryDirectory() as tmp:
+        # A file rendezvous: no port to find, nothing on the network.
+        rendezvous = f"file://{tmp}/rendezvous"
+        torch.distributed.init_process_group("gloo", init_method=rendezvous, rank=0, world_size=1)
+        deepspeed.init_distributed(dist_backend="gloo")
+        rank = torch.distributed.get_rank()
+
+        def gathered(param: torch.nn.Parameter) -> torch.Tensor:
+            with deepspeed.zero.GatheredParameters([param], modifier_rank=None):
+                return param.detach().clone()
+
+        # 1. PyTorch's default init under zero.Init
+        seed_everything(seed)
+        with deepspeed.zero.Init(config_dict_or_path=DS_CONFIG):
+            linear = torch.nn.Linear(fan_in, 1, bias=False)
+        linear_local = linear.weight.numel()
+        linear_w = gathered(linear.weight)
+
+        # 2. open-instruct's model: from_pretrained with ZeRO-3 on (what accelerate sets up)
+        config = LlamaConfig(vocab_size=128, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                             num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
+                             pad_token_id=0)
+        LlamaForCausalLM(config).save_pretrained(f"{tmp}/base")
+        zero3_on = HfDeepSpeedConfig(DS_CONFIG)  # transformers uses zero.Init while this object lives
+        model = AutoModelForSequenceClassification.from_pretrained(f"{tmp}/base", num_labels=1)
+        score = model.score.weight
+        score_local = score.numel()
+        loaded = gathered(score)
+
+        # 3. open-instruct's call, outside GatheredParameters
+        target = score_head_std(hidden_size)
+        layer_init(model.score, target, generator=make_generator(seed))
+        naive = gathered(score)
+
+        # 4. OpenRLHF's pattern: gather, let rank 0 draw, leave the context (broadcast + re-partition)
+        with deepspeed.zero.GatheredParameters([score], modifier_rank=0):
+            if rank == 0:
+                layer_init(model.score, target, generator=make_generator(seed))
+        drawn = gathered(score)
+        reference = torch.empty(tuple(score.ds_shape), dtype=score.dtype)
+        reference.normal_(0.0, target, generator=make_generator(seed))
+
+        # 5. a redraw with std 1 under the default modifier_rank=None
+        with deepspeed.zero.GatheredParameters([score], modifier_rank=None):
+            layer_init(model.score, 1.0, generator=make_generator(seed + 1))
+            changed_inside = not torch.equal(score.detach(), drawn)
+        after_none = gathered(score)
+        del zero3_on
+
+        # 6. the same under ZeRO's "enable_sanity_checks": an in-place init on the parameter is caught,
+        # a change through `.data` is not (GatheredParameters compares the parameter's version counter)
+        checked = {**DS_CONFIG, "zero_optimization": {"stage": 3, "enable_sanity_checks": True}}
+        caught = {}
+        for how in ("init", "data"):
+            with deepspeed.zero.Init(config_dict_or_path=checked):
+                probe = torch.nn.Linear(8, 1, bias=False)
+            try:
+                with deepspeed.zero.GatheredParameters([probe.weight], modifier_rank=None):
+                    if how == "init":
+                        layer_init(probe, 1.0, generator=make_generator(seed))
+                    else:
+                        probe.weight.data.mul_(10.0)
+                caught[how] = False
+            except RuntimeError as err:
+                if "modifier_rank" not in str(err):
+                    raise
+                caught[how] = True
+
+        result = Zero3Result(
+            deepspeed_version=deepspeed.__version__,
+            accelerator=deepspeed.get_accelerator().device_name(),
+            backend=torch.distributed.get_backend(),
+            world_size=torch.distributed.get_world_size(),
+            fan_in=fan_in,
+            linear_local_numel=linear_local,
+            linear_full_shape=list(linear.weight.ds_shape),
+            linear_std=linear_w.std().item(),
+            linear_max_abs=linear_w.abs().max().item(),
+            hidden_size=hidden_size,
+            initializer_range=config.initializer_range,
+            score_local_numel=score_local,
+            score_full_shape=list(score.ds_shape),
+            score_std_loaded=loaded.std().item(),
+            target_std=target,
+            naive_unchanged=torch.equal(naive, loaded),
+            score_std_naive=naive.std().item(),
+            gathered_equals_reference=torch.equal(drawn, reference),
+            score_std_gathered=drawn.std().item(),
+            modifier_none_changed_inside=changed_inside,
+            modifier_none_unchanged=torch.equal(after_none, drawn),
+            sanity_checks_catch_init=caught["init"],
+            sanity_checks_catch_data=caught["data"],
+            seconds=0.0,  # the parent fills in the wall time it waited
+        )
+        torch.distributed.destroy_process_group()
+    return result
+
+
+if __name__ == "__main__":
+    hidden, fan, seed_arg = (int(arg) for arg in sys.argv[1:4])
+    print(RESULT_TAG + json.dumps(asdict(_child(hidden, fan, seed_arg))), flush=True)

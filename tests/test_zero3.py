@@ -1,0 +1,112 @@
+"""Tests of rmlib.lab.zero3: lesson 07's ZeRO-3 experiment with the real DeepSpeed on one CPU rank.
+
+The experiment itself needs the `zero3` extra (DeepSpeed). Without it the test skips on a laptop and
+fails under CI (env ``CI`` set), where the extra is part of the environment.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rmlib.init import score_head_std
+from rmlib.lab import zero3
+
+
+def _require_extra() -> None:
+    message = zero3.zero3_extra_message()
+    if message:
+        if os.environ.get("CI"):
+            pytest.fail(f"the ZeRO-3 experiment cannot run under CI: {message}")
+        pytest.skip(message)
+
+
+# --- the optional extra and bad input ------------------------------------------------------------
+
+def test_missing_dependencies_reported_by_pypi_name(monkeypatch):
+    monkeypatch.setitem(sys.modules, "deepspeed", None)  # what a failed import leaves behind
+    assert zero3.missing_zero3_dependencies()[0] == "deepspeed"
+    message = zero3.zero3_extra_message()
+    assert "\n" not in message and zero3.INSTALL_HINT in message and "deepspeed" in message
+    with pytest.raises(ImportError, match="deepspeed"):
+        zero3.run_zero3_experiment()
+
+
+def test_no_message_when_nothing_missing():
+    assert zero3.zero3_extra_message(missing=[]) is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"hidden_size": 512.0}, TypeError, "hidden_size must be an int"),
+        ({"hidden_size": True}, TypeError, "hidden_size must be an int"),
+        ({"hidden_size": 6}, ValueError, "multiple of 4"),
+        ({"hidden_size": 510}, ValueError, "multiple of 4"),
+        ({"fan_in": 0}, ValueError, "fan_in"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"seed": "0"}, TypeError, "seed must be an int"),
+    ],
+)
+def test_bad_arguments_named(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        zero3.run_zero3_experiment(**kwargs)
+
+
+def test_child_failure_and_timeout_are_reported(monkeypatch):
+    monkeypatch.setattr(zero3, "missing_zero3_dependencies", lambda: [])
+
+    def failed(command, **kwargs):
+        return subprocess.CompletedProcess(command, 1, stdout="log line\n", stderr="Traceback: boom\n")
+
+    monkeypatch.setattr(zero3.subprocess, "run", failed)
+    with pytest.raises(RuntimeError, match=r"exit code 1(.|\n)*boom"):
+        zero3.run_zero3_experiment()
+
+    def silent(command, **kwargs):  # exit code 0 but no result line: still a failure
+        return subprocess.CompletedProcess(command, 0, stdout="nothing\n", stderr="")
+
+    monkeypatch.setattr(zero3.subprocess, "run", silent)
+    with pytest.raises(RuntimeError, match="failed"):
+        zero3.run_zero3_experiment()
+
+    def hangs(command, timeout, **kwargs):
+        raise subprocess.TimeoutExpired(command, timeout)
+
+    monkeypatch.setattr(zero3.subprocess, "run", hangs)
+    with pytest.raises(TimeoutError, match="did not finish in 5 s"):
+        zero3.run_zero3_experiment(timeout=5)
+
+
+# --- the experiment, for real ---------------------------------------------------------------------
+
+def test_zero3_experiment():
+    """Other sizes and seed than the lesson's, so the claims do not hang on one draw."""
+    _require_extra()
+    d, fan_in = 256, 1024
+    z3 = zero3.run_zero3_experiment(hidden_size=d, fan_in=fan_in, seed=1)
+    assert (z3.accelerator, z3.backend, z3.world_size) == ("cpu", "gloo", 1)
+    # Outside GatheredParameters each rank holds a 0-element placeholder; the full shape is kept aside.
+    assert z3.linear_local_numel == 0 and z3.linear_full_shape == [1, fan_in]
+    assert z3.score_local_numel == 0 and z3.score_full_shape == [1, d]
+    # PyTorch's default init ran on the full tensor: uniform, bound 1/sqrt(fan_in), std 1/sqrt(3 fan_in).
+    # Relative standard error of a uniform sample's std: sqrt(0.2/n); allow 4 of them.
+    assert abs(z3.linear_std * math.sqrt(3 * fan_in) - 1) < 4 * math.sqrt(0.2 / fan_in), z3.linear_std
+    assert z3.linear_max_abs <= 1 / math.sqrt(fan_in)
+    # Normal draws: relative standard error of the sample std 1/sqrt(2n); allow 4 of them.
+    tol = 4 / math.sqrt(2 * d)
+    assert abs(z3.score_std_loaded / z3.initializer_range - 1) < tol, z3.score_std_loaded
+    assert z3.target_std == score_head_std(d)
+    # open-instruct's call changes nothing; the gathered one draws exactly the intended numbers.
+    assert z3.naive_unchanged and z3.score_std_naive == z3.score_std_loaded
+    assert abs(z3.score_std_naive / z3.target_std - 1) > tol  # outside the band the intended std must hit
+    assert z3.gathered_equals_reference
+    assert abs(z3.score_std_gathered / z3.target_std - 1) < tol, z3.score_std_gathered
+    assert z3.modifier_none_changed_inside and z3.modifier_none_unchanged
+    # DeepSpeed's sanity checks catch the init call, not a change through .data
+    assert z3.sanity_checks_catch_init and not z3.sanity_checks_catch_data
+    assert z3.seconds > 0
