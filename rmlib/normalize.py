@@ -16,7 +16,8 @@ import numbers
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+
+from rmlib.losses import bradley_terry_loss
 
 
 def _check_rewards(rewards: torch.Tensor, name: str) -> torch.Tensor:
@@ -98,7 +99,7 @@ def centred_bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, coefficien
     if coefficient < 0:
         raise ValueError(f"coefficient must be non-negative, got {coefficient}")
     penalty = centering_penalty(r_chosen, r_rejected)
-    return -F.logsigmoid(r_chosen - r_rejected).mean() + coefficient * penalty
+    return bradley_terry_loss(r_chosen, r_rejected) + coefficient * penalty
 
 
 __all__ = ["RewardNormalizer", "centering_penalty", "centred_bt_loss", "normalize_rewards"]

@@ -258,3 +258,70 @@ def initialiser_table(
                 )
             )
     return rows
+
+
+def sample_prompt_response_pairs(
+    n_pairs: int,
+    d: int,
+    prompt_std: float,
+    response_std: float,
+    same_prompt: bool = True,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hidden states (h_c, h_r), each (n_pairs, d), built as h = p + a: a prompt part p and a response part a.
+
+    p ~ N(0, prompt_std² I) and a ~ N(0, response_std² I), independent. ``same_prompt=True`` is how
+    preference data is made — two answers to one prompt share p, which cancels in h_c − h_r, so
+    E‖h_c − h_r‖² = 2d·response_std². ``same_prompt=False`` draws a separate prompt for each answer
+    (independent hidden states): E‖h_c − h_r‖² = 2d(prompt_std² + response_std²).
+    """
+    for name, value in (("n_pairs", n_pairs), ("d", d)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    for name, value in (("prompt_std", prompt_std), ("response_std", response_std)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+    prompt_c = torch.randn(n_pairs, d, generator=generator) * prompt_std
+    prompt_r = prompt_c if same_prompt else torch.randn(n_pairs, d, generator=generator) * prompt_std
+    h_c = prompt_c + torch.randn(n_pairs, d, generator=generator) * response_std
+    h_r = prompt_r + torch.randn(n_pairs, d, generator=generator) * response_std
+    return h_c, h_r
+
+
+def train_head_on_preferences(
+    h_chosen: torch.Tensor,
+    h_rejected: torch.Tensor,
+    w0: torch.Tensor,
+    bias0: float | torch.Tensor = 0.0,
+    steps: int = 200,
+    lr: float = 1e-2,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train S heads r = w·h + b on fixed hidden states by full-batch Bradley-Terry with Adam; return (w, b).
+
+    ``w0`` is (S, d), one head per row; ``h_chosen``/``h_rejected`` are (n, d), shared by every head,
+    or (S, n, d), one preference set per head; ``bias0`` a float or (S,). The heads are independent
+    problems (Adam is elementwise), batched for speed. The bias is trained too, so a caller can watch
+    it receive exactly zero gradient while w·m, for any direction m, moves with w.
+    """
+    from rmlib.losses import bradley_terry_loss  # rmlib.losses does not import theory: no cycle
+
+    if not torch.is_tensor(w0) or w0.dim() != 2 or not w0.is_floating_point():
+        raise ValueError("w0 must be a floating-point tensor of shape (S, d)")
+    for name, h in (("h_chosen", h_chosen), ("h_rejected", h_rejected)):
+        if not torch.is_tensor(h) or h.dim() not in (2, 3) or h.shape[-1] != w0.shape[1]:
+            raise ValueError(f"{name} must have shape (n, {w0.shape[1]}) or (S, n, {w0.shape[1]})")
+    if h_chosen.shape != h_rejected.shape:
+        raise ValueError(f"h_chosen {tuple(h_chosen.shape)} and h_rejected {tuple(h_rejected.shape)} differ in shape")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    w = w0.detach().clone().requires_grad_(True)
+    b = (torch.zeros(w0.shape[0], dtype=w0.dtype) + bias0).detach().requires_grad_(True)
+    opt = torch.optim.Adam([w, b], lr=lr)
+    for _ in range(steps):
+        r_c = (h_chosen @ w.unsqueeze(-1)).squeeze(-1).T + b  # (n, S) for shared or per-head states
+        r_r = (h_rejected @ w.unsqueeze(-1)).squeeze(-1).T + b
+        opt.zero_grad()
+        # The sum over heads of each head's mean loss: every head gets exactly its own gradient.
+        (bradley_terry_loss(r_c, r_r, reduction="none").mean(0).sum()).backward()
+        opt.step()
+    return w.detach(), b.detach()

@@ -174,3 +174,85 @@ def test_excess_kurtosis_tells_normal_from_uniform():
         theory.excess_kurtosis(torch.ones(10))
     with pytest.raises(ValueError, match="at least 2"):
         theory.excess_kurtosis(torch.ones(1))
+
+
+# --- same-prompt pairs: the prompt's part of h cancels in h_c − h_r ---------------------------------
+
+def test_same_prompt_pairs_cancel_the_prompt_part():
+    n, d, sp, sa = 20_000, 32, 1.7, 1.0
+    same_c, same_r = theory.sample_prompt_response_pairs(n, d, sp, sa, same_prompt=True, generator=make_generator(3))
+    ind_c, ind_r = theory.sample_prompt_response_pairs(n, d, sp, sa, same_prompt=False, generator=make_generator(3))
+    assert same_c.shape == same_r.shape == ind_c.shape == (n, d)
+    # Every hidden state has the same law either way: per-coordinate variance sp² + sa².
+    for h in (same_c, ind_r):
+        assert abs(h.var(0).mean().item() - (sp**2 + sa**2)) < 0.02 * (sp**2 + sa**2)  # ~sqrt(2/(n d)) = 0.2%
+    # E|h_c − h_r|² per coordinate: 2 sa² for same-prompt pairs, 2(sp² + sa²) for independent ones.
+    # A mean of n·d squared normals has relative s.e. sqrt(2/(n d)) ≈ 0.2%; 1% is 5 s.e.
+    same = (same_c - same_r).pow(2).mean().item()
+    ind = (ind_c - ind_r).pow(2).mean().item()
+    assert same == pytest.approx(2 * sa**2, rel=0.01)
+    assert ind == pytest.approx(2 * (sp**2 + sa**2), rel=0.01)
+    # No prompt part: both ways agree in law; reproducible with a seed.
+    a = theory.sample_prompt_response_pairs(8, 4, 0.0, 1.0, generator=make_generator(5))
+    b = theory.sample_prompt_response_pairs(8, 4, 0.0, 1.0, generator=make_generator(5))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_pairs=0), "n_pairs"), (dict(d=2.5), "d"), (dict(prompt_std=-1.0), "prompt_std"),
+    (dict(response_std=float("nan")), "response_std"),
+])
+def test_same_prompt_pairs_reject_bad_input(kwargs, match):
+    args = dict(n_pairs=4, d=3, prompt_std=1.0, response_std=1.0) | kwargs
+    with pytest.raises(ValueError, match=match):
+        theory.sample_prompt_response_pairs(**args)
+
+
+# --- head-only Bradley-Terry training: a bias never moves, w·m does --------------------------------
+
+def _preference_problem(heads=4, n=512, d=16, offset=5.0, seed=0):
+    g = make_generator(seed)
+    m = torch.full((d,), offset)
+    h_c, h_r = torch.randn(n, d, generator=g) + m, torch.randn(n, d, generator=g) + m
+    u = torch.randn(heads, d, generator=g)
+    chosen_first = (h_c @ u.T - h_r @ u.T > 0).T.unsqueeze(-1)  # (heads, n, 1): labels from each true reward
+    hc = torch.where(chosen_first, h_c, h_r)
+    hr = torch.where(chosen_first, h_r, h_c)
+    return hc, hr, torch.randn(heads, d, generator=g) * 0.1, m
+
+
+def test_head_training_never_moves_the_bias_but_moves_w_dot_m():
+    hc, hr, w0, m = _preference_problem()
+    w, b = theory.train_head_on_preferences(hc, hr, w0, bias0=3.0, steps=100, lr=1e-2)
+    assert torch.equal(b, torch.full((4,), 3.0))  # zero gradient, and Adam's step at zero gradient is 0
+    drift = (w - w0) @ m
+    assert (drift.abs() > 0.5).all(), drift  # |m| = 20: the learned direction is not orthogonal to m
+    # Trained heads order the pairs they were trained on.
+    acc = ((hc @ w.unsqueeze(-1)) > (hr @ w.unsqueeze(-1))).float().mean()
+    assert acc > 0.9
+
+
+def test_head_training_is_blind_to_a_shared_offset_and_batches_independent_heads():
+    hc, hr, w0, m = _preference_problem(offset=0.0)
+    w_plain, _ = theory.train_head_on_preferences(hc, hr, w0, steps=30)
+    w_shift, _ = theory.train_head_on_preferences(hc + 7.0, hr + 7.0, w0, steps=30)
+    # Same trajectory: h_c − h_r is unchanged; only float32 rounding of h + 7 (~1e-6 relative) differs.
+    assert torch.allclose(w_plain, w_shift, atol=1e-4)
+    # Head 2 trained alone equals head 2 trained in the batch (Adam is elementwise).
+    w_alone, _ = theory.train_head_on_preferences(hc[2:3], hr[2:3], w0[2:3], steps=30)
+    assert torch.allclose(w_alone[0], w_plain[2], atol=1e-6)
+    # Shared (n, d) states work too.
+    w_shared, _ = theory.train_head_on_preferences(hc[0], hr[0], w0, steps=3)
+    assert w_shared.shape == w0.shape
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda hc, hr, w0: theory.train_head_on_preferences(hc, hr, w0[0]), "w0"),
+    (lambda hc, hr, w0: theory.train_head_on_preferences(hc[..., :3], hr[..., :3], w0), "h_chosen"),
+    (lambda hc, hr, w0: theory.train_head_on_preferences(hc, hr[:, :5], w0), "differ in shape"),
+    (lambda hc, hr, w0: theory.train_head_on_preferences(hc, hr, w0, steps=0), "steps"),
+])
+def test_head_training_rejects_bad_input(call, match):
+    hc, hr, w0, _ = _preference_problem(n=16)
+    with pytest.raises(ValueError, match=match):
+        call(hc, hr, w0)
