@@ -289,39 +289,54 @@ def sample_prompt_response_pairs(
 
 
 def train_head_on_preferences(
-    h_chosen: torch.Tensor,
-    h_rejected: torch.Tensor,
+    h_a: torch.Tensor,
+    h_b: torch.Tensor,
     w0: torch.Tensor,
+    a_preferred: torch.Tensor | None = None,
     bias0: float | torch.Tensor = 0.0,
     steps: int = 200,
     lr: float = 1e-2,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Train S heads r = w·h + b on fixed hidden states by full-batch Bradley-Terry with Adam; return (w, b).
 
-    ``w0`` is (S, d), one head per row; ``h_chosen``/``h_rejected`` are (n, d), shared by every head,
-    or (S, n, d), one preference set per head; ``bias0`` a float or (S,). The heads are independent
-    problems (Adam is elementwise), batched for speed. The bias is trained too, so a caller can watch
-    it receive exactly zero gradient while w·m, for any direction m, moves with w.
+    ``h_a``, ``h_b`` are (n, d): the two answers of n pairs, shared by every head. ``a_preferred`` is an
+    (S, n) bool tensor — head s's labels, True where answer a is the chosen one (default: a always
+    chosen). ``w0`` is (S, d), one head per row; ``bias0`` a float or (S,). The heads are independent
+    problems (Adam is elementwise), batched as one matmul. The bias is trained too, so a caller can
+    watch it receive exactly zero gradient while w·m, for any direction m, moves with w.
     """
     from rmlib.losses import bradley_terry_loss  # rmlib.losses does not import theory: no cycle
 
     if not torch.is_tensor(w0) or w0.dim() != 2 or not w0.is_floating_point():
         raise ValueError("w0 must be a floating-point tensor of shape (S, d)")
-    for name, h in (("h_chosen", h_chosen), ("h_rejected", h_rejected)):
-        if not torch.is_tensor(h) or h.dim() not in (2, 3) or h.shape[-1] != w0.shape[1]:
-            raise ValueError(f"{name} must have shape (n, {w0.shape[1]}) or (S, n, {w0.shape[1]})")
-    if h_chosen.shape != h_rejected.shape:
-        raise ValueError(f"h_chosen {tuple(h_chosen.shape)} and h_rejected {tuple(h_rejected.shape)} differ in shape")
+    heads, d = w0.shape
+    for name, h in (("h_a", h_a), ("h_b", h_b)):
+        if not torch.is_tensor(h) or h.dim() != 2 or h.shape[1] != d:
+            raise ValueError(f"{name} must have shape (n, {d})")
+    if h_a.shape != h_b.shape:
+        raise ValueError(f"h_a {tuple(h_a.shape)} and h_b {tuple(h_b.shape)} differ in shape")
+    if a_preferred is None:
+        a_preferred = torch.ones(heads, h_a.shape[0], dtype=torch.bool)
+    if not torch.is_tensor(a_preferred) or a_preferred.dtype != torch.bool or a_preferred.shape != (heads, h_a.shape[0]):
+        raise ValueError(f"a_preferred must be a bool tensor of shape ({heads}, {h_a.shape[0]})")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     w = w0.detach().clone().requires_grad_(True)
-    b = (torch.zeros(w0.shape[0], dtype=w0.dtype) + bias0).detach().requires_grad_(True)
-    opt = torch.optim.Adam([w, b], lr=lr)
-    for _ in range(steps):
-        r_c = (h_chosen @ w.unsqueeze(-1)).squeeze(-1).T + b  # (n, S) for shared or per-head states
-        r_r = (h_rejected @ w.unsqueeze(-1)).squeeze(-1).T + b
-        opt.zero_grad()
+    b = (torch.zeros(heads, dtype=w0.dtype) + bias0).detach().requires_grad_(True)
+    params = (w, b)
+    # Adam as torch.optim.Adam computes it (betas 0.9, 0.999; eps 1e-8), written out: constructing
+    # torch.optim.Adam imports torch's compiler stack, seconds on first use.
+    moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+    first = a_preferred.T  # (n, S)
+    for t in range(1, steps + 1):
+        r_a, r_b = h_a @ w.T + b, h_b @ w.T + b  # (n, S)
         # The sum over heads of each head's mean loss: every head gets exactly its own gradient.
-        (bradley_terry_loss(r_c, r_r, reduction="none").mean(0).sum()).backward()
-        opt.step()
+        loss = bradley_terry_loss(torch.where(first, r_a, r_b), torch.where(first, r_b, r_a), reduction="none")
+        grads = torch.autograd.grad(loss.mean(0).sum(), params)
+        with torch.no_grad():
+            for p, g, (m, v) in zip(params, grads, moments):
+                m.mul_(0.9).add_(g, alpha=0.1)
+                v.mul_(0.999).addcmul_(g, g, value=0.001)
+                # a zero gradient leaves m = v = 0 and the step 0 / (0 + eps) = 0 exactly
+                p.sub_(lr * (m / (1 - 0.9**t)) / ((v / (1 - 0.999**t)).sqrt() + 1e-8))
     return w.detach(), b.detach()

@@ -213,46 +213,62 @@ def test_same_prompt_pairs_reject_bad_input(kwargs, match):
 def _preference_problem(heads=4, n=512, d=16, offset=5.0, seed=0):
     g = make_generator(seed)
     m = torch.full((d,), offset)
-    h_c, h_r = torch.randn(n, d, generator=g) + m, torch.randn(n, d, generator=g) + m
+    h_a, h_b = torch.randn(n, d, generator=g) + m, torch.randn(n, d, generator=g) + m
     u = torch.randn(heads, d, generator=g)
-    chosen_first = (h_c @ u.T - h_r @ u.T > 0).T.unsqueeze(-1)  # (heads, n, 1): labels from each true reward
-    hc = torch.where(chosen_first, h_c, h_r)
-    hr = torch.where(chosen_first, h_r, h_c)
-    return hc, hr, torch.randn(heads, d, generator=g) * 0.1, m
+    a_preferred = (h_a @ u.T - h_b @ u.T > 0).T  # (heads, n): labels from each head's true reward
+    return h_a, h_b, a_preferred, torch.randn(heads, d, generator=g) * 0.1, m
 
 
 def test_head_training_never_moves_the_bias_but_moves_w_dot_m():
-    hc, hr, w0, m = _preference_problem()
-    w, b = theory.train_head_on_preferences(hc, hr, w0, bias0=3.0, steps=100, lr=1e-2)
+    h_a, h_b, pref, w0, m = _preference_problem()
+    w, b = theory.train_head_on_preferences(h_a, h_b, w0, pref, bias0=3.0, steps=100, lr=1e-2)
     assert torch.equal(b, torch.full((4,), 3.0))  # zero gradient, and Adam's step at zero gradient is 0
     drift = (w - w0) @ m
     assert (drift.abs() > 0.5).all(), drift  # |m| = 20: the learned direction is not orthogonal to m
     # Trained heads order the pairs they were trained on.
-    acc = ((hc @ w.unsqueeze(-1)) > (hr @ w.unsqueeze(-1))).float().mean()
+    acc = ((h_a @ w.T > h_b @ w.T) == pref.T).float().mean()
     assert acc > 0.9
 
 
 def test_head_training_is_blind_to_a_shared_offset_and_batches_independent_heads():
-    hc, hr, w0, m = _preference_problem(offset=0.0)
-    w_plain, _ = theory.train_head_on_preferences(hc, hr, w0, steps=30)
-    w_shift, _ = theory.train_head_on_preferences(hc + 7.0, hr + 7.0, w0, steps=30)
-    # Same trajectory: h_c − h_r is unchanged; only float32 rounding of h + 7 (~1e-6 relative) differs.
+    h_a, h_b, pref, w0, m = _preference_problem(offset=0.0)
+    w_plain, _ = theory.train_head_on_preferences(h_a, h_b, w0, pref, steps=30)
+    w_shift, _ = theory.train_head_on_preferences(h_a + 7.0, h_b + 7.0, w0, pref, steps=30)
+    # Same trajectory: h_a − h_b is unchanged; only float32 rounding of h + 7 (~1e-6 relative) differs.
     assert torch.allclose(w_plain, w_shift, atol=1e-4)
     # Head 2 trained alone equals head 2 trained in the batch (Adam is elementwise).
-    w_alone, _ = theory.train_head_on_preferences(hc[2:3], hr[2:3], w0[2:3], steps=30)
+    w_alone, _ = theory.train_head_on_preferences(h_a, h_b, w0[2:3], pref[2:3], steps=30)
     assert torch.allclose(w_alone[0], w_plain[2], atol=1e-6)
-    # Shared (n, d) states work too.
-    w_shared, _ = theory.train_head_on_preferences(hc[0], hr[0], w0, steps=3)
-    assert w_shared.shape == w0.shape
+    # Default labels: a is always chosen; equals passing all-True labels.
+    w_default, _ = theory.train_head_on_preferences(h_a, h_b, w0, steps=3)
+    w_true, _ = theory.train_head_on_preferences(h_a, h_b, w0, torch.ones_like(pref), steps=3)
+    assert torch.equal(w_default, w_true)
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda hc, hr, w0: theory.train_head_on_preferences(hc, hr, w0[0]), "w0"),
-    (lambda hc, hr, w0: theory.train_head_on_preferences(hc[..., :3], hr[..., :3], w0), "h_chosen"),
-    (lambda hc, hr, w0: theory.train_head_on_preferences(hc, hr[:, :5], w0), "differ in shape"),
-    (lambda hc, hr, w0: theory.train_head_on_preferences(hc, hr, w0, steps=0), "steps"),
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b, w0[0], p), "w0"),
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a[:, :3], h_b[:, :3], w0, p), "h_a"),
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b[:5], w0, p), "differ in shape"),
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b, w0, p.float()), "a_preferred"),
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b, w0, p, steps=0), "steps"),
 ])
 def test_head_training_rejects_bad_input(call, match):
-    hc, hr, w0, _ = _preference_problem(n=16)
+    h_a, h_b, pref, w0, _ = _preference_problem(n=16)
     with pytest.raises(ValueError, match=match):
-        call(hc, hr, w0)
+        call(h_a, h_b, pref, w0)
+
+
+def test_head_training_is_adam_as_torch_optim_computes_it():
+    h_a, h_b, pref, w0, _ = _preference_problem(heads=2, n=64)
+    w, b = theory.train_head_on_preferences(h_a, h_b, w0, pref, bias0=1.0, steps=20, lr=1e-2)
+    wr = w0.clone().requires_grad_(True)
+    br = torch.ones(2, requires_grad=True)
+    opt = torch.optim.Adam([wr, br], lr=1e-2)
+    for _ in range(20):
+        r_a, r_b = h_a @ wr.T + br, h_b @ wr.T + br
+        c, r = torch.where(pref.T, r_a, r_b), torch.where(pref.T, r_b, r_a)
+        opt.zero_grad()
+        F.softplus(r - c).mean(0).sum().backward()
+        opt.step()
+    # Same maths; float32 rounding of the two implementations differs (~1e-7 relative per step).
+    assert torch.allclose(w, wr.detach(), atol=1e-5) and torch.equal(b, br.detach())
