@@ -3,7 +3,10 @@
 * **Gain/bias normalisation** (OpenAI's lm-human-preferences): after training, fit a gain g and a
   bias b so that g·r + b has mean 0 and std 1 on rewards of reference-policy samples, "so the KL
   coefficient always has the same meaning". Bradley-Terry is blind to the offset and the training
-  run decides the scale; normalisation pins both down.
+  run decides the scale; normalisation pins both down. OpenAI also applies it *before* training
+  (``normalize_before`` in lm-human-preferences' ``train_reward.py``), to the fresh reward model on
+  policy samples: then the head's init std no longer sets the initial reward scale, and a zero head,
+  whose rewards have std 0, cannot be normalised (``fit`` raises).
 * **Reward centring** (Eisenstein et al. 2023; TRL's ``center_rewards_coefficient``): during
   training, add c·mean((r_c + r_r)²) to the Bradley-Terry loss, which pulls the rewards of each pair
   towards a zero mean without touching their difference.
