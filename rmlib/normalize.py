@@ -3,7 +3,10 @@
 * **Gain/bias normalisation** (OpenAI's lm-human-preferences): after training, fit a gain g and a
   bias b so that g·r + b has mean 0 and std 1 on rewards of reference-policy samples, "so the KL
   coefficient always has the same meaning". Bradley-Terry is blind to the offset and the training
-  run decides the scale; normalisation pins both down.
+  run decides the scale; normalisation pins both down. OpenAI also applies it *before* training
+  (``normalize_before`` in lm-human-preferences' ``train_reward.py``), to the fresh reward model on
+  policy samples: then the head's init std no longer sets the initial reward scale, and a zero head,
+  whose rewards have std 0, cannot be normalised (``fit`` raises).
 * **Reward centring** (Eisenstein et al. 2023; TRL's ``center_rewards_coefficient``): during
   training, add c·mean((r_c + r_r)²) to the Bradley-Terry loss, which pulls the rewards of each pair
   towards a zero mean without touching their difference.
@@ -16,7 +19,8 @@ import numbers
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+
+from rmlib.losses import bradley_terry_loss
 
 
 def _check_rewards(rewards: torch.Tensor, name: str) -> torch.Tensor:
@@ -98,7 +102,7 @@ def centred_bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, coefficien
     if coefficient < 0:
         raise ValueError(f"coefficient must be non-negative, got {coefficient}")
     penalty = centering_penalty(r_chosen, r_rejected)
-    return -F.logsigmoid(r_chosen - r_rejected).mean() + coefficient * penalty
+    return bradley_terry_loss(r_chosen, r_rejected) + coefficient * penalty
 
 
 __all__ = ["RewardNormalizer", "centering_penalty", "centred_bt_loss", "normalize_rewards"]

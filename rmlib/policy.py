@@ -106,6 +106,25 @@ class PolicyGradientRun:
         return self.log_probs[-1]
 
 
+def whiten(values: torch.Tensor, dims: tuple[int, ...] | int | None = None, shift_mean: bool = True,
+           eps: float = 1e-8) -> torch.Tensor:
+    """(x − mean)/sqrt(var + eps) over ``dims`` (default: all), with the population variance.
+
+    The statistic OpenAI's lm-human-preferences applies in PPO (``lm_human_preferences/utils/core.py:
+    whiten``): to the advantages of every minibatch, and, with ``shift_mean=False`` (rescale but keep
+    the mean), to the rewards. ``eps`` keeps a constant batch finite (it whitens to zeros).
+    """
+    if not torch.is_tensor(values) or not values.is_floating_point():
+        raise TypeError("values must be a floating-point tensor")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"eps must be a finite non-negative number, got {eps!r}")
+    dims = tuple(range(values.dim())) if dims is None else ((dims,) if isinstance(dims, int) else tuple(dims))
+    mean = values.mean(dims, keepdim=True)
+    var = values.var(dims, keepdim=True, correction=0)
+    out = (values - mean) * torch.rsqrt(var + eps)
+    return out + mean if not shift_mean else out
+
+
 def policy_gradient(
     log_pi_ref: torch.Tensor,
     rewards: torch.Tensor,
@@ -114,6 +133,7 @@ def policy_gradient(
     steps: int,
     n_samples: int,
     generator: torch.Generator | None = None,
+    whiten_advantages: bool = False,
 ) -> PolicyGradientRun:
     """REINFORCE on softmax logits θ (initialised at log π_ref), all prompts and configurations at once.
 
@@ -121,10 +141,18 @@ def policy_gradient(
 
         ĝ = (1/M) Σ_m (e_{y_m} − π_θ) · A(y_m),   A(y) = r(y) − β (log π_θ(y) − log π_ref(y)),
 
-    an unbiased estimate of ∇_θ J (∇_θ log π_θ(y) = e_y − π_θ for softmax logits). There is no
-    baseline, as in PPO at the start when the value head is zero: an offset shared by all rewards
-    leaves E[ĝ] unchanged but adds variance. ``rewards`` and ``log_pi_ref`` broadcast to the
-    shape (..., K) of the policy.
+    an unbiased estimate of ∇_θ J (∇_θ log π_θ(y) = e_y − π_θ for softmax logits). By default there is
+    no baseline and no normalisation: an offset shared by all rewards leaves E[ĝ] unchanged but adds
+    variance, and the step grows with the reward scale. Production PPO does not run like this.
+
+    ``whiten_advantages=True`` whitens A at every step, as lm-human-preferences' PPO does
+    (``train_policy.py``: ``advantages = utils.whiten(advantages)`` in every minibatch): over all prompts
+    and samples of one configuration, A ← (A − mean)/sqrt(var + 1e-8). Subtracting the batch mean acts
+    as a baseline (an offset no longer pushes every sampled response up); dividing by the std makes the
+    step size independent of the reward scale.
+
+    ``rewards`` and ``log_pi_ref`` broadcast to the policy's shape (*configurations, prompts, K); a
+    1-D shape (K,) is one prompt.
     """
     _check_logprobs(log_pi_ref, "log_pi_ref")
     _check_rewards(rewards)
@@ -133,7 +161,10 @@ def policy_gradient(
     for name, value in (("steps", steps), ("n_samples", n_samples)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not isinstance(whiten_advantages, bool):
+        raise TypeError(f"whiten_advantages must be a bool, got {whiten_advantages!r}")
     shape = torch.broadcast_shapes(log_pi_ref.shape, rewards.shape)
+    prompts = shape[-2] if len(shape) >= 2 else 1  # whitening groups: one configuration's prompts
     ref = log_pi_ref.expand(shape).reshape(-1, shape[-1])
     r = rewards.expand(shape).reshape(-1, shape[-1])
     theta = ref.clone()
@@ -143,6 +174,8 @@ def policy_gradient(
         history[t] = log_pi
         y = torch.multinomial(log_pi.exp(), n_samples, replacement=True, generator=generator)  # (B, M)
         advantage = r.gather(1, y) - beta * (log_pi.gather(1, y) - ref.gather(1, y))
+        if whiten_advantages:
+            advantage = whiten(advantage.reshape(-1, prompts, n_samples), dims=(1, 2)).reshape(advantage.shape)
         counts = torch.zeros_like(theta).scatter_add_(1, y, advantage)  # Σ_m e_{y_m} A_m
         grad = (counts - log_pi.exp() * advantage.sum(1, keepdim=True)) / n_samples
         theta = theta + lr * grad
@@ -158,4 +191,5 @@ __all__ = [
     "optimal_policy",
     "policy_gradient",
     "scale_sweep",
+    "whiten",
 ]

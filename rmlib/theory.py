@@ -258,3 +258,85 @@ def initialiser_table(
                 )
             )
     return rows
+
+
+def sample_prompt_response_pairs(
+    n_pairs: int,
+    d: int,
+    prompt_std: float,
+    response_std: float,
+    same_prompt: bool = True,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hidden states (h_c, h_r), each (n_pairs, d), built as h = p + a: a prompt part p and a response part a.
+
+    p ~ N(0, prompt_std² I) and a ~ N(0, response_std² I), independent. ``same_prompt=True`` is how
+    preference data is made — two answers to one prompt share p, which cancels in h_c − h_r, so
+    E‖h_c − h_r‖² = 2d·response_std². ``same_prompt=False`` draws a separate prompt for each answer
+    (independent hidden states): E‖h_c − h_r‖² = 2d(prompt_std² + response_std²).
+    """
+    for name, value in (("n_pairs", n_pairs), ("d", d)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    for name, value in (("prompt_std", prompt_std), ("response_std", response_std)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+    prompt_c = torch.randn(n_pairs, d, generator=generator) * prompt_std
+    prompt_r = prompt_c if same_prompt else torch.randn(n_pairs, d, generator=generator) * prompt_std
+    h_c = prompt_c + torch.randn(n_pairs, d, generator=generator) * response_std
+    h_r = prompt_r + torch.randn(n_pairs, d, generator=generator) * response_std
+    return h_c, h_r
+
+
+def train_head_on_preferences(
+    h_a: torch.Tensor,
+    h_b: torch.Tensor,
+    w0: torch.Tensor,
+    a_preferred: torch.Tensor | None = None,
+    bias0: float | torch.Tensor = 0.0,
+    steps: int = 200,
+    lr: float = 1e-2,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train S heads r = w·h + b on fixed hidden states by full-batch Bradley-Terry with Adam; return (w, b).
+
+    ``h_a``, ``h_b`` are (n, d): the two answers of n pairs, shared by every head. ``a_preferred`` is an
+    (S, n) bool tensor — head s's labels, True where answer a is the chosen one (default: a always
+    chosen). ``w0`` is (S, d), one head per row; ``bias0`` a float or (S,). The heads are independent
+    problems (Adam is elementwise), batched as one matmul. The bias is trained too, so a caller can
+    watch it receive exactly zero gradient while w·m, for any direction m, moves with w.
+    """
+    from rmlib.losses import bradley_terry_loss  # rmlib.losses does not import theory: no cycle
+
+    if not torch.is_tensor(w0) or w0.dim() != 2 or not w0.is_floating_point():
+        raise ValueError("w0 must be a floating-point tensor of shape (S, d)")
+    heads, d = w0.shape
+    for name, h in (("h_a", h_a), ("h_b", h_b)):
+        if not torch.is_tensor(h) or h.dim() != 2 or h.shape[1] != d:
+            raise ValueError(f"{name} must have shape (n, {d})")
+    if h_a.shape != h_b.shape:
+        raise ValueError(f"h_a {tuple(h_a.shape)} and h_b {tuple(h_b.shape)} differ in shape")
+    if a_preferred is None:
+        a_preferred = torch.ones(heads, h_a.shape[0], dtype=torch.bool)
+    if not torch.is_tensor(a_preferred) or a_preferred.dtype != torch.bool or a_preferred.shape != (heads, h_a.shape[0]):
+        raise ValueError(f"a_preferred must be a bool tensor of shape ({heads}, {h_a.shape[0]})")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    w = w0.detach().clone().requires_grad_(True)
+    b = (torch.zeros(heads, dtype=w0.dtype) + bias0).detach().requires_grad_(True)
+    params = (w, b)
+    # Adam as torch.optim.Adam computes it (betas 0.9, 0.999; eps 1e-8), written out: constructing
+    # torch.optim.Adam imports torch's compiler stack, seconds on first use.
+    moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+    first = a_preferred.T  # (n, S)
+    for t in range(1, steps + 1):
+        r_a, r_b = h_a @ w.T + b, h_b @ w.T + b  # (n, S)
+        # The sum over heads of each head's mean loss: every head gets exactly its own gradient.
+        loss = bradley_terry_loss(torch.where(first, r_a, r_b), torch.where(first, r_b, r_a), reduction="none")
+        grads = torch.autograd.grad(loss.mean(0).sum(), params)
+        with torch.no_grad():
+            for p, g, (m, v) in zip(params, grads, moments):
+                m.mul_(0.9).add_(g, alpha=0.1)
+                v.mul_(0.999).addcmul_(g, g, value=0.001)
+                # a zero gradient leaves m = v = 0 and the step 0 / (0 + eps) = 0 exactly
+                p.sub_(lr * (m / (1 - 0.9**t)) / ((v / (1 - 0.999**t)).sqrt() + 1e-8))
+    return w.detach(), b.detach()

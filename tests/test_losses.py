@@ -110,3 +110,23 @@ def test_bad_margin_and_reduction():
         bradley_terry_loss(x, x, margin=torch.ones(3, dtype=torch.long))
     with pytest.raises(ValueError, match="reduction"):
         bradley_terry_loss(x, x, reduction="sum")
+
+
+# --- low precision: bf16 and fp16 ---------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_loss_is_finite_and_accurate_in_half_precision(dtype):
+    """The stable form survives where the naive ones overflow: fp16's max is 65504 (exp overflows past
+    Δ ≈ −11.09) and its smallest subnormal 2^-24 (σ(Δ) flushes to 0 past Δ ≈ −17.3)."""
+    delta = torch.tensor([-6e4, -1e4, -200.0, -100.0, -20.0, -12.0, -1.0, 0.0, 1.0, 12.0])
+    delta = delta.clamp(min=torch.finfo(dtype).min).to(dtype)
+    loss = bradley_terry_loss(delta, torch.zeros_like(delta), reduction="none")
+    assert loss.dtype == dtype and torch.isfinite(loss).all()
+    exact = torch.logaddexp(torch.zeros(len(delta), dtype=torch.float64), -delta.double())
+    # One rounding of the result: relative error ≤ eps (2^-10 fp16, 2^-7 bf16), plus the absolute
+    # flush of values below the smallest subnormal (the loss at Δ = 12 is 6e-6, fp16 holds it; bf16 too).
+    assert torch.allclose(loss.double(), exact, rtol=torch.finfo(dtype).eps, atol=1e-7)
+    naive = -torch.log(torch.sigmoid(delta))
+    if dtype == torch.float16:
+        assert torch.isinf(naive[:5]).all()  # Δ ≤ −20: σ(Δ) = 0 in fp16
+        assert torch.isinf(torch.log(1 + torch.exp(-delta))[:6]).all()  # Δ ≤ −12: exp overflows 65504

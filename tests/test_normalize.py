@@ -276,3 +276,19 @@ def test_normalise_checker_accepts_right_answer(capsys):
 def test_normalise_checker_rejects_wrong_answers(kind, hint):
     with pytest.raises(AssertionError, match=hint):
         checks.check_normalise_on_reference(_normalise_wrong(kind))
+
+
+def test_centred_loss_uses_the_one_bradley_terry_loss(monkeypatch):
+    """Issue 11: the Bradley-Terry loss exists once, in rmlib.losses; centring adds to it."""
+    import rmlib.normalize as normalize
+
+    calls = []
+
+    def spy(chosen, rejected, *args, **kwargs):
+        calls.append((chosen, rejected))
+        return rmlib.bradley_terry_loss(chosen, rejected, *args, **kwargs)
+
+    monkeypatch.setattr(normalize, "bradley_terry_loss", spy)
+    rc, rr = torch.tensor([1.0, -2.0]), torch.tensor([0.5, 3.0])
+    normalize.centred_bt_loss(rc, rr, 0.01)
+    assert len(calls) == 1 and calls[0][0] is rc and calls[0][1] is rr

@@ -145,3 +145,55 @@ def test_sweep_result_rewards_match_engine_metrics():
     assert (r[2].mean() - 5.0).abs() < 1.0  # the offset is in the rewards
     with pytest.raises(ValueError, match="shape"):
         result.rewards(x[:, :3])
+
+
+# --- whitened advantages (lm-human-preferences' PPO) ----------------------------------------------
+
+def test_whiten_statistics_and_options():
+    from rmlib.policy import whiten
+
+    x = torch.randn(3, 50, generator=rmlib.make_generator(4), dtype=torch.float64) * 5 + 2
+    out = whiten(x, dims=1)
+    assert torch.allclose(out.mean(1), torch.zeros(3, dtype=x.dtype), atol=1e-12)
+    assert torch.allclose(out.var(1, correction=0), torch.ones(3, dtype=x.dtype), atol=1e-8)  # eps 1e-8
+    kept = whiten(x, shift_mean=False)  # rescaled over everything, mean put back
+    assert torch.allclose(kept.mean(), x.mean()) and torch.allclose(kept.std(correction=0), torch.tensor(1.0, dtype=x.dtype))
+    assert torch.equal(whiten(torch.full((5,), 3.0)), torch.zeros(5))  # constant batch: zeros, not nan
+    with pytest.raises(TypeError, match="floating"):
+        whiten(torch.ones(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="eps"):
+        whiten(x, eps=-1.0)
+
+
+def test_whitened_policy_gradient_ignores_reward_scale_and_offset_per_configuration():
+    """r → a·r + c with β → a·β gives A → a·A + c: whitened, the same step. Per configuration:
+    each of the two configurations below gets its own offset, which pooled whitening would mix."""
+    ref, r = _problem(prompts=16, k=6)
+    base = torch.stack([r, 2 * r])
+    moved = torch.stack([10 * r + 5, 20 * r - 300])
+    kw = dict(lr=0.5, steps=40, n_samples=4, whiten_advantages=True)
+    a = policy_gradient(ref, base, 0.5, generator=rmlib.make_generator(6), **kw)
+    b = policy_gradient(ref, moved, 5.0, generator=rmlib.make_generator(6), **kw)
+    # Not bit-equal: whitening's eps (1e-8 added to the variance) is not scale-free, a ~1e-9 relative
+    # difference per step that the 40 steps amplify to ~4e-5 (measured); a different sample would
+    # show up as an O(1) difference.
+    assert torch.allclose(a.log_probs, b.log_probs, atol=1e-3)
+    # Without whitening the same change gives a different run.
+    kw["whiten_advantages"] = False
+    a = policy_gradient(ref, base, 0.5, generator=rmlib.make_generator(6), **kw)
+    b = policy_gradient(ref, moved, 5.0, generator=rmlib.make_generator(6), **kw)
+    assert not torch.allclose(a.final, b.final, atol=1e-3)
+    with pytest.raises(TypeError, match="whiten_advantages"):
+        policy_gradient(ref, r, 1.0, lr=0.1, steps=1, n_samples=2, whiten_advantages=1)
+
+
+def test_whitening_removes_the_offset_collapse():
+    ref, r = _problem(prompts=64, k=8)
+    rewards = torch.stack([r, r + 10])  # well scaled, offset
+    kw = dict(beta=0.5, lr=1.0, steps=150, n_samples=4)
+    gaps = {}
+    for whitened in (False, True):
+        run = policy_gradient(ref, rewards, **kw, generator=rmlib.make_generator(3), whiten_advantages=whitened)
+        gaps[whitened] = kl_divergence(optimal_policy(ref, rewards, 0.5), run.final).mean(-1)
+    assert gaps[False][1] > 1.0 and gaps[True][1] < 0.2, gaps  # the offset run collapses only unwhitened
+    assert gaps[True][0] < 0.2, gaps

@@ -174,3 +174,101 @@ def test_excess_kurtosis_tells_normal_from_uniform():
         theory.excess_kurtosis(torch.ones(10))
     with pytest.raises(ValueError, match="at least 2"):
         theory.excess_kurtosis(torch.ones(1))
+
+
+# --- same-prompt pairs: the prompt's part of h cancels in h_c − h_r ---------------------------------
+
+def test_same_prompt_pairs_cancel_the_prompt_part():
+    n, d, sp, sa = 20_000, 32, 1.7, 1.0
+    same_c, same_r = theory.sample_prompt_response_pairs(n, d, sp, sa, same_prompt=True, generator=make_generator(3))
+    ind_c, ind_r = theory.sample_prompt_response_pairs(n, d, sp, sa, same_prompt=False, generator=make_generator(3))
+    assert same_c.shape == same_r.shape == ind_c.shape == (n, d)
+    # Every hidden state has the same law either way: per-coordinate variance sp² + sa².
+    for h in (same_c, ind_r):
+        assert abs(h.var(0).mean().item() - (sp**2 + sa**2)) < 0.02 * (sp**2 + sa**2)  # ~sqrt(2/(n d)) = 0.2%
+    # E|h_c − h_r|² per coordinate: 2 sa² for same-prompt pairs, 2(sp² + sa²) for independent ones.
+    # A mean of n·d squared normals has relative s.e. sqrt(2/(n d)) ≈ 0.2%; 1% is 5 s.e.
+    same = (same_c - same_r).pow(2).mean().item()
+    ind = (ind_c - ind_r).pow(2).mean().item()
+    assert same == pytest.approx(2 * sa**2, rel=0.01)
+    assert ind == pytest.approx(2 * (sp**2 + sa**2), rel=0.01)
+    # No prompt part: both ways agree in law; reproducible with a seed.
+    a = theory.sample_prompt_response_pairs(8, 4, 0.0, 1.0, generator=make_generator(5))
+    b = theory.sample_prompt_response_pairs(8, 4, 0.0, 1.0, generator=make_generator(5))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_pairs=0), "n_pairs"), (dict(d=2.5), "d"), (dict(prompt_std=-1.0), "prompt_std"),
+    (dict(response_std=float("nan")), "response_std"),
+])
+def test_same_prompt_pairs_reject_bad_input(kwargs, match):
+    args = dict(n_pairs=4, d=3, prompt_std=1.0, response_std=1.0) | kwargs
+    with pytest.raises(ValueError, match=match):
+        theory.sample_prompt_response_pairs(**args)
+
+
+# --- head-only Bradley-Terry training: a bias never moves, w·m does --------------------------------
+
+def _preference_problem(heads=4, n=512, d=16, offset=5.0, seed=0):
+    g = make_generator(seed)
+    m = torch.full((d,), offset)
+    h_a, h_b = torch.randn(n, d, generator=g) + m, torch.randn(n, d, generator=g) + m
+    u = torch.randn(heads, d, generator=g)
+    a_preferred = (h_a @ u.T - h_b @ u.T > 0).T  # (heads, n): labels from each head's true reward
+    return h_a, h_b, a_preferred, torch.randn(heads, d, generator=g) * 0.1, m
+
+
+def test_head_training_never_moves_the_bias_but_moves_w_dot_m():
+    h_a, h_b, pref, w0, m = _preference_problem()
+    w, b = theory.train_head_on_preferences(h_a, h_b, w0, pref, bias0=3.0, steps=100, lr=1e-2)
+    assert torch.equal(b, torch.full((4,), 3.0))  # zero gradient, and Adam's step at zero gradient is 0
+    drift = (w - w0) @ m
+    assert (drift.abs() > 0.5).all(), drift  # |m| = 20: the learned direction is not orthogonal to m
+    # Trained heads order the pairs they were trained on.
+    acc = ((h_a @ w.T > h_b @ w.T) == pref.T).float().mean()
+    assert acc > 0.9
+
+
+def test_head_training_is_blind_to_a_shared_offset_and_batches_independent_heads():
+    h_a, h_b, pref, w0, m = _preference_problem(offset=0.0)
+    w_plain, _ = theory.train_head_on_preferences(h_a, h_b, w0, pref, steps=30)
+    w_shift, _ = theory.train_head_on_preferences(h_a + 7.0, h_b + 7.0, w0, pref, steps=30)
+    # Same trajectory: h_a − h_b is unchanged; only float32 rounding of h + 7 (~1e-6 relative) differs.
+    assert torch.allclose(w_plain, w_shift, atol=1e-4)
+    # Head 2 trained alone equals head 2 trained in the batch (Adam is elementwise).
+    w_alone, _ = theory.train_head_on_preferences(h_a, h_b, w0[2:3], pref[2:3], steps=30)
+    assert torch.allclose(w_alone[0], w_plain[2], atol=1e-6)
+    # Default labels: a is always chosen; equals passing all-True labels.
+    w_default, _ = theory.train_head_on_preferences(h_a, h_b, w0, steps=3)
+    w_true, _ = theory.train_head_on_preferences(h_a, h_b, w0, torch.ones_like(pref), steps=3)
+    assert torch.equal(w_default, w_true)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b, w0[0], p), "w0"),
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a[:, :3], h_b[:, :3], w0, p), "h_a"),
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b[:5], w0, p), "differ in shape"),
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b, w0, p.float()), "a_preferred"),
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b, w0, p, steps=0), "steps"),
+])
+def test_head_training_rejects_bad_input(call, match):
+    h_a, h_b, pref, w0, _ = _preference_problem(n=16)
+    with pytest.raises(ValueError, match=match):
+        call(h_a, h_b, pref, w0)
+
+
+def test_head_training_is_adam_as_torch_optim_computes_it():
+    h_a, h_b, pref, w0, _ = _preference_problem(heads=2, n=64)
+    w, b = theory.train_head_on_preferences(h_a, h_b, w0, pref, bias0=1.0, steps=20, lr=1e-2)
+    wr = w0.clone().requires_grad_(True)
+    br = torch.ones(2, requires_grad=True)
+    opt = torch.optim.Adam([wr, br], lr=1e-2)
+    for _ in range(20):
+        r_a, r_b = h_a @ wr.T + br, h_b @ wr.T + br
+        c, r = torch.where(pref.T, r_a, r_b), torch.where(pref.T, r_b, r_a)
+        opt.zero_grad()
+        F.softplus(r - c).mean(0).sum().backward()
+        opt.step()
+    # Same maths; float32 rounding of the two implementations differs (~1e-7 relative per step).
+    assert torch.allclose(w, wr.detach(), atol=1e-5) and torch.equal(b, br.detach())
