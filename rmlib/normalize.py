@@ -14,31 +14,12 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 
 import torch
 
 from rmlib.losses import bradley_terry_loss
-
-
-def _check_rewards(rewards: torch.Tensor, name: str) -> torch.Tensor:
-    if not torch.is_tensor(rewards):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(rewards).__name__}")
-    if not rewards.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {rewards.dtype}")
-    if not torch.isfinite(rewards).all():
-        raise ValueError(f"{name} contains non-finite values (nan or inf)")
-    return rewards
-
-
-def _check_real(value: float, name: str, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return float(value)
+from rmlib.utils import validation
 
 
 @dataclass(frozen=True)
@@ -58,9 +39,9 @@ class RewardNormalizer:
         reference set whose spread is below ``rel_tol`` of its scale has no std to divide by: it
         raises ``ValueError`` instead of returning an infinite gain.
         """
-        ref = _check_rewards(reference_rewards, "reference_rewards").detach().double().flatten()
-        target_mean = _check_real(target_mean, "target_mean")
-        target_std = _check_real(target_std, "target_std", positive=True)
+        ref = validation.float_tensor("reference_rewards", reference_rewards, nonempty=False, finite=True).detach().double().flatten()
+        target_mean = validation.real("target_mean", target_mean)
+        target_std = validation.real("target_std", target_std, positive=True)
         if ref.numel() < 2:
             raise ValueError(f"need at least 2 reference rewards to measure a spread, got {ref.numel()}")
         mean = ref.mean().item()
@@ -74,7 +55,7 @@ class RewardNormalizer:
         return cls(gain=gain, bias=target_mean - gain * mean)
 
     def __call__(self, rewards: torch.Tensor) -> torch.Tensor:
-        _check_rewards(rewards, "rewards")
+        validation.float_tensor("rewards", rewards, nonempty=False, finite=True)
         return self.gain * rewards + self.bias
 
 
@@ -85,8 +66,8 @@ def normalize_rewards(rewards: torch.Tensor, reference_rewards: torch.Tensor) ->
 
 def centering_penalty(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
     """mean((r_c + r_r)²): zero exactly when every pair's two rewards sum to zero."""
-    _check_rewards(r_chosen, "r_chosen")
-    _check_rewards(r_rejected, "r_rejected")
+    validation.float_tensor("r_chosen", r_chosen, nonempty=False, finite=True)
+    validation.float_tensor("r_rejected", r_rejected, nonempty=False, finite=True)
     if r_chosen.shape != r_rejected.shape:
         raise ValueError(f"shape mismatch: r_chosen {tuple(r_chosen.shape)} vs r_rejected {tuple(r_rejected.shape)}")
     return (r_chosen + r_rejected).pow(2).mean()
@@ -98,7 +79,7 @@ def centred_bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, coefficien
     TRL's ``RewardTrainer`` with ``center_rewards_coefficient`` (0.01 is the recommended value);
     ``coefficient=0`` is plain Bradley-Terry.
     """
-    coefficient = _check_real(coefficient, "coefficient")
+    coefficient = validation.real("coefficient", coefficient)
     if coefficient < 0:
         raise ValueError(f"coefficient must be non-negative, got {coefficient}")
     penalty = centering_penalty(r_chosen, r_rejected)

@@ -12,16 +12,15 @@ reward by s is the same as dividing β by s — reward scale is an inverse tempe
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 
 import torch
 
+from rmlib.utils import validation
+
 
 def _check_logprobs(log_p: torch.Tensor, name: str) -> torch.Tensor:
-    if not torch.is_tensor(log_p) or not log_p.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor of log-probabilities")
+    validation.float_tensor(name, log_p, nonempty=False)
     if log_p.dim() == 0 or log_p.shape[-1] < 2:
         raise ValueError(f"{name} needs a last dimension of at least 2 responses, got shape {tuple(log_p.shape)}")
     if torch.isnan(log_p).any() or torch.isposinf(log_p).any():
@@ -32,28 +31,14 @@ def _check_logprobs(log_p: torch.Tensor, name: str) -> torch.Tensor:
     return log_p
 
 
-def _check_rewards(rewards: torch.Tensor) -> torch.Tensor:
-    if not torch.is_tensor(rewards) or not rewards.is_floating_point():
-        raise TypeError("rewards must be a floating-point tensor")
-    if not torch.isfinite(rewards).all():
-        raise ValueError("rewards contain non-finite values")
-    return rewards
-
-
-def _check_positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
-    return float(value)
-
-
 def optimal_policy(log_pi_ref: torch.Tensor, rewards: torch.Tensor, beta: float) -> torch.Tensor:
     """log π* = log_softmax(log π_ref + r/β): the maximiser of E_π[r] − β KL(π‖π_ref).
 
     ``rewards`` broadcasts against ``log_pi_ref`` (last dim = responses).
     """
     _check_logprobs(log_pi_ref, "log_pi_ref")
-    _check_rewards(rewards)
-    beta = _check_positive(beta, "beta")
+    validation.float_tensor("rewards", rewards, nonempty=False, finite=True)
+    beta = validation.real("beta", beta, positive=True)
     return torch.log_softmax(log_pi_ref + rewards / beta, dim=-1)
 
 
@@ -76,8 +61,8 @@ def entropy(log_p: torch.Tensor) -> torch.Tensor:
 def kl_regularised_objective(log_pi: torch.Tensor, log_pi_ref: torch.Tensor, rewards: torch.Tensor,
                              beta: float) -> torch.Tensor:
     """J(π) = E_π[r] − β KL(π‖π_ref), per prompt."""
-    _check_rewards(rewards)
-    beta = _check_positive(beta, "beta")
+    validation.float_tensor("rewards", rewards, nonempty=False, finite=True)
+    beta = validation.real("beta", beta, positive=True)
     return (log_pi.exp() * rewards).sum(-1) - beta * kl_divergence(log_pi, log_pi_ref)
 
 
@@ -114,10 +99,8 @@ def whiten(values: torch.Tensor, dims: tuple[int, ...] | int | None = None, shif
     whiten``): to the advantages of every minibatch, and, with ``shift_mean=False`` (rescale but keep
     the mean), to the rewards. ``eps`` keeps a constant batch finite (it whitens to zeros).
     """
-    if not torch.is_tensor(values) or not values.is_floating_point():
-        raise TypeError("values must be a floating-point tensor")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite non-negative number, got {eps!r}")
+    validation.float_tensor("values", values, nonempty=False)
+    validation.real("eps", eps, minimum=0.0)
     dims = tuple(range(values.dim())) if dims is None else ((dims,) if isinstance(dims, int) else tuple(dims))
     mean = values.mean(dims, keepdim=True)
     var = values.var(dims, keepdim=True, correction=0)
@@ -155,12 +138,11 @@ def policy_gradient(
     1-D shape (K,) is one prompt.
     """
     _check_logprobs(log_pi_ref, "log_pi_ref")
-    _check_rewards(rewards)
-    beta = _check_positive(beta, "beta")
-    lr = _check_positive(lr, "lr")
-    for name, value in (("steps", steps), ("n_samples", n_samples)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    validation.float_tensor("rewards", rewards, nonempty=False, finite=True)
+    beta = validation.real("beta", beta, positive=True)
+    lr = validation.real("lr", lr, positive=True)
+    validation.integer("steps", steps)
+    validation.integer("n_samples", n_samples)
     if not isinstance(whiten_advantages, bool):
         raise TypeError(f"whiten_advantages must be a bool, got {whiten_advantages!r}")
     shape = torch.broadcast_shapes(log_pi_ref.shape, rewards.shape)

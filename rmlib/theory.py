@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rmlib.utils import validation
+
 
 def conditional_reward_variance(h: torch.Tensor, std: float) -> torch.Tensor:
     """Exact Var_w(w·h | h) = σ_w² ‖h‖², batched over the leading dims of ``h`` (last dim = d).
@@ -275,12 +277,9 @@ def sample_prompt_response_pairs(
     E‖h_c − h_r‖² = 2d·response_std². ``same_prompt=False`` draws a separate prompt for each answer
     (independent hidden states): E‖h_c − h_r‖² = 2d(prompt_std² + response_std²).
     """
-    for name, value in (("n_pairs", n_pairs), ("d", d)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    for name, value in (("prompt_std", prompt_std), ("response_std", response_std)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+    n_pairs, d = validation.integer("n_pairs", n_pairs), validation.integer("d", d)
+    prompt_std = validation.real("prompt_std", prompt_std, minimum=0.0)
+    response_std = validation.real("response_std", response_std, minimum=0.0)
     prompt_c = torch.randn(n_pairs, d, generator=generator) * prompt_std
     prompt_r = prompt_c if same_prompt else torch.randn(n_pairs, d, generator=generator) * prompt_std
     h_c = prompt_c + torch.randn(n_pairs, d, generator=generator) * response_std
@@ -319,8 +318,7 @@ def train_head_on_preferences(
         a_preferred = torch.ones(heads, h_a.shape[0], dtype=torch.bool)
     if not torch.is_tensor(a_preferred) or a_preferred.dtype != torch.bool or a_preferred.shape != (heads, h_a.shape[0]):
         raise ValueError(f"a_preferred must be a bool tensor of shape ({heads}, {h_a.shape[0]})")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    validation.integer("steps", steps)
     w = w0.detach().clone().requires_grad_(True)
     b = (torch.zeros(heads, dtype=w0.dtype) + bias0).detach().requires_grad_(True)
     params = (w, b)

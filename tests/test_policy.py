@@ -88,11 +88,11 @@ def test_scale_sweep_monotone_and_limits():
     (lambda ref, r: optimal_policy(ref, r.long(), 1.0), TypeError, "floating"),
     (lambda ref, r: optimal_policy(ref, r * float("inf"), 1.0), ValueError, "non-finite"),
     (lambda ref, r: optimal_policy(ref[:, :1], r[:, :1], 1.0), ValueError, "at least 2"),
-    (lambda ref, r: kl_divergence([0.5, 0.5], ref), TypeError, "floating"),
+    (lambda ref, r: kl_divergence([0.5, 0.5], ref), TypeError, "log_p must be a torch.Tensor"),
     (lambda ref, r: scale_sweep(ref, r, 1.0, torch.tensor([-1.0])), ValueError, "scales"),
     (lambda ref, r: policy_gradient(ref, r, 1.0, lr=0.1, steps=0, n_samples=2), ValueError, "steps"),
     (lambda ref, r: policy_gradient(ref, r, 1.0, lr=-0.1, steps=2, n_samples=2), ValueError, "lr"),
-    (lambda ref, r: policy_gradient(ref, r, 1.0, lr=0.1, steps=2, n_samples=1.5), ValueError, "n_samples"),
+    (lambda ref, r: policy_gradient(ref, r, 1.0, lr=0.1, steps=2, n_samples=1.5), TypeError, "n_samples"),
 ])
 def test_bad_input_is_rejected(call, error, match):
     ref, r = _problem()

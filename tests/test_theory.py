@@ -198,13 +198,13 @@ def test_same_prompt_pairs_cancel_the_prompt_part():
     assert all(torch.equal(x, y) for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(n_pairs=0), "n_pairs"), (dict(d=2.5), "d"), (dict(prompt_std=-1.0), "prompt_std"),
-    (dict(response_std=float("nan")), "response_std"),
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(n_pairs=0), ValueError, "n_pairs"), (dict(d=2.5), TypeError, "d"),
+    (dict(prompt_std=-1.0), ValueError, "prompt_std"), (dict(response_std=float("nan")), ValueError, "response_std"),
 ])
-def test_same_prompt_pairs_reject_bad_input(kwargs, match):
+def test_same_prompt_pairs_reject_bad_input(kwargs, error, match):
     args = dict(n_pairs=4, d=3, prompt_std=1.0, response_std=1.0) | kwargs
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         theory.sample_prompt_response_pairs(**args)
 
 

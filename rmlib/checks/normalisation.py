@@ -7,7 +7,7 @@ from typing import Any, Callable
 import torch
 
 from rmlib.seeding import make_generator
-from rmlib.checks._contract import (_as_float, _call, _checker, _close, _fail, _NotImplementedYet, relative_error)
+from rmlib.checks._contract import (_as_float, _call, _checker, _close, _fail, _NotImplementedYet)
 
 
 def _gain_bias(out: Any, call: str) -> tuple[float, float]:
