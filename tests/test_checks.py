@@ -821,3 +821,39 @@ def test_mc_variance_stderr_matches_the_spread_of_repeated_estimates():
     # The std of 400 estimates is itself known to ~1/sqrt(2·399) ≈ 3.5% (a bit more for heavy tails): 15% is > 4 errors.
     assert abs(estimates.std().item() / checks.mc_variance_stderr(d, std, sigma_h, n) - 1) < 0.15
     assert abs(estimates.mean().item() - d * std**2 * sigma_h**2) < 5 * checks.mc_variance_stderr(d, std, sigma_h, n) / math.sqrt(reps)
+
+
+# ------------------------------------------------------- an accepted answer runs the rest of its worksheet
+
+WORKSHEET_OF = {  # checker -> (solution notebook, the learner's function it checks)
+    "check_predicted_variance": ("02_variance_monte_carlo", "predict_reward_variance"),
+    "check_mc_variance": ("02_variance_monte_carlo", "mc_reward_variance"),
+    "check_formula_breaker": ("02_variance_monte_carlo", "hidden_states_that_break_the_formula"),
+    "check_layer_init": ("03_layer_init", "layer_init"),
+    "check_score_head_std": ("03_layer_init", "score_head_std"),
+    "check_bradley_terry_loss": ("04_bradley_terry_loss", "bradley_terry_loss"),
+    "check_bt_gradient": ("04_bradley_terry_loss", "bradley_terry_grad"),
+    "check_relative_error": ("04_bradley_terry_loss", "relative_error"),
+    "check_reward_gain_bias": ("06_reward_normalisation", "reward_gain_bias"),
+    "check_normalise_on_reference": ("06_reward_normalisation", "normalise_on_reference"),
+}
+OTHER_STYLES = [(c, s, fn) for c, s, fn in ACCEPT if s != "reference" and c in WORKSHEET_OF]
+
+
+@pytest.mark.parametrize("checker, style, fn", OTHER_STYLES, ids=[f"{c}-{s}" for c, s, _ in OTHER_STYLES])
+def test_an_accepted_answer_runs_every_later_cell_of_its_worksheet(checker, style, fn, capsys):
+    """Run the solution's code cells in order with the learner's function swapped for another accepted style."""
+    import nbformat
+    from pathlib import Path
+
+    notebook, name = WORKSHEET_OF[checker]
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "solutions" / f"{notebook}.ipynb", as_version=4)
+    namespace = {"__name__": "__worksheet__"}
+    _contract.RECORDS.clear()  # the worksheet's scoreboard shows this run's checks only
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        exec(compile(cell.source, f"{notebook}.ipynb", "exec"), namespace)
+        if f"def {name}(" in cell.source:
+            namespace[name] = fn
+    oks = {k: v for k, v in namespace.items() if k.startswith("ok_")}
+    assert oks and all(v is True for v in oks.values()), oks  # every check passed, so every later cell ran
+    assert "✗" not in capsys.readouterr().out
