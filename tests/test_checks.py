@@ -674,6 +674,8 @@ REJECT = [
      "not 1e-6"),
     ("check_relative_error", "floor-1e-12", lambda x, y: ((x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-12)).max(),
      "not 1e-12"),
+    ("check_relative_error", "in-place", lambda x, y: (x.sub_(y).abs_() / (x.abs() + y.abs()).clamp_min(1e-8)).max(),
+     "changed its inputs in place"),
     ("check_relative_error", "none", lambda x, y: None, "returned None"),
     ("check_relative_error", "tensor", lambda x, y: (x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-8),
      "must return one number"),

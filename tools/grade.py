@@ -34,6 +34,7 @@ submission × task: ``submission, worksheet, task, status, message``.
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import re
 import sys
@@ -193,6 +194,15 @@ def summary(rows: list[Row]) -> str:
         marks = " ".join(f"{MARKS[r.status]} {r.task}" for r in graded) or f"E {own[0].message[:60]}"
         lines.append(f"{submission:<{width}}  {worksheet:<9}  {passed}/{len(graded):<3}  {marks}")
     lines.append("✓ passed  ✗ failed  · not attempted  E error  T timeout")
+    per_task: dict[tuple[str, str], collections.Counter] = {}
+    for row in rows:
+        if row.task:
+            per_task.setdefault((row.worksheet, row.task), collections.Counter())[row.status] += 1
+    if per_task:
+        width = max(len(f"{w} {t}") for w, t in per_task)
+        lines += ["", f"{'task':<{width}}  " + "  ".join(f"{s:>13}" for s in STATUSES)]
+        for (worksheet, task), counts in per_task.items():
+            lines.append(f"{worksheet + ' ' + task:<{width}}  " + "  ".join(f"{counts[s]:>13}" for s in STATUSES))
     return "\n".join(lines)
 
 

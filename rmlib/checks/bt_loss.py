@@ -219,7 +219,11 @@ def check_relative_error(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> s
         "float32 tensors": (base.float(), base.float() * 1.01),
     }
     for name, (x, y) in probes.items():
+        x_before, y_before = x.clone(), y.clone()
         value = _as_float(_call(fn, x, y, called_as=f"relative_error(x, y) on {name}"), "relative_error")
+        if not (torch.equal(x, x_before) and torch.equal(y, y_before)):
+            _fail(f"relative_error changed its inputs in place on {name} (an in-place op such as x.sub_(y) or "
+                  "x.abs_()): a gradient check must not modify the gradients it compares")
         want = relative_error(x, y)
         if _close(value, want, 1e-6) or abs(value - want) < 1e-12:
             continue
@@ -251,19 +255,19 @@ HINTS = {
         "without forming e^(−Δ) when it overflows?",
         "torch.nn.functional has two stable functions for this: logsigmoid(Δ) = log σ(Δ), and softplus(x) = "
         "log(1 + e^x). Either one, applied to Δ = chosen − rejected, then a mean over the pairs, in the inputs' dtype.",
-        "return F.softplus(rejected - chosen).mean()   # = −F.logsigmoid(chosen − rejected).mean()",
+        "return F.softplus(rejected - chosen).mean()   # the same as -F.logsigmoid(chosen - rejected).mean()",
     ),
     "bradley_terry_grad": (
         "Differentiate one term ℓ(Δ) = log(1 + e^(−Δ)) with respect to Δ, then use the chain rule through "
         "Δ = chosen − rejected and the 1/n of the mean.",
         "ℓ'(Δ) = −e^(−Δ)/(1 + e^(−Δ)); divide numerator and denominator by e^(−Δ) to write it with the sigmoid, "
         "which torch computes stably. ∂Δ/∂rejected = −1 flips the sign for the rejected reward.",
-        "g = −torch.sigmoid(rejected − chosen) / chosen.numel(); return g, −g",
+        "g = -torch.sigmoid(rejected - chosen) / chosen.numel(); return g, -g   # ℓ'(Δ) = -σ(-Δ)",
     ),
     "relative_error": (
         "Compare each coordinate relative to its own size, then report the worst coordinate.",
         "The denominator |x_i| + |y_i| is symmetric in x and y; floor it at 1e-8 with a max (not by adding an "
         "eps) so that two zeros give 0, not 0/0.",
-        "return ((x − y).abs() / (x.abs() + y.abs()).clamp_min(1e-8)).max().item()",
+        "return ((x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-8)).max().item()",
     ),
 }

@@ -174,7 +174,7 @@ HINTS = {
         "Flatten to float64, use the population std (correction=0). Raise ValueError for fewer than 2 rewards, for "
         "any non-finite value (torch.isfinite covers nan and ±inf), and for σ ≤ 1e-6·max(1, |μ|) (rounding "
         "makes a constant float32 table have σ ≈ 1e-9, not 0).",
-        "gain = 1 / σ; bias = −gain · μ, with μ = r.mean(), σ = r.std(correction=0), returned as Python floats",
+        "r = reference.detach().double().flatten(); mean, std = r.mean().item(), r.std(correction=0).item(); gain = 1 / std; return gain, -gain * mean   # after the three ValueError guards",
     ),
     "normalise_on_reference": (
         "Which rewards are the reference set? `samples` holds indices into each row of `rewards`.",

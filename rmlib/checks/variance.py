@@ -215,7 +215,7 @@ HINTS = {
         "independent terms combine?",
         "For independent zero-mean w_i and h_i, Var(w_i h_i) = E[w_i²] E[h_i²]; the d terms are independent, "
         "so their variances add.",
-        "Var(r) = d · std² · sigma_h²",
+        "return d * std**2 * sigma_h**2   # Var(r) = d σ_w² σ_h²",
     ),
     "mc_reward_variance": (
         "Draw all n samples at once: a head and a hidden state per sample, as tensors of shape (n, d), with "
