@@ -1,9 +1,10 @@
 """python -m tools grade: a folder of submissions becomes a gradebook, whatever the submissions do.
 
 One folder holds a solution, a blank exercise, a broken submission (a renamed function and a cell that
-kills its kernel), one that hangs in an infinite loop after a wrong answer, and a non-notebook file;
-the test checks every row of the CSV and that no submission was modified. It runs five kernels
-(about a minute on a loaded machine); the per-cell timeout is short so the infinite loop costs 15 s.
+kills its kernel), one that hangs in an infinite loop after a wrong answer, one with a check cell
+deleted, and a non-notebook file; the test checks every row of the CSV and that no submission was
+modified. It runs five kernels, two at a time (about a minute on a loaded machine); the per-cell
+timeout is short so the infinite loop costs 15 s.
 """
 
 import csv
@@ -53,11 +54,15 @@ def graded(tmp_path_factory):
             "score_head_std(4)\nok_score_head_std = check_score_head_std(score_head_std)",
     })
     nbformat.write(hangs, folder / "dee_03_layer_init.ipynb")
+    gutted = nbformat.read(solution, as_version=4)  # the check cell of task 2 deleted
+    gutted.cells = [c for c in gutted.cells if "check_score_head_std(score_head_std)" not in c.source]
+    nbformat.write(gutted, folder / "eve_03_layer_init.ipynb")
     (folder / "notes.txt").write_text("I could not open the worksheet, sorry!\n", encoding="utf-8")
 
     before = {p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
     out = folder.parent / "grades.csv"
-    result = subprocess.run([sys.executable, "-m", "tools", "grade", str(folder), "--csv", str(out), "--timeout", TIMEOUT],
+    result = subprocess.run([sys.executable, "-m", "tools", "grade", str(folder), "--csv", str(out), "--timeout", TIMEOUT,
+                             "--jobs", "2"],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     after = {p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
     with out.open(encoding="utf-8") as f:
@@ -76,7 +81,8 @@ def test_the_gradebook_runs_to_the_end_and_prints_a_summary(graded):
 def test_every_row_of_the_gradebook(graded):
     _, rows, _, _ = graded
     table = {(r["submission"], r["task"]): (r["worksheet"], r["status"], r["message"]) for r in rows}
-    assert len(rows) == len(table) == 9  # 4 notebooks × 2 tasks + 1 row for the non-notebook
+    assert len(rows) == len(table) == 11  # 5 notebooks × 2 tasks + 1 row for the non-notebook
+    assert [r["submission"] for r in rows] == sorted(r["submission"] for r in rows)  # submission order
     expect = {
         ("submissions/ada_03_layer_init.ipynb", "layer_init"): ("passed", ""),
         ("submissions/ada_03_layer_init.ipynb", "score_head_std"): ("passed", ""),
@@ -86,6 +92,8 @@ def test_every_row_of_the_gradebook(graded):
         ("submissions/cy_03.ipynb", "score_head_std"): ("error", "the kernel died"),
         ("submissions/dee_03_layer_init.ipynb", "layer_init"): ("failed", "uniform instead of normal"),
         ("submissions/dee_03_layer_init.ipynb", "score_head_std"): ("timeout", "longer than 15 s"),
+        ("submissions/eve_03_layer_init.ipynb", "layer_init"): ("passed", ""),
+        ("submissions/eve_03_layer_init.ipynb", "score_head_std"): ("error", "the check never ran"),
         ("submissions/notes.txt", ""): ("error", "not a readable notebook"),
     }
     assert set(table) == set(expect)

@@ -2,12 +2,12 @@
 
 Usage::
 
-    python -m tools grade SUBMISSIONS… --csv grades.csv [--timeout SECONDS]
+    python -m tools grade SUBMISSIONS… --csv grades.csv [--timeout SECONDS] [--jobs N]
 
 SUBMISSIONS are notebooks or folders (searched recursively; hidden files and checkpoints skipped).
 Every file found is graded: each notebook is read into memory and executed as a copy by nbclient in a
 fresh ``python3`` kernel, in a temporary working directory, with ``--timeout`` seconds per cell (the
-submission on disk is never written to). Errors in cells do not stop the run (``allow_errors``), so
+submission on disk is never written to); ``--jobs N`` runs N kernels at a time. Errors in cells do not stop the run (``allow_errors``), so
 one broken task does not hide the others.
 
 Outcomes come from the structured records the checkers emit (``rmlib.checks``: a display of MIME type
@@ -163,12 +163,21 @@ def grade_notebook(path: Path, name: str, timeout: float) -> list[Row]:
     return rows
 
 
-def grade(paths: list[Path], timeout: float, progress=print) -> list[Row]:
-    rows = []
-    for path, name in find_submissions(paths):
-        progress(f"grading {name} …")
-        rows += grade_notebook(path, name, timeout)
-    return rows
+def grade(paths: list[Path], timeout: float, jobs: int = 1, progress=print) -> list[Row]:
+    """Grade every submission found under ``paths``, ``jobs`` kernels at a time; rows in submission order."""
+    submissions = find_submissions(paths)
+    if jobs <= 1 or len(submissions) <= 1:
+        rows = []
+        for path, name in submissions:
+            progress(f"grading {name} …")
+            rows += grade_notebook(path, name, timeout)
+        return rows
+    from concurrent.futures import ProcessPoolExecutor
+
+    progress(f"grading {len(submissions)} submissions, {jobs} at a time …")
+    with ProcessPoolExecutor(max_workers=jobs) as pool:  # one process per running kernel client
+        results = pool.map(grade_notebook, *zip(*submissions), [timeout] * len(submissions))
+        return [row for rows in results for row in rows]
 
 
 def write_csv(rows: list[Row], path: Path) -> None:
@@ -211,12 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("submissions", nargs="+", type=Path, help="submitted notebooks or folders of them")
     parser.add_argument("--csv", type=Path, required=True, help="where to write the gradebook (one row per submission × task)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds any one cell may run (default 120)")
+    parser.add_argument("--jobs", type=int, default=1, help="submissions graded at the same time (default 1)")
     args = parser.parse_args(argv)
     missing = [p for p in args.submissions if not p.exists()]
     if missing:
         print(f"error: no such file or folder: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
-    rows = grade(args.submissions, args.timeout, progress=lambda text: print(text, file=sys.stderr))
+    rows = grade(args.submissions, args.timeout, args.jobs, progress=lambda text: print(text, file=sys.stderr))
     write_csv(rows, args.csv)
     print(summary(rows))
     print(f"\nwrote {len(rows)} rows to {args.csv}")
