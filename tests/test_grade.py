@@ -62,16 +62,17 @@ def graded(tmp_path_factory):
     before = {p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
     out = folder.parent / "grades.csv"
     result = subprocess.run([sys.executable, "-m", "tools", "grade", str(folder), "--csv", str(out), "--timeout", TIMEOUT,
-                             "--jobs", "2"],
+                             "--jobs", "2", "--answers", str(folder.parent / "answers.md")],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     after = {p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
     with out.open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    return result, rows, before, after
+    answers = (folder.parent / "answers.md").read_text(encoding="utf-8")
+    return result, rows, before, after, answers
 
 
 def test_the_gradebook_runs_to_the_end_and_prints_a_summary(graded):
-    result, rows, _, _ = graded
+    result, rows, _, _, _ = graded
     assert result.returncode == 0, result.stderr[-2000:]
     print(result.stdout)  # the summary table, shown with pytest -s
     assert "submission" in result.stdout and "score" in result.stdout
@@ -79,7 +80,7 @@ def test_the_gradebook_runs_to_the_end_and_prints_a_summary(graded):
 
 
 def test_every_row_of_the_gradebook(graded):
-    _, rows, _, _ = graded
+    _, rows, _, _, _ = graded
     table = {(r["submission"], r["task"]): (r["worksheet"], r["status"], r["message"]) for r in rows}
     assert len(rows) == len(table) == 11  # 5 notebooks × 2 tasks + 1 row for the non-notebook
     assert [r["submission"] for r in rows] == sorted(r["submission"] for r in rows)  # submission order
@@ -107,8 +108,16 @@ def test_every_row_of_the_gradebook(graded):
 
 
 def test_no_submission_is_modified(graded):
-    _, _, before, after = graded
+    _, _, before, after, _ = graded
     assert before == after
+
+
+def test_written_answers_are_collected_next_to_their_rubric(graded):
+    *_, answers = graded
+    assert answers.startswith("# Written answers") and "## Question — the variance-as-std trap" in answers
+    assert "**Rubric**" in answers and "sqrt{4097}" in answers  # the rubric's points
+    assert "### submissions/ben/03_layer_init.ipynb\n\n*(no answer)*" in answers  # the blank exercise
+    assert "### submissions/ada_03_layer_init.ipynb" not in answers  # a solution has no answer cell to collect
 
 
 def test_a_missing_path_is_a_clear_error(tmp_path):
@@ -126,3 +135,18 @@ def test_the_worksheet_is_told_by_its_checkers_its_records_or_its_file_name():
     assert expected_modules(nbformat.v4.new_notebook(), "06_reward_normalisation.ipynb", []) == ["normalisation"]
     assert expected_modules(nbformat.v4.new_notebook(), "x.ipynb", [{"module": "variance"}]) == ["variance"]
     assert expected_modules(nbformat.v4.new_notebook(), "x.ipynb", []) == []
+
+
+def test_a_written_answer_is_collected_under_its_question(tmp_path):
+    from tools.grade import write_answers
+
+    nb = nbformat.read(ROOT / "exercises" / WORKSHEET, as_version=4)
+    (answer,) = [c for c in nb.cells if c.cell_type == "markdown" and c.source == "Your answer here."]
+    answer.source = "It is the variance read as a std: 64 times smaller at d = 4096."
+    nbformat.write(nb, tmp_path / "fay.ipynb")
+    (tmp_path / "notes.txt").write_text("not a notebook", encoding="utf-8")
+    write_answers([tmp_path], tmp_path / "answers.md")
+    text = (tmp_path / "answers.md").read_text(encoding="utf-8")
+    question, rest = text.split("**Rubric**")
+    assert "## Question — the variance-as-std trap" in question
+    assert rest.index("sqrt{4097}") < rest.index(f"### {tmp_path.name}/fay.ipynb\n\nIt is the variance read as a std")

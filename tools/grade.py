@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m tools grade SUBMISSIONS… --csv grades.csv [--timeout SECONDS] [--jobs N]
+    python -m tools grade SUBMISSIONS… --csv grades.csv [--timeout SECONDS] [--jobs N] [--answers answers.md]
 
 SUBMISSIONS are notebooks or folders (searched recursively; hidden files and checkpoints skipped).
 Every file found is graded: each notebook is read into memory and executed as a copy by nbclient in a
@@ -29,6 +29,9 @@ The tasks expected of a submission are those of its worksheet, told by the check
 imports or calls, the records it produced, and the number its file name starts with ("03_…" is
 worksheet 03); a student who deletes cells still gets a row for every task. The CSV has one row per
 submission × task: ``submission, worksheet, task, status, message``.
+
+Written answers are for a person to grade: ``--answers answers.md`` collects them, question by
+question, each next to its rubric (the points a full answer makes).
 """
 
 from __future__ import annotations
@@ -163,6 +166,43 @@ def grade_notebook(path: Path, name: str, timeout: float) -> list[Row]:
     return rows
 
 
+def written_answers(path: Path) -> list[tuple[str, str, str]]:
+    """(question, the student's answer, the rubric) for each written question of a submitted worksheet.
+
+    An exercise puts the student's answer cell between the question and the collapsed "Compare with"
+    rubric that ``tools.exercises`` generates, so the answer is the Markdown cell just before each rubric.
+    """
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception:  # not a notebook: no written answers to collect
+        return []
+    found = []
+    cells = nb.cells
+    for i, cell in enumerate(cells):
+        if cell.cell_type == "markdown" and cell.source.startswith("<details>") and "Compare with" in cell.source:
+            answer = cells[i - 1].source.strip() if i >= 1 and cells[i - 1].cell_type == "markdown" else ""
+            question = cells[i - 2].source.strip() if i >= 2 and cells[i - 2].cell_type == "markdown" else ""
+            rubric = re.sub(r"^<details>\s*<summary>.*?</summary>|</details>\s*$", "", cell.source, flags=re.S).strip()
+            found.append((question, answer, rubric))
+    return found
+
+
+def write_answers(paths: list[Path], out: Path) -> None:
+    """One Markdown file to read the written answers by: each question, its rubric, then every student's answer."""
+    by_question: dict[str, tuple[str, list[tuple[str, str]]]] = {}
+    for path, name in find_submissions(paths):
+        for question, answer, rubric in written_answers(path):
+            title = question.splitlines()[0].lstrip("# ") if question else "(question cell missing)"
+            entry = by_question.setdefault(title, (rubric, []))
+            entry[1].append((name, answer if answer and answer != "Your answer here." else "*(no answer)*"))
+    lines = ["# Written answers", ""]
+    for title, (rubric, answers) in by_question.items():
+        lines += [f"## {title}", "", "**Rubric**", "", rubric, ""]
+        for name, answer in answers:
+            lines += [f"### {name}", "", answer, ""]
+    out.write_text("\n".join(lines), encoding="utf-8")
+
+
 def grade(paths: list[Path], timeout: float, jobs: int = 1, progress=print) -> list[Row]:
     """Grade every submission found under ``paths``, ``jobs`` kernels at a time; rows in submission order."""
     submissions = find_submissions(paths)
@@ -221,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, required=True, help="where to write the gradebook (one row per submission × task)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds any one cell may run (default 120)")
     parser.add_argument("--jobs", type=int, default=1, help="submissions graded at the same time (default 1)")
+    parser.add_argument("--answers", type=Path, help="also write every written answer, grouped by question next to "
+                                                     "its rubric, to this Markdown file (for grading by hand)")
     args = parser.parse_args(argv)
     missing = [p for p in args.submissions if not p.exists()]
     if missing:
@@ -230,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(rows, args.csv)
     print(summary(rows))
     print(f"\nwrote {len(rows)} rows to {args.csv}")
+    if args.answers:
+        write_answers(args.submissions, args.answers)
+        print(f"wrote the written answers to {args.answers}")
     return 0
 
 
