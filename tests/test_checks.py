@@ -1,5 +1,13 @@
-"""rmlib.checks: every checker accepts the reference answer and rejects typical wrong answers with the right hint."""
+"""rmlib.checks: every checker accepts the reference and other right answers, and rejects wrong ones with the right hint.
 
+Two tables hold the cases: ACCEPT (right answers in several styles: float32/float64, loop/vectorised,
+functional/in-place) and REJECT (wrong answers of every kind the worksheets were fooled by: a parameter
+probed at one value, symmetric probes, a formula instead of an estimate, a broken tensor contract,
+guards tested on one bad value, untested floors, autograd inside a "by hand" gradient, misleading hints).
+Each checker has its reference plus >= 2 other styles in ACCEPT and >= 8 kinds in REJECT (a test counts them).
+"""
+
+import collections
 import math
 
 import pytest
@@ -7,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rmlib import checks, layer_init, score_head_std
+from rmlib import checks, layer_init, normalize_rewards, score_head_std
+from rmlib.checks import _contract
 from rmlib.theory import sample_hidden_states
 
 
@@ -25,6 +34,9 @@ def not_yet(*args):
 
 # Every public checker, including ones added later, is held to the shared contract.
 CHECKERS = [getattr(checks, name) for name in checks.__all__ if name.startswith("check_")]
+MINE = ["check_predicted_variance", "check_mc_variance", "check_formula_breaker", "check_layer_init",
+        "check_score_head_std", "check_bradley_terry_loss", "check_bt_gradient", "check_relative_error",
+        "check_reward_gain_bias", "check_normalise_on_reference"]
 
 
 @pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.__name__)
@@ -34,16 +46,26 @@ def test_a_stub_prints_not_implemented_and_returns_false(checker, capsys):
 
 
 @pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.__name__)
-def test_a_non_callable_is_a_type_error(checker):
-    with pytest.raises(TypeError, match="expects your function"):
+def test_a_non_callable_is_an_assertion_error_saying_what_to_pass(checker):
+    with pytest.raises(AssertionError, match="expects your function"):
         checker(42)
+
+
+@pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.__name__)
+def test_a_checker_only_ever_raises_assertion_error(checker):
+    """Whatever comes back (wrong types, shapes, objects), the checker fails with a hint, never crashes."""
+    for weird in [lambda *a: object(), lambda *a: (object(), object()), lambda *a: torch.zeros(3, 0),
+                  lambda *a: [1, 2, 3], lambda *a: float("nan"), lambda *a: (_ for _ in ()).throw(IndexError("x"))]:
+        with pytest.raises(AssertionError):
+            checker(weird)
 
 
 def test_a_crash_in_the_learners_code_is_explained():
     def crashes(layer, std):
         raise KeyError("oops")
 
-    fails_with(checks.check_layer_init, crashes, r"raised KeyError: 'oops'\n  called as layer_init\(nn.Linear")
+    fails_with(checks.check_layer_init, crashes,
+               r"your function crashes raised KeyError: 'oops'\n  when called as layer_init\(nn.Linear")
 
 
 def test_checkers_leave_the_global_random_state_alone(capsys):
@@ -60,154 +82,84 @@ def test_reference_relative_error_is_the_cs231n_metric():
     assert checks.relative_error(x, x) == 0.0
 
 
-# ------------------------------------------------------------------------------------------- layer_init
+def test_every_outcome_is_kept_as_a_structured_record(capsys):
+    checks.check_score_head_std(score_head_std)
+    assert checks.RECORDS["score_head_std"]["status"] == "passed"
+    with pytest.raises(AssertionError):
+        checks.check_score_head_std(lambda d: 0.02)
+    record = checks.RECORDS["score_head_std"]
+    assert record["status"] == "failed" and "initializer_range" in record["message"]
+    assert record["module"] == "layer_init" and record["checker"] == "check_score_head_std"
+    checks.check_score_head_std(not_yet)
+    assert checks.RECORDS["score_head_std"]["status"] == "not attempted"
 
 
-def test_layer_init_accepts_the_reference(capsys):
-    assert checks.check_layer_init(layer_init) is True
+def test_inside_a_kernel_the_record_is_displayed_as_a_mime_bundle(monkeypatch):
+    shown = []
+    monkeypatch.setattr(_contract, "_in_kernel", lambda: True)
+    import IPython.display
+
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append((obj, raw)))
+    checks.check_score_head_std(score_head_std)
+    (bundle, raw), = shown
+    assert raw and bundle[checks.MIME_TYPE]["status"] == "passed"
+    assert bundle["text/plain"].startswith("✓ score_head_std")
+
+
+def test_a_failure_points_at_the_hints():
+    fails_with(checks.check_score_head_std, lambda d: 0.02, r"stuck\? rmlib.checks.hint\('score_head_std'\)")
+
+
+# ------------------------------------------------------------------------------------------------ hints
+
+
+def test_every_task_with_a_checker_in_my_modules_has_three_graded_hints():
+    hints = checks.available_hints()
+    for task in _contract.TASKS.values():
+        if task.module == "sweep":
+            continue  # worksheet 05's owner adds its HINTS
+        assert len(hints[task.name]) == 3 and all(len(h) > 20 for h in hints[task.name]), task.name
+
+
+def test_hint_prints_the_requested_level_and_points_at_the_next(capsys):
+    checks.hint("layer_init")
     out = capsys.readouterr().out
-    assert out.startswith("✓ layer_init") and out.count("\n") == 1
+    assert "hint 1/3 for layer_init — a first nudge" in out and "rmlib.checks.hint('layer_init', 2)" in out
+    checks.hint("layer_init", 3)
+    assert "normal_(layer.weight, mean=0.0, std=std)" in capsys.readouterr().out
+    checks.hint("layer_init", 9)
+    assert "last hint" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="tasks with hints"):
+        checks.hint("no_such_task")
+    with pytest.raises(ValueError, match="level"):
+        checks.hint("layer_init", 0)
 
 
-def li_returns_none(layer, std):
-    nn.init.normal_(layer.weight, std=std)
+def test_hint_finds_a_hints_dict_in_any_checker_module(monkeypatch, capsys):
+    from rmlib.checks import sweep
+
+    monkeypatch.setattr(sweep, "HINTS", {"loglog_slope": ("n", "k", "f")}, raising=False)
+    checks.hint("loglog_slope", 2)
+    assert "hint 2/3 for loglog_slope" in capsys.readouterr().out
 
 
-def li_new_layer(layer, std):
-    new = nn.Linear(layer.in_features, layer.out_features)
-    nn.init.normal_(new.weight, std=std)
-    return new
+def test_the_scoreboard_summarises_the_records(capsys, monkeypatch):
+    monkeypatch.setattr(_contract, "RECORDS", {})
+    monkeypatch.setattr(checks, "RECORDS", _contract.RECORDS)
+    checks.scoreboard()
+    assert "no check has run" in capsys.readouterr().out
+    checks.check_score_head_std(score_head_std)
+    checks.check_layer_init(not_yet)
+    capsys.readouterr()
+    checks.scoreboard()
+    out = capsys.readouterr().out
+    assert "worksheet 03" in out and "✓ score_head_std" in out and "· layer_init" in out and "1 of 2 tasks pass" in out
+    checks.scoreboard("6")
+    assert "worksheet 06" in capsys.readouterr().out and "0 of 2"
 
 
-def li_new_parameter(layer, std):
-    layer.weight = nn.Parameter(torch.randn_like(layer.weight) * std)
-    return layer
-
-
-def li_touches_bias(layer, std):
-    nn.init.normal_(layer.weight, std=std)
-    nn.init.zeros_(layer.bias)
-    return layer
-
-
-def li_uniform(layer, std):
-    nn.init.uniform_(layer.weight, -std, std)
-    return layer
-
-
-def li_uniform_same_std(layer, std):
-    nn.init.uniform_(layer.weight, -math.sqrt(3) * std, math.sqrt(3) * std)
-    return layer
-
-
-def li_std_as_mean(layer, std):
-    nn.init.normal_(layer.weight, std)  # the classic slip: the 2nd positional argument is the mean
-    return layer
-
-
-def li_variance(layer, std):
-    nn.init.normal_(layer.weight, std=std**2)
-    return layer
-
-
-def li_ignores_std(layer, std):
-    nn.init.normal_(layer.weight, std=1 / math.sqrt(layer.weight.shape[1] + 1))
-    return layer
-
-
-def li_does_nothing(layer, std):
-    return layer
-
-
-def li_bias_free_crash(layer, std):
-    nn.init.normal_(layer.weight, std=std)
-    layer.bias.data.clone()  # AttributeError when bias is None
-    return layer
-
-
-def li_detaches(layer, std):
-    nn.init.normal_(layer.weight, std=std)
-    layer.weight.requires_grad_(False)
-    return layer
-
-
-@pytest.mark.parametrize(
-    "wrong, hint",
-    [
-        (li_returns_none, "returned None"),
-        (li_new_layer, "a new layer instead of in place"),
-        (li_new_parameter, "a new Parameter instead of in place"),
-        (li_touches_bias, "the bias was changed"),
-        (li_uniform, "uniform instead of normal"),
-        (li_uniform_same_std, "uniform instead of normal"),
-        (li_std_as_mean, "passes std as the MEAN"),
-        (li_variance, r"used std² \(a variance\)"),
-        (li_ignores_std, "ignored the std argument"),
-        (li_does_nothing, "unchanged"),
-        (li_bias_free_crash, "don't touch the bias"),
-        (li_detaches, "no longer requires grad"),
-    ],
-    ids=lambda x: getattr(x, "__name__", ""),
-)
-def test_layer_init_rejects_wrong_answers(wrong, hint):
-    fails_with(checks.check_layer_init, wrong, hint)
-
-
-# --------------------------------------------------------------------------------------- score_head_std
-
-
-def test_score_head_std_accepts_the_reference_and_a_tensor_answer():
-    assert checks.check_score_head_std(score_head_std)
-    assert checks.check_score_head_std(lambda d: torch.tensor(d + 1.0).rsqrt())
-
-
-@pytest.mark.parametrize(
-    "wrong, hint",
-    [
-        (lambda d: 1 / (d + 1), r"1/\(d\+1\) instead of 1/sqrt\(d\+1\)"),
-        (lambda d: 1 / math.sqrt(d), r"forgot the \+1"),
-        (lambda d: math.sqrt(d + 1), "upside down"),
-        (lambda d: 1 / math.sqrt(3 * d), "PyTorch's default"),
-        (lambda d: 0.02, "initializer_range"),
-        (lambda d: math.sqrt(2 / (d + 1)), "Xavier"),
-        (lambda d: 1 / d, "neither the std nor the variance"),
-        (lambda d: None, "returned None"),
-        (lambda d: "0.1", "must return a number"),
-        (lambda d: 1 / math.sqrt(d + 2), r"expected 1/sqrt\(1\+1\)"),
-    ],
-    ids=["variance-as-std", "no-plus-one", "upside-down", "pytorch-default", "hf-constant", "xavier", "one-over-d",
-         "none", "string", "other"],
-)
-def test_score_head_std_rejects_wrong_answers(wrong, hint):
-    fails_with(checks.check_score_head_std, wrong, hint)
-
-
-# --------------------------------------------------------------------------------- predicted variance
-
-
-def test_predicted_variance_accepts_the_reference():
-    assert checks.check_predicted_variance(lambda d, s, h: d * s**2 * h**2)
-
-
-@pytest.mark.parametrize(
-    "wrong, hint",
-    [
-        (lambda d, s, h: math.sqrt(d) * s * h, "standard deviation of r"),
-        (lambda d, s, h: d * s * h, "variances multiply"),
-        (lambda d, s, h: s**2 * h**2, "factor d is missing"),
-        (lambda d, s, h: d * s**2 * h, "σ_h must be squared"),
-        (lambda d, s, h: d * s * h**2, "σ_w must be squared"),
-        (lambda d, s, h: (d * s * h) ** 2, "you squared the sum"),
-        (lambda d, s, h: (d + 1) * s**2 * h**2, r"d\+1 terms"),
-        (lambda d, s, h: None, "returned None"),
-    ],
-    ids=["std", "no-squares", "no-d", "sigma-h-unsquared", "sigma-w-unsquared", "d-squared", "d-plus-one", "none"],
-)
-def test_predicted_variance_rejects_wrong_answers(wrong, hint):
-    fails_with(checks.check_predicted_variance, wrong, hint)
-
-
-# -------------------------------------------------------------------------------- Monte Carlo estimator
+# =========================================================================================== answers
+# Right answers, several styles each.
 
 
 def mc_reference(d, std, sigma_h, n, generator):
@@ -216,8 +168,156 @@ def mc_reference(d, std, sigma_h, n, generator):
     return (w * h).sum(-1).var().item()
 
 
-def test_mc_variance_accepts_the_reference():
-    assert checks.check_mc_variance(mc_reference)
+def mc_float64_population(d, std, sigma_h, n, generator):
+    w = torch.randn(n, d, generator=generator, dtype=torch.float64) * std
+    h = torch.randn(n, d, generator=generator, dtype=torch.float64) * sigma_h
+    r = torch.einsum("nd,nd->n", w, h)
+    return torch.as_tensor(((r - r.mean()) ** 2).mean())  # a 0-dim tensor, population variance
+
+
+def mc_chunked_loop(d, std, sigma_h, n, generator):
+    rewards = []
+    for start in range(0, n, 4096):  # a loop over chunks, still one fresh (w, h) per sample
+        m = min(4096, n - start)
+        rewards.append((torch.randn(m, d, generator=generator) * std * torch.randn(m, d, generator=generator) * sigma_h).sum(-1))
+    return torch.cat(rewards).var().item()
+
+
+def offset_states(n, d, generator):
+    return sample_hidden_states(n, d, 1.0, offset=torch.full((d,), 3.0), generator=generator)
+
+
+def random_offset_states(n, d, generator):
+    offset = torch.randn(d, generator=generator) * 2  # one random mean, shared by every row
+    return torch.randn(n, d, generator=generator, dtype=torch.float64) + offset
+
+
+def li_data_normal(layer, std):
+    layer.weight.data.normal_(0.0, std)
+    return layer
+
+
+def li_no_grad_copy(layer, std):
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn_like(layer.weight) * std)
+    return layer
+
+
+def bt_reference(chosen, rejected):
+    return -F.logsigmoid(chosen - rejected).mean()
+
+
+def bt_manual_stable(chosen, rejected):
+    d = chosen - rejected
+    return (torch.clamp(-d, min=0) + torch.log1p(torch.exp(-d.abs()))).mean()  # max(−Δ, 0) + log1p(e^−|Δ|)
+
+
+def bt_grad_reference(chosen, rejected):
+    g = -torch.sigmoid(rejected - chosen) / chosen.numel()
+    return g, -g
+
+
+def bt_grad_via_sigmoid_delta(chosen, rejected):
+    p = torch.sigmoid(chosen - rejected)  # σ(Δ) − 1 = −σ(−Δ)
+    g = (p - 1) / len(chosen)
+    return g, -g
+
+
+def bt_grad_loop(chosen, rejected):
+    n = chosen.shape[0]
+    g = torch.stack([-torch.sigmoid(r - c) / n for c, r in zip(chosen, rejected)])
+    return g, -g
+
+
+def gb_reference(ref):
+    r = ref.detach().double().flatten()
+    if r.numel() < 2 or not torch.isfinite(r).all():
+        raise ValueError("bad reference")
+    mean, std = r.mean().item(), r.std(correction=0).item()
+    if std <= 1e-6 * max(1.0, abs(mean)):
+        raise ValueError("zero variance")
+    return 1 / std, -mean / std
+
+
+def gb_tensors(ref):
+    r = ref.reshape(-1).to(torch.float64)
+    if len(r) < 2 or torch.isnan(r).any() or torch.isinf(r).any():
+        raise ValueError("need >= 2 finite rewards")
+    mean, var = r.mean(), ((r - r.mean()) ** 2).mean()
+    if var.sqrt() <= 1e-6 * max(1.0, mean.abs().item()):
+        raise ValueError("no spread")
+    return 1 / var.sqrt(), -mean / var.sqrt()  # 0-dim tensors
+
+
+def gb_library(ref):
+    from rmlib import RewardNormalizer
+
+    norm = RewardNormalizer.fit(ref)
+    return norm.gain, norm.bias
+
+
+def norm_reference(rewards, samples):
+    gain, bias = gb_reference(rewards.gather(1, samples))
+    return gain * rewards + bias
+
+
+def norm_library(rewards, samples):
+    return normalize_rewards(rewards, rewards.gather(1, samples))
+
+
+def norm_loop(rewards, samples):
+    picked = torch.stack([rewards[i, samples[i]] for i in range(rewards.shape[0])])
+    gain, bias = gb_tensors(picked)
+    return (gain * rewards.double() + bias).to(rewards.dtype)
+
+
+ACCEPT = [
+    ("check_predicted_variance", "reference", lambda d, s, h: d * s**2 * h**2),
+    ("check_predicted_variance", "tensor", lambda d, s, h: torch.tensor(float(d)) * s * s * h * h),
+    ("check_predicted_variance", "loop", lambda d, s, h: sum(s**2 * h**2 for _ in range(d))),
+    ("check_mc_variance", "reference", mc_reference),
+    ("check_mc_variance", "float64-population-tensor", mc_float64_population),
+    ("check_mc_variance", "chunked-loop", mc_chunked_loop),
+    ("check_formula_breaker", "shared-offset", offset_states),
+    ("check_formula_breaker", "random-shared-offset-float64", random_offset_states),
+    ("check_formula_breaker", "constant", lambda n, d, g: torch.ones(n, d)),  # σ_h² = 0 but Var(r) = σ_w² d
+    ("check_formula_breaker", "uniform-0-1", lambda n, d, g: torch.rand(n, d, generator=g)),
+    ("check_layer_init", "reference", layer_init),
+    ("check_layer_init", "data-normal", li_data_normal),
+    ("check_layer_init", "no-grad-copy", li_no_grad_copy),
+    ("check_score_head_std", "reference", score_head_std),
+    ("check_score_head_std", "float32-tensor", lambda d: torch.tensor(d + 1.0).rsqrt()),
+    ("check_score_head_std", "power", lambda d: (d + 1) ** -0.5),
+    ("check_bradley_terry_loss", "reference", bt_reference),
+    ("check_bradley_terry_loss", "softplus", lambda c, r: F.softplus(r - c).mean()),
+    ("check_bradley_terry_loss", "manual-stable", bt_manual_stable),
+    ("check_bt_gradient", "reference", bt_grad_reference),
+    ("check_bt_gradient", "sigmoid-delta-minus-one", bt_grad_via_sigmoid_delta),
+    ("check_bt_gradient", "loop", bt_grad_loop),
+    ("check_relative_error", "reference", checks.relative_error),
+    ("check_relative_error", "torch-max-clamp", lambda x, y: torch.max((x - y).abs() / torch.clamp(x.abs() + y.abs(), min=1e-8))),
+    ("check_relative_error", "elementwise-maximum", lambda x, y: float(((x - y).abs() / torch.maximum(x.abs() + y.abs(), torch.tensor(1e-8, dtype=x.dtype))).max())),
+    ("check_reward_gain_bias", "reference", gb_reference),
+    ("check_reward_gain_bias", "tensors", gb_tensors),
+    ("check_reward_gain_bias", "library", gb_library),
+    ("check_normalise_on_reference", "reference", norm_reference),
+    ("check_normalise_on_reference", "library", norm_library),
+    ("check_normalise_on_reference", "loop", norm_loop),
+]
+
+
+@pytest.mark.parametrize("checker, style, fn", ACCEPT, ids=[f"{c}-{s}" for c, s, _ in ACCEPT])
+def test_right_answers_pass(checker, style, fn, capsys):
+    assert getattr(checks, checker)(fn) is True
+    out = capsys.readouterr().out
+    assert out.startswith("✓ ") and out.count("\n") == 1
+
+
+# =========================================================================================== wrong answers
+
+
+def _pv(f):
+    return f
 
 
 def mc_std(d, std, sigma_h, n, generator):
@@ -262,107 +362,126 @@ def mc_one_coordinate(d, std, sigma_h, n, generator):
     return (w * h)[:, 0].var().item()
 
 
-@pytest.mark.parametrize(
-    "wrong, hint",
-    [
-        (mc_std, "standard deviation of r"),
-        (mc_w_variance, "scaled w by std²"),
-        (mc_h_variance, "scaled h by σ_h²"),
-        (mc_mean_over_d, "averaged over the d coordinates"),
-        (mc_one_coordinate, "single product"),
-        (mc_uniform, "torch.rand"),
-        (mc_shared_head, "one head w .*reused"),
-        (mc_no_generator, "pass generator=generator"),
-        (lambda *a: None, "returned None"),
-    ],
-    ids=lambda x: getattr(x, "__name__", ""),
-)
-def test_mc_variance_rejects_wrong_answers(wrong, hint):
-    fails_with(checks.check_mc_variance, wrong, hint)
+def mc_formula(d, std, sigma_h, n, generator):
+    return d * std**2 * sigma_h**2
 
 
-# ----------------------------------------------------------------------------------------- formula breaker
+def mc_formula_plus_noise(d, std, sigma_h, n, generator):
+    return d * std**2 * sigma_h**2 * (1 + 1e-4 * torch.randn(1, generator=generator).item())
 
 
-def offset_states(n, d, generator):
-    return sample_hidden_states(n, d, 1.0, offset=torch.full((d,), 3.0), generator=generator)
+def mc_ignores_n(d, std, sigma_h, n, generator):
+    return mc_reference(d, std, sigma_h, 200_000, generator)
 
 
-def test_formula_breaker_accepts_a_shared_offset_and_a_constant_state():
-    assert checks.check_formula_breaker(offset_states)
-    assert checks.check_formula_breaker(lambda n, d, g: torch.ones(n, d))  # σ_h² = 0 but Var(r) = σ_w² d
+def mc_hard_coded_std(d, std, sigma_h, n, generator):
+    return mc_reference(d, 0.5, sigma_h, n, generator)
 
 
-@pytest.mark.parametrize(
-    "wrong, hint",
-    [
-        (lambda n, d, g: torch.randn(n, d, generator=g), "Isotropic h at any scale"),
-        (lambda n, d, g: 5 * torch.randn(n, d, generator=g), "rescaling h rescales"),
-        (lambda n, d, g: torch.randn(n, d, generator=g) * torch.linspace(0.1, 3, d), "Unequal per-coordinate variances"),
-        (lambda n, d, g: torch.randn(n, 1, generator=g).expand(n, d).clone(), "Correlations between coordinates"),
-        (lambda n, d, g: None, "returned None"),
-        (lambda n, d, g: offset_states(n, d, g).T, "transposed"),
-        (lambda n, d, g: torch.full((n, d), float("nan")), "inf or NaN"),
-        (lambda n, d, g: offset_states(n, d, None), "pass generator=generator"),
-        (lambda n, d, g: offset_states(n, d, g).numpy(), "floating-point tensor"),
-    ],
-    ids=["isotropic", "scaled", "anisotropic", "correlated", "none", "transposed", "nan", "no-generator", "numpy"],
-)
-def test_formula_breaker_rejects_wrong_answers(wrong, hint):
-    fails_with(checks.check_formula_breaker, wrong, hint)
+def mc_seeds_inside(d, std, sigma_h, n, generator):
+    return mc_reference(d, std, sigma_h, n, torch.Generator().manual_seed(0))
 
 
-# ------------------------------------------------------------------------------------- Bradley-Terry loss
+def li_returns_none(layer, std):
+    nn.init.normal_(layer.weight, std=std)
 
 
-def bt_reference(chosen, rejected):
-    return -F.logsigmoid(chosen - rejected).mean()
+def li_new_layer(layer, std):
+    new = nn.Linear(layer.in_features, layer.out_features)
+    nn.init.normal_(new.weight, std=std)
+    return new
 
 
-def test_bt_loss_accepts_the_reference_and_the_softplus_form():
-    assert checks.check_bradley_terry_loss(bt_reference)
-    assert checks.check_bradley_terry_loss(lambda c, r: F.softplus(r - c).mean())
+def li_new_parameter(layer, std):
+    layer.weight = nn.Parameter(torch.randn_like(layer.weight) * std)
+    return layer
+
+
+def li_touches_bias(layer, std):
+    nn.init.normal_(layer.weight, std=std)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def li_uniform(layer, std):
+    nn.init.uniform_(layer.weight, -std, std)
+    return layer
+
+
+def li_uniform_same_std(layer, std):
+    nn.init.uniform_(layer.weight, -math.sqrt(3) * std, math.sqrt(3) * std)
+    return layer
+
+
+def li_truncated(layer, std):
+    nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
+    return layer
+
+
+def li_truncated_default(layer, std):
+    nn.init.trunc_normal_(layer.weight, std=std)  # cuts at ±2 absolute: invisible at std 0.37, not at 2.0
+    return layer
+
+
+def li_std_as_mean(layer, std):
+    nn.init.normal_(layer.weight, std)  # the classic slip: the 2nd positional argument is the mean
+    return layer
+
+
+def li_variance(layer, std):
+    nn.init.normal_(layer.weight, std=std**2)
+    return layer
+
+
+def li_ignores_std(layer, std):
+    nn.init.normal_(layer.weight, std=1 / math.sqrt(layer.weight.shape[1] + 1))
+    return layer
+
+
+def li_hard_coded_std(layer, std):
+    nn.init.normal_(layer.weight, std=0.37 if std > 0 else 0.0)
+    return layer
+
+
+def li_does_nothing(layer, std):
+    return layer
+
+
+def li_bias_free_crash(layer, std):
+    nn.init.normal_(layer.weight, std=std)
+    layer.bias.data.clone()  # AttributeError when bias is None
+    return layer
+
+
+def li_detaches(layer, std):
+    nn.init.normal_(layer.weight, std=std)
+    layer.weight.requires_grad_(False)
+    return layer
+
+
+def li_float64_swap(layer, std):
+    layer.weight.data = torch.randn(layer.weight.shape, dtype=torch.float64) * std
+    return layer
+
+
+def li_float32_swap(layer, std):
+    layer.weight.data = torch.randn(layer.weight.shape) * std  # breaks a float64 layer
+    return layer
+
+
+def li_transposed(layer, std):
+    layer.weight.data = torch.randn(layer.weight.shape[::-1]) * std
+    return layer
+
+
+def li_own_generator(layer, std):
+    nn.init.normal_(layer.weight, std=std, generator=torch.Generator().manual_seed(0))
+    return layer
 
 
 def bt_where(c, r):
     d = c - r
     return torch.where(d > 0, torch.log1p(torch.exp(-d)), -d + torch.log1p(torch.exp(d))).mean()
-
-
-@pytest.mark.parametrize(
-    "wrong, hint",
-    [
-        (lambda c, r: None, "returned None"),
-        (lambda c, r: -F.logsigmoid(c - r), "take the .mean"),
-        (lambda c, r: F.logsigmoid(c - r).mean(), "dropped the minus"),
-        (lambda c, r: -F.logsigmoid(r - c).mean(), "wrong sign of Δ"),
-        (lambda c, r: -F.logsigmoid(c - r).sum(), "sum instead of mean"),
-        (lambda c, r: -torch.log(torch.sigmoid(c - r)).mean(), "overflows at large reward differences"),
-        (lambda c, r: torch.log(1 + torch.exp(r - c)).mean(), "overflows at large reward differences"),
-        (lambda c, r: -torch.log(torch.sigmoid(c - r) + 1e-8).mean(), "caps the loss"),
-        (lambda c, r: -torch.log(torch.sigmoid(c - r).clamp_min(1e-12)).mean(), "caps the loss"),
-        (lambda c, r: torch.tensor(-F.logsigmoid(c - r).mean().item()), "no gradient"),
-        (bt_where, "torch.where evaluates both branches"),
-        (lambda c, r: (-F.logsigmoid(c - r).mean()).item(), "return a torch tensor"),
-    ],
-    ids=["none", "no-mean", "no-minus", "swapped", "sum", "log-sigmoid", "log-1-exp", "eps", "clamp", "detached",
-         "where", "float"],
-)
-def test_bt_loss_rejects_wrong_answers(wrong, hint):
-    fails_with(checks.check_bradley_terry_loss, wrong, hint)
-
-
-# ------------------------------------------------------------------------------------ Bradley-Terry gradient
-
-
-def bt_grad_reference(chosen, rejected):
-    g = -torch.sigmoid(rejected - chosen) / chosen.numel()
-    return g, -g
-
-
-def test_bt_gradient_accepts_the_reference(capsys):
-    assert checks.check_bt_gradient(bt_grad_reference)
-    assert "relative error vs autograd" in capsys.readouterr().out
 
 
 def bt_grad_unstable(c, r):
@@ -371,51 +490,236 @@ def bt_grad_unstable(c, r):
     return g, -g
 
 
-@pytest.mark.parametrize(
-    "wrong, hint",
-    [
-        (lambda c, r: None, "returned None"),
-        (lambda c, r: bt_grad_reference(c, r)[0], "return a pair of tensors"),
-        (lambda c, r: tuple(-g for g in bt_grad_reference(c, r)), "wrong sign"),
-        (lambda c, r: tuple(g * c.numel() for g in bt_grad_reference(c, r)), "gradient of the sum"),
-        (lambda c, r: (-torch.sigmoid(c - r) / c.numel(), torch.sigmoid(c - r) / c.numel()), r"σ\(Δ\) where σ\(−Δ\) belongs"),
-        (lambda c, r: (bt_grad_reference(c, r)[0],) * 2, "opposite sign"),
-        (lambda c, r: tuple(g[:-1] for g in bt_grad_reference(c, r)), "shape of its input"),
-        (bt_grad_unstable, "inf/inf"),
-        (lambda c, r: tuple(g * 1.001 for g in bt_grad_reference(c, r)), "relative error 0.0005"),
-    ],
-    ids=["none", "single", "sign", "sum", "sigma-delta", "same-sign", "shape", "unstable", "scaled"],
-)
-def test_bt_gradient_rejects_wrong_answers(wrong, hint):
-    fails_with(checks.check_bt_gradient, wrong, hint)
+def bt_grad_autograd(c, r):
+    c = c.clone().requires_grad_()
+    r = r.clone().requires_grad_()
+    return torch.autograd.grad(F.softplus(r - c).mean(), (c, r))
 
 
-# ---------------------------------------------------------------------------------------- relative error
+def bt_grad_backward(c, r):
+    c = c.detach().requires_grad_()
+    F.softplus(r - c).mean().backward()
+    return c.grad, -c.grad
 
 
-def test_relative_error_accepts_the_reference_and_a_float_answer():
-    assert checks.check_relative_error(checks.relative_error)
-    assert checks.check_relative_error(
-        lambda x, y: torch.max((x - y).abs() / torch.clamp(x.abs() + y.abs(), min=1e-8)).item()
-    )
+def gb_nan_guard_only(ref):
+    r = ref.double().flatten()
+    if r.numel() < 2 or torch.isnan(r).any():
+        raise ValueError("bad")
+    mean, std = r.mean().item(), r.std(correction=0).item()
+    if std <= 1e-6 * max(1.0, abs(mean)):
+        raise ValueError("zero variance")
+    return 1 / std, -mean / std
 
 
-@pytest.mark.parametrize(
-    "wrong, hint",
-    [
-        (lambda x, y: (x - y).abs().max(), "ABSOLUTE error"),
-        (lambda x, y: ((x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-8)).mean(), "mean instead of max"),
-        (lambda x, y: ((x - y) / (x.abs() + y.abs()).clamp_min(1e-8)).max(), r"take \|x − y\|"),
-        (lambda x, y: ((x - y).abs() / (x + y).abs().clamp_min(1e-8)).max(), "opposite signs cancel"),
-        (lambda x, y: ((x - y).abs() / x.abs().clamp_min(1e-8)).max(), r"not by \|x\| alone"),
-        (lambda x, y: ((x - y).abs() / (x.abs() + y.abs())).max(), "floor the denominator"),
-        (lambda x, y: None, "returned None"),
-        (lambda x, y: (x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-8), "must return one number"),
-    ],
-    ids=["absolute", "mean", "signed", "abs-of-sum", "x-only", "no-floor", "none", "tensor"],
-)
-def test_relative_error_rejects_wrong_answers(wrong, hint):
-    fails_with(checks.check_relative_error, wrong, hint)
+def gb_no_empty_guard(ref):
+    r = ref.double().flatten()
+    if r.numel() == 0:
+        return 1.0, 0.0
+    return gb_reference(ref)
+
+
+def gb_flat_only_1d(ref):
+    if ref.dim() != 1:
+        r = ref[0]  # uses one row only
+    else:
+        r = ref
+    return gb_reference(r)
+
+
+def norm_float32_out(rewards, samples):
+    return norm_reference(rewards, samples).float()
+
+
+def norm_first_m(rewards, samples):
+    first = rewards[:, : samples.shape[1]]
+    mean, std = first.mean(), first.std(correction=0)
+    return (rewards - mean) / std
+
+
+def norm_no_guard(rewards, samples):
+    ref = rewards.gather(1, samples)
+    return (rewards - ref.mean()) / ref.std(correction=0).clamp_min(1e-12)
+
+
+REJECT = [
+    # ------------------------------------------------------------------ predict_reward_variance (worksheet 02)
+    ("check_predicted_variance", "std", lambda d, s, h: math.sqrt(d) * s * h, "standard deviation of r"),
+    ("check_predicted_variance", "no-squares", lambda d, s, h: d * s * h, "variances multiply"),
+    ("check_predicted_variance", "no-d", lambda d, s, h: s**2 * h**2, "factor d is missing"),
+    ("check_predicted_variance", "sigma-h-unsquared", lambda d, s, h: d * s**2 * h, "σ_h must be squared"),
+    ("check_predicted_variance", "sigma-w-unsquared", lambda d, s, h: d * s * h**2, "σ_w must be squared"),
+    ("check_predicted_variance", "d-squared", lambda d, s, h: (d * s * h) ** 2, "you squared the sum"),
+    ("check_predicted_variance", "d-plus-one", lambda d, s, h: (d + 1) * s**2 * h**2, r"d\+1 terms"),
+    ("check_predicted_variance", "none", lambda d, s, h: None, "returned None"),
+    ("check_predicted_variance", "hard-coded-sigma-h", lambda d, s, h: d * s**2 * 0.25, r"expected d σ_w² σ_h²"),
+    ("check_predicted_variance", "string", lambda d, s, h: "1.0", "must return a number"),
+    # ------------------------------------------------------------------ mc_reward_variance
+    ("check_mc_variance", "std", mc_std, "standard deviation of r"),
+    ("check_mc_variance", "w-variance", mc_w_variance, "scaled w by std²"),
+    ("check_mc_variance", "h-variance", mc_h_variance, "scaled h by σ_h²"),
+    ("check_mc_variance", "mean-over-d", mc_mean_over_d, "averaged over the d coordinates"),
+    ("check_mc_variance", "one-coordinate", mc_one_coordinate, "single product"),
+    ("check_mc_variance", "uniform", mc_uniform, "torch.rand"),
+    ("check_mc_variance", "shared-head", mc_shared_head, "one head w .*reused"),
+    ("check_mc_variance", "no-generator", mc_no_generator, "pass generator=generator"),
+    ("check_mc_variance", "none", lambda *a: None, "returned None"),
+    ("check_mc_variance", "formula", mc_formula, "that is the formula"),
+    ("check_mc_variance", "formula-plus-tiny-noise", mc_formula_plus_noise, "spread by .* standard error"),
+    ("check_mc_variance", "ignores-n", mc_ignores_n, "use exactly n samples"),
+    ("check_mc_variance", "hard-coded-std", mc_hard_coded_std, "does not follow the std argument"),
+    ("check_mc_variance", "seeds-inside", mc_seeds_inside, "16 different generators all gave"),
+    # ------------------------------------------------------------------ hidden_states_that_break_the_formula
+    ("check_formula_breaker", "isotropic", lambda n, d, g: torch.randn(n, d, generator=g), "Isotropic h at any scale"),
+    ("check_formula_breaker", "scaled", lambda n, d, g: 5 * torch.randn(n, d, generator=g), "rescaling h rescales"),
+    ("check_formula_breaker", "anisotropic", lambda n, d, g: torch.randn(n, d, generator=g) * torch.linspace(0.1, 3, d),
+     "Unequal per-coordinate variances"),
+    ("check_formula_breaker", "correlated", lambda n, d, g: torch.randn(n, 1, generator=g).expand(n, d).clone(),
+     "Correlations between coordinates"),
+    ("check_formula_breaker", "none", lambda n, d, g: None, "returned None"),
+    ("check_formula_breaker", "transposed", lambda n, d, g: offset_states(n, d, g).T, "transposed"),
+    ("check_formula_breaker", "nan", lambda n, d, g: torch.full((n, d), float("nan")), "inf or NaN"),
+    ("check_formula_breaker", "inf", lambda n, d, g: offset_states(n, d, g).index_fill(0, torch.tensor([3]), float("inf")),
+     "inf or NaN"),
+    ("check_formula_breaker", "no-generator", lambda n, d, g: offset_states(n, d, None), "pass generator=generator"),
+    ("check_formula_breaker", "numpy", lambda n, d, g: offset_states(n, d, g).numpy(), "floating-point tensor"),
+    ("check_formula_breaker", "integer", lambda n, d, g: torch.ones(n, d, dtype=torch.long), "floating-point tensor"),
+    ("check_formula_breaker", "hard-coded-d", lambda n, d, g: offset_states(n, 64, g), r"expected \(12000, 5\)"),
+    # ------------------------------------------------------------------ layer_init (worksheet 03)
+    ("check_layer_init", "returns-none", li_returns_none, "returned None"),
+    ("check_layer_init", "new-layer", li_new_layer, "a new layer instead of in place"),
+    ("check_layer_init", "new-parameter", li_new_parameter, "a new Parameter instead of in place"),
+    ("check_layer_init", "touches-bias", li_touches_bias, "the bias was changed"),
+    ("check_layer_init", "uniform", li_uniform, "uniform instead of normal"),
+    ("check_layer_init", "uniform-same-std", li_uniform_same_std, "uniform instead of normal"),
+    ("check_layer_init", "truncated", li_truncated, "truncated normal"),
+    ("check_layer_init", "truncated-default", li_truncated_default, "truncated normal"),
+    ("check_layer_init", "std-as-mean", li_std_as_mean, "passes std as the MEAN"),
+    ("check_layer_init", "variance", li_variance, r"used std² \(a variance\)"),
+    ("check_layer_init", "ignores-std", li_ignores_std, "ignored the std argument"),
+    ("check_layer_init", "hard-coded-std", li_hard_coded_std, "does your function use its std argument"),
+    ("check_layer_init", "does-nothing", li_does_nothing, "unchanged"),
+    ("check_layer_init", "bias-free-crash", li_bias_free_crash, "don't touch the bias"),
+    ("check_layer_init", "detaches", li_detaches, "no longer requires grad"),
+    ("check_layer_init", "float64-swap", li_float64_swap, "from float32 on cpu to float64"),
+    ("check_layer_init", "float32-swap", li_float32_swap, "from float64 on cpu to float32"),
+    ("check_layer_init", "transposed", li_transposed, r"changed the weight's shape from \(1, 200000\) to \(200000, 1\)"),
+    ("check_layer_init", "own-generator", li_own_generator, "two calls gave the same weights"),
+    # ------------------------------------------------------------------ score_head_std
+    ("check_score_head_std", "variance-as-std", lambda d: 1 / (d + 1), r"1/\(d\+1\) instead of 1/sqrt\(d\+1\)"),
+    ("check_score_head_std", "no-plus-one", lambda d: 1 / math.sqrt(d), r"forgot the \+1"),
+    ("check_score_head_std", "upside-down", lambda d: math.sqrt(d + 1), "upside down"),
+    ("check_score_head_std", "pytorch-default", lambda d: 1 / math.sqrt(3 * d), "PyTorch's default"),
+    ("check_score_head_std", "hf-constant", lambda d: 0.02, "initializer_range"),
+    ("check_score_head_std", "xavier", lambda d: math.sqrt(2 / (d + 1)), "Xavier"),
+    ("check_score_head_std", "one-over-d", lambda d: 1 / d, "neither the std nor the variance"),
+    ("check_score_head_std", "integer-division", lambda d: 1 // math.sqrt(d + 1), "integer division"),
+    ("check_score_head_std", "none", lambda d: None, "returned None"),
+    ("check_score_head_std", "string", lambda d: "0.1", "must return a number"),
+    ("check_score_head_std", "other", lambda d: 1 / math.sqrt(d + 2), r"expected 1/sqrt\(1\+1\)"),
+    ("check_score_head_std", "hard-coded-4096", lambda d: 1 / math.sqrt(4097), r"expected 1/sqrt\(1\+1\)"),
+    # ------------------------------------------------------------------ bradley_terry_loss (worksheet 04)
+    ("check_bradley_terry_loss", "none", lambda c, r: None, "returned None"),
+    ("check_bradley_terry_loss", "no-mean", lambda c, r: -F.logsigmoid(c - r), "take the .mean"),
+    ("check_bradley_terry_loss", "no-minus", lambda c, r: F.logsigmoid(c - r).mean(), "dropped the minus"),
+    ("check_bradley_terry_loss", "swapped", lambda c, r: -F.logsigmoid(r - c).mean(), "wrong sign of Δ"),
+    ("check_bradley_terry_loss", "sum", lambda c, r: -F.logsigmoid(c - r).sum(), "sum instead of mean"),
+    ("check_bradley_terry_loss", "first-pair", lambda c, r: -F.logsigmoid(c - r)[0], "first pair only"),
+    ("check_bradley_terry_loss", "log-sigmoid", lambda c, r: -torch.log(torch.sigmoid(c - r)).mean(),
+     "overflows at large reward differences"),
+    ("check_bradley_terry_loss", "log-1-exp", lambda c, r: torch.log(1 + torch.exp(r - c)).mean(),
+     "overflows at large reward differences"),
+    ("check_bradley_terry_loss", "eps", lambda c, r: -torch.log(torch.sigmoid(c - r) + 1e-8).mean(), "an eps or a clamp"),
+    ("check_bradley_terry_loss", "clamp", lambda c, r: -torch.log(torch.sigmoid(c - r).clamp_min(1e-12)).mean(),
+     "an eps or a clamp"),
+    ("check_bradley_terry_loss", "tiny-clamp", lambda c, r: -torch.log(torch.sigmoid(c - r).clamp_min(1e-30)).mean(),
+     "caps it"),
+    ("check_bradley_terry_loss", "margin", lambda c, r: -F.logsigmoid(c - r - 0.5).mean(), "expected mean −log σ"),
+    ("check_bradley_terry_loss", "detached", lambda c, r: torch.tensor(-F.logsigmoid(c - r).mean().item()), "no gradient"),
+    ("check_bradley_terry_loss", "where", bt_where, "torch.where evaluates both branches"),
+    ("check_bradley_terry_loss", "float", lambda c, r: (-F.logsigmoid(c - r).mean()).item(), "return a torch tensor"),
+    ("check_bradley_terry_loss", "float32-from-float64", lambda c, r: -F.logsigmoid((c - r).float()).mean(),
+     "float32 tensor from float64 inputs: return the loss in the inputs' dtype"),
+    ("check_bradley_terry_loss", "float64-from-float32", lambda c, r: -F.logsigmoid((c - r).double()).mean(),
+     "float64 tensor from float32 inputs"),
+    # ------------------------------------------------------------------ bradley_terry_grad
+    ("check_bt_gradient", "none", lambda c, r: None, "returned None"),
+    ("check_bt_gradient", "single", lambda c, r: bt_grad_reference(c, r)[0], "return a pair of tensors"),
+    ("check_bt_gradient", "sign", lambda c, r: tuple(-g for g in bt_grad_reference(c, r)), "wrong sign"),
+    ("check_bt_gradient", "sum", lambda c, r: tuple(g * c.numel() for g in bt_grad_reference(c, r)), "gradient of the sum"),
+    ("check_bt_gradient", "sigma-delta", lambda c, r: (-torch.sigmoid(c - r) / c.numel(), torch.sigmoid(c - r) / c.numel()),
+     r"σ\(Δ\) where σ\(−Δ\) belongs"),
+    ("check_bt_gradient", "same-sign", lambda c, r: (bt_grad_reference(c, r)[0],) * 2, "opposite sign"),
+    ("check_bt_gradient", "shape", lambda c, r: tuple(g[:-1] for g in bt_grad_reference(c, r)), "shape of its input"),
+    ("check_bt_gradient", "unstable", bt_grad_unstable, "inf/inf"),
+    ("check_bt_gradient", "scaled", lambda c, r: tuple(g * 1.001 for g in bt_grad_reference(c, r)), "relative error 0.0005"),
+    ("check_bt_gradient", "autograd-grad", bt_grad_autograd, "seems to use autograd"),
+    ("check_bt_gradient", "autograd-backward", bt_grad_backward, "seems to use autograd"),
+    ("check_bt_gradient", "hard-coded-n", lambda c, r: tuple(g * c.numel() / 512 for g in bt_grad_reference(c, r)),
+     "batch size is hard-coded"),
+    ("check_bt_gradient", "float32-from-float64", lambda c, r: tuple(g.float() for g in bt_grad_reference(c, r)),
+     "compute the gradient in the inputs' dtype"),
+    # ------------------------------------------------------------------ relative_error
+    ("check_relative_error", "absolute", lambda x, y: (x - y).abs().max(), "ABSOLUTE error"),
+    ("check_relative_error", "mean", lambda x, y: ((x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-8)).mean(),
+     "mean instead of max"),
+    ("check_relative_error", "signed", lambda x, y: ((x - y) / (x.abs() + y.abs()).clamp_min(1e-8)).max(), r"take \|x − y\|"),
+    ("check_relative_error", "abs-of-sum", lambda x, y: ((x - y).abs() / (x + y).abs().clamp_min(1e-8)).max(),
+     "opposite signs cancel"),
+    ("check_relative_error", "x-only", lambda x, y: ((x - y).abs() / x.abs().clamp_min(1e-8)).max(), r"not by \|x\| alone"),
+    ("check_relative_error", "no-floor", lambda x, y: ((x - y).abs() / (x.abs() + y.abs())).max(), "floor the denominator"),
+    ("check_relative_error", "added-eps", lambda x, y: ((x - y).abs() / (x.abs() + y.abs() + 1e-8)).max(),
+     "a max, not an added eps"),
+    ("check_relative_error", "floor-1e-6", lambda x, y: ((x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-6)).max(),
+     "not 1e-6"),
+    ("check_relative_error", "floor-1e-12", lambda x, y: ((x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-12)).max(),
+     "not 1e-12"),
+    ("check_relative_error", "in-place", lambda x, y: (x.sub_(y).abs_() / (x.abs() + y.abs()).clamp_min(1e-8)).max(),
+     "changed its inputs in place"),
+    ("check_relative_error", "none", lambda x, y: None, "returned None"),
+    ("check_relative_error", "tensor", lambda x, y: (x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-8),
+     "must return one number"),
+    # ------------------------------------------------------------------ reward_gain_bias (worksheet 06)
+    ("check_reward_gain_bias", "nan-guard-only", gb_nan_guard_only, "catches nan AND ±inf"),
+    ("check_reward_gain_bias", "no-empty-guard", gb_no_empty_guard, "an empty tensor"),
+    ("check_reward_gain_bias", "one-row", gb_flat_only_1d, r"shape \(4, 250\)"),
+    ("check_reward_gain_bias", "multiply", lambda ref: (1 / gb_reference(ref)[0], gb_reference(ref)[1] / gb_reference(ref)[0] ** 2),
+     "multiplied by the std"),
+    ("check_reward_gain_bias", "swapped", lambda ref: gb_reference(ref)[::-1], r"returned \(bias, gain\)"),
+    ("check_reward_gain_bias", "bias-sign", lambda ref: (gb_reference(ref)[0], -gb_reference(ref)[1]), "wrong sign of the bias"),
+    ("check_reward_gain_bias", "returns-rewards", lambda ref: gb_reference(ref)[0] * ref + gb_reference(ref)[1],
+     "not the normalised rewards"),
+    ("check_reward_gain_bias", "none", lambda ref: None, "must return a pair"),
+    ("check_reward_gain_bias", "nan-out", lambda ref: (gb_reference(ref), (float("nan"), 0.0))[1], "finite gain and bias"),
+    # ------------------------------------------------------------------ normalise_on_reference
+    ("check_normalise_on_reference", "all-responses", lambda rw, s: (rw - rw.mean()) / rw.std(correction=0),
+     "fitted on all responses"),
+    ("check_normalise_on_reference", "per-prompt", lambda rw, s: (rw - rw.gather(1, s).mean(1, keepdim=True))
+     / rw.gather(1, s).std(1, keepdim=True, correction=0), "each prompt separately"),
+    ("check_normalise_on_reference", "sample-std", lambda rw, s: (rw - rw.gather(1, s).mean()) / rw.gather(1, s).std(),
+     "correction=0"),
+    ("check_normalise_on_reference", "only-samples", lambda rw, s: norm_reference(rw, s).gather(1, s),
+     "normalise every response"),
+    ("check_normalise_on_reference", "in-place", lambda rw, s: rw.sub_(rw.gather(1, s).mean()), "in place"),
+    ("check_normalise_on_reference", "unscaled", lambda rw, s: rw - rw.gather(1, s).mean(), "mean 0 and std 1"),
+    ("check_normalise_on_reference", "not-a-tensor", lambda rw, s: norm_reference(rw, s).tolist(), "as a tensor"),
+    ("check_normalise_on_reference", "float32-out", norm_float32_out, "in the dtype of `rewards`"),
+    ("check_normalise_on_reference", "first-m-columns", norm_first_m, "first M responses"),
+    ("check_normalise_on_reference", "no-guard", norm_no_guard, "no spread"),
+]
+
+
+@pytest.mark.parametrize("checker, kind, fn, hint", REJECT, ids=[f"{c}-{k}" for c, k, _, _ in REJECT])
+def test_wrong_answers_fail_with_the_right_hint(checker, kind, fn, hint):
+    fails_with(getattr(checks, checker), fn, hint)
+
+
+def test_every_checker_of_worksheets_02_to_06_has_three_styles_and_eight_kinds_of_wrong_answer():
+    accepted = collections.Counter(c for c, _, _ in ACCEPT)
+    rejected = collections.Counter(c for c, _, _, _ in REJECT)
+    for name in MINE:
+        assert accepted[name] >= 3, name
+        assert rejected[name] >= 8, name
 
 
 # ------------------------------------------------------------------------------------------ loglog slope
@@ -519,3 +823,39 @@ def test_mc_variance_stderr_matches_the_spread_of_repeated_estimates():
     # The std of 400 estimates is itself known to ~1/sqrt(2·399) ≈ 3.5% (a bit more for heavy tails): 15% is > 4 errors.
     assert abs(estimates.std().item() / checks.mc_variance_stderr(d, std, sigma_h, n) - 1) < 0.15
     assert abs(estimates.mean().item() - d * std**2 * sigma_h**2) < 5 * checks.mc_variance_stderr(d, std, sigma_h, n) / math.sqrt(reps)
+
+
+# ------------------------------------------------------- an accepted answer runs the rest of its worksheet
+
+WORKSHEET_OF = {  # checker -> (solution notebook, the learner's function it checks)
+    "check_predicted_variance": ("02_variance_monte_carlo", "predict_reward_variance"),
+    "check_mc_variance": ("02_variance_monte_carlo", "mc_reward_variance"),
+    "check_formula_breaker": ("02_variance_monte_carlo", "hidden_states_that_break_the_formula"),
+    "check_layer_init": ("03_layer_init", "layer_init"),
+    "check_score_head_std": ("03_layer_init", "score_head_std"),
+    "check_bradley_terry_loss": ("04_bradley_terry_loss", "bradley_terry_loss"),
+    "check_bt_gradient": ("04_bradley_terry_loss", "bradley_terry_grad"),
+    "check_relative_error": ("04_bradley_terry_loss", "relative_error"),
+    "check_reward_gain_bias": ("06_reward_normalisation", "reward_gain_bias"),
+    "check_normalise_on_reference": ("06_reward_normalisation", "normalise_on_reference"),
+}
+OTHER_STYLES = [(c, s, fn) for c, s, fn in ACCEPT if s != "reference" and c in WORKSHEET_OF]
+
+
+@pytest.mark.parametrize("checker, style, fn", OTHER_STYLES, ids=[f"{c}-{s}" for c, s, _ in OTHER_STYLES])
+def test_an_accepted_answer_runs_every_later_cell_of_its_worksheet(checker, style, fn, capsys):
+    """Run the solution's code cells in order with the learner's function swapped for another accepted style."""
+    import nbformat
+    from pathlib import Path
+
+    notebook, name = WORKSHEET_OF[checker]
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "solutions" / f"{notebook}.ipynb", as_version=4)
+    namespace = {"__name__": "__worksheet__"}
+    _contract.RECORDS.clear()  # the worksheet's scoreboard shows this run's checks only
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        exec(compile(cell.source, f"{notebook}.ipynb", "exec"), namespace)
+        if f"def {name}(" in cell.source:
+            namespace[name] = fn
+    oks = {k: v for k, v in namespace.items() if k.startswith("ok_")}
+    assert oks and all(v is True for v in oks.values()), oks  # every check passed, so every later cell ran
+    assert "✗" not in capsys.readouterr().out

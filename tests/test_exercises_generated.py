@@ -164,3 +164,56 @@ def test_exercises_hold_no_solution_text(path):
     for cell in ex.cells:
         if cell.cell_type == "code" and "raise NotImplementedError" in cell.source:
             assert "raises-exception" in cell.metadata.get("tags", [])
+
+
+# ------------------------------------------------------------------------- rubrics and the scoreboard
+
+
+def test_a_rubric_becomes_a_collapsed_compare_with_reveal():
+    md, n = make_exercises.reveal_rubrics("Intro\n### BEGIN RUBRIC\n- point one\n- point two\n### END RUBRIC", "here")
+    assert n == 1
+    assert md.startswith("Intro\n<details>\n<summary><b>Compare with</b>")
+    assert "\n\n- point one\n- point two\n\n</details>" in md  # blank lines: Markdown renders inside <details>
+    nb = solution_notebook(nbformat.v4.new_code_cell("# BEGIN SOLUTION\nx = 1\n# END SOLUTION"),
+                           nbformat.v4.new_markdown_cell("### BEGIN RUBRIC\n- a point\n### END RUBRIC"))
+    ex = make_exercises.make_exercise(nb, "sol.ipynb")
+    assert "<details>" in ex.cells[2].source and "BEGIN RUBRIC" in nb.cells[2].source
+
+
+@pytest.mark.parametrize(
+    "src, message",
+    [
+        ("### BEGIN RUBRIC\n- a", "never closed"),
+        ("- a\n### END RUBRIC", "END RUBRIC without a BEGIN"),
+        ("### BEGIN RUBRIC\n### BEGIN RUBRIC\n### END RUBRIC", "inside another rubric"),
+        ("### BEGIN RUBRIC\n\n### END RUBRIC", "empty rubric"),
+    ],
+)
+def test_broken_rubric_markers_are_errors(src, message):
+    with pytest.raises(make_exercises.WorksheetError, match=message):
+        make_exercises.reveal_rubrics(src, "solutions/x.ipynb, cell 3")
+
+
+def test_a_rubric_in_a_code_cell_is_an_error():
+    nb = solution_notebook(nbformat.v4.new_code_cell("# BEGIN SOLUTION\nx = 1\n# END SOLUTION\n# BEGIN RUBRIC"))
+    with pytest.raises(make_exercises.WorksheetError, match="Markdown cell"):
+        make_exercises.make_exercise(nb, "sol.ipynb")
+
+
+# Worksheet 05 is maintained separately; its owner adds its rubric and scoreboard.
+REVIEWED = [p for p in SOLUTIONS if p.name[:2] in ("02", "03", "04", "06")]
+
+
+@pytest.mark.parametrize("path", REVIEWED, ids=lambda p: p.name)
+def test_every_written_question_has_a_rubric_and_the_worksheet_ends_with_a_scoreboard(path):
+    nb = nbformat.read(path, as_version=4)
+    ex = nbformat.read(ROOT / "exercises" / path.name, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown" and "BEGIN SOLUTION" in cell.source:
+            assert "BEGIN RUBRIC" in nb.cells[i + 1].source, f"cell {i}: a written answer needs a rubric cell after it"
+            assert ex.cells[i].source == "Your answer here."
+            assert ex.cells[i + 1].source.startswith("<details>") and "Compare with" in ex.cells[i + 1].source
+    assert "BEGIN RUBRIC" not in "\n".join(c.source for c in ex.cells)
+    assert nb.cells[-1].cell_type == "code" and nb.cells[-1].source.strip() == f'rmlib.checks.scoreboard("{path.name[:2]}")'
+    header = nb.cells[0].source
+    assert "**What you need:**" in header and "minutes" in header and "rmlib.checks.hint(" in header

@@ -9,6 +9,7 @@ COMMANDS = {
     "launch": ("tools.launch", "stamp Colab/Binder badges, the Colab setup cell, README links, binder/"),
     "exercises": ("tools.exercises", "generate exercises/ from solutions/"),
     "html": ("tools.build_html", "execute the lessons and write the HTML version to _build/html"),
+    "grade": ("tools.grade", "run submitted worksheets, write a gradebook CSV and print a summary table"),
 }
 
 

@@ -8,7 +8,13 @@
 
 The generated exercise replaces each region: in a code cell with ``# YOUR CODE HERE`` and
 ``raise NotImplementedError`` at the region's indentation, and tags the cell ``raises-exception`` so
-Run All (and nbval) continues past it; in a Markdown cell with "Your answer here.". Everything
+Run All (and nbval) continues past it; in a Markdown cell with "Your answer here.".
+
+Written questions carry a rubric — the points a full answer makes — in a Markdown cell of the
+solution, between ``### BEGIN RUBRIC`` and ``### END RUBRIC``. Teachers read it in ``solutions/``;
+in the exercise it becomes a collapsed "Compare with" reveal (an HTML ``<details>`` block, which
+Jupyter, JupyterLab, Colab and the HTML build render closed until clicked), so a learner writes an
+answer first and then checks it against the points. Everything
 outside the regions is copied unchanged, outputs and execution counts are cleared, and the JSON is
 written by nbformat with sorted keys, so regenerating gives byte-identical files. If a solution
 carries the launch cells of ``tools.launch`` (Colab/Binder badges pointing at the notebook's own
@@ -40,6 +46,10 @@ END = re.compile(r"^[ \t]*#+[ \t]*END SOLUTION[ \t]*$")
 CODE_STUB = "{indent}# YOUR CODE HERE\n{indent}raise NotImplementedError"
 MARKDOWN_STUB = "Your answer here."
 RAISES_TAG = "raises-exception"
+BEGIN_RUBRIC = re.compile(r"^[ \t]*#+[ \t]*BEGIN RUBRIC[ \t]*$")
+END_RUBRIC = re.compile(r"^[ \t]*#+[ \t]*END RUBRIC[ \t]*$")
+REVEAL = ("<details>\n<summary><b>Compare with</b> — the points a full answer makes (open it after writing "
+          "yours)</summary>\n\n{points}\n\n</details>")
 
 
 class WorksheetError(ValueError):
@@ -70,6 +80,33 @@ def strip_solutions(source: str, cell_type: str, where: str) -> tuple[str, int]:
     return "\n".join(out), regions
 
 
+def reveal_rubrics(source: str, where: str) -> tuple[str, int]:
+    """Turn every BEGIN/END RUBRIC region of a Markdown cell into a collapsed "Compare with" reveal."""
+    out: list[str] = []
+    inside: list[str] | None = None
+    regions = 0
+    for number, line in enumerate(source.split("\n"), start=1):
+        if BEGIN_RUBRIC.match(line):
+            if inside is not None:
+                raise WorksheetError(f"{where}, line {number}: BEGIN RUBRIC inside another rubric")
+            inside = []
+        elif END_RUBRIC.match(line):
+            if inside is None:
+                raise WorksheetError(f"{where}, line {number}: END RUBRIC without a BEGIN RUBRIC")
+            points = "\n".join(inside).strip()
+            if not points:
+                raise WorksheetError(f"{where}, line {number}: an empty rubric")
+            out.append(REVEAL.format(points=points))
+            inside, regions = None, regions + 1
+        elif inside is not None:
+            inside.append(line)
+        else:
+            out.append(line)
+    if inside is not None:
+        raise WorksheetError(f"{where}: BEGIN RUBRIC is never closed by END RUBRIC")
+    return "\n".join(out), regions
+
+
 def make_exercise(solution: nbformat.NotebookNode, where: str, exercise_path: str | None = None) -> nbformat.NotebookNode:
     """The student copy of one solution notebook (the input is not modified).
 
@@ -82,6 +119,10 @@ def make_exercise(solution: nbformat.NotebookNode, where: str, exercise_path: st
             continue
         cell.source, regions = strip_solutions(cell.source, cell.cell_type, f"{where}, cell {index}")
         total += regions
+        if cell.cell_type == "markdown":
+            cell.source, _ = reveal_rubrics(cell.source, f"{where}, cell {index}")
+        elif any(BEGIN_RUBRIC.match(line) for line in cell.source.split("\n")):
+            raise WorksheetError(f"{where}, cell {index}: a rubric belongs in a Markdown cell")
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             cell.metadata.pop("execution", None)  # timing metadata left by nbclient

@@ -4,26 +4,107 @@ Every checker takes the learner's function; it prints one ✓ line and returns `
 is right, raises ``AssertionError`` with a hint naming the likely mistake when it is wrong, and prints
 "not implemented yet" and returns ``False`` while the function still raises ``NotImplementedError``.
 
-=========  =========================  ==============================================================
-worksheet  module                     checkers
-=========  =========================  ==============================================================
+=========  ==============================  =========================================================
+worksheet  module                          checkers
+=========  ==============================  =========================================================
 02         ``rmlib.checks.variance``       check_predicted_variance, check_mc_variance, check_formula_breaker
 03         ``rmlib.checks.layer_init``     check_layer_init, check_score_head_std
 04         ``rmlib.checks.bt_loss``        check_bradley_terry_loss, check_bt_gradient, check_relative_error
 05         ``rmlib.checks.sweep``          check_loglog_slope, check_adam_first_step
 06         ``rmlib.checks.normalisation``  check_reward_gain_bias, check_normalise_on_reference
-=========  =========================  ==============================================================
+=========  ==============================  =========================================================
+
+Around the checkers:
+
+- ``hint(task, level)`` prints graded hints without opening the solution: level 1 a first nudge,
+  2 the key idea, 3 the formula. Each checker module holds them in a module-level dict
+  ``HINTS = {"task_name": ("nudge", "key idea", "formula")}``; ``hint`` finds that dict in every
+  module of this package, so a new module's hints need no registration.
+- ``scoreboard()`` summarises which tasks of the worksheet(s) checked in this kernel pass, from the
+  structured records the checkers keep (``RECORDS``).
 """
 
-from rmlib.checks._contract import CHECK_SEED, relative_error
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from rmlib.checks._contract import CHECK_SEED, MIME_TYPE, RECORDS, TASKS, relative_error
 from rmlib.checks.bt_loss import check_bradley_terry_loss, check_bt_gradient, check_relative_error
 from rmlib.checks.layer_init import check_layer_init, check_score_head_std
 from rmlib.checks.normalisation import check_normalise_on_reference, check_reward_gain_bias
 from rmlib.checks.sweep import check_adam_first_step, check_loglog_slope
 from rmlib.checks.variance import check_formula_breaker, check_mc_variance, check_predicted_variance, mc_variance_stderr
 
+# Which worksheet each checker module belongs to (the number its notebooks' file names start with).
+WORKSHEETS = {"variance": "02", "layer_init": "03", "bt_loss": "04", "sweep": "05", "normalisation": "06"}
+HINT_LEVELS = ("a first nudge", "the key idea", "the formula")
+
+
+def _checker_modules() -> list:
+    """Every public module of this package (each worksheet's checkers), imported."""
+    return [importlib.import_module(f"{__name__}.{info.name}")
+            for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")]
+
+
+def available_hints() -> dict[str, tuple[str, ...]]:
+    """{task: its graded hints}, collected from the ``HINTS`` dict of every checker module."""
+    found: dict[str, tuple[str, ...]] = {}
+    for module in _checker_modules():
+        for task, levels in getattr(module, "HINTS", {}).items():
+            found[task] = tuple(levels)
+    return found
+
+
+def hint(task: str, level: int = 1) -> None:
+    """Print hint ``level`` (1 = a first nudge, 2 = the key idea, 3 = the formula) for ``task``."""
+    hints = available_hints()
+    if task not in hints:
+        known = ", ".join(sorted(hints)) or "none"
+        raise ValueError(f"no hints for {task!r}; tasks with hints: {known}")
+    if isinstance(level, bool) or not isinstance(level, int) or level < 1:
+        raise ValueError(f"level must be 1, 2 or 3 (1 = a first nudge), got {level!r}")
+    levels = hints[task]
+    shown = min(level, len(levels))
+    what = HINT_LEVELS[shown - 1] if shown <= len(HINT_LEVELS) else f"level {shown}"
+    more = (f"  (more: rmlib.checks.hint({task!r}, {shown + 1}))" if shown < len(levels)
+            else "  (that is the last hint)")
+    print(f"hint {shown}/{len(levels)} for {task} — {what}:\n  {levels[shown - 1]}\n{more}")
+
+
+def scoreboard(worksheet: str | None = None) -> None:
+    """Print which tasks pass, from the check records kept in this kernel (``RECORDS``).
+
+    ``worksheet`` ("03", say) picks the worksheet; by default it is every worksheet with a check on record.
+    """
+    if worksheet is None:
+        modules = [m for m in WORKSHEETS if any(TASKS[t].module == m for t in RECORDS if t in TASKS)]
+    else:
+        modules = [m for m, number in WORKSHEETS.items() if number == str(worksheet).zfill(2)]
+        if not modules:
+            raise ValueError(f"no worksheet {worksheet!r}; worksheets: {', '.join(WORKSHEETS.values())}")
+    tasks = [t for t in TASKS.values() if t.module in modules]
+    if not tasks:
+        print("scoreboard: no check has run in this kernel yet")
+        return
+    marks = {"passed": "✓", "failed": "✗", "not attempted": "·", "not run": "·"}
+    status = {t.name: RECORDS.get(t.name, {}).get("status", "not run") for t in tasks}
+    width = max(len(t.name) for t in tasks)
+    title = ", ".join(f"worksheet {WORKSHEETS[m]}" for m in modules)
+    lines = [f"scoreboard — {title}"]
+    lines += [f"  {marks[status[t.name]]} {t.name:<{width}}  {status[t.name]}" for t in tasks]
+    passed = sum(s == "passed" for s in status.values())
+    lines.append(f"  {passed} of {len(tasks)} tasks pass" + (" — well done!" if passed == len(tasks) else ""))
+    print("\n".join(lines))
+
+
 __all__ = [
     "CHECK_SEED",
+    "MIME_TYPE",
+    "RECORDS",
+    "TASKS",
+    "WORKSHEETS",
+    "available_hints",
     "check_adam_first_step",
     "check_bradley_terry_loss",
     "check_bt_gradient",
@@ -36,6 +117,8 @@ __all__ = [
     "check_relative_error",
     "check_reward_gain_bias",
     "check_score_head_std",
+    "hint",
     "mc_variance_stderr",
     "relative_error",
+    "scoreboard",
 ]

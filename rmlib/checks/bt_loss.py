@@ -10,23 +10,43 @@ import torch.nn.functional as F
 
 from rmlib.seeding import make_generator
 from rmlib.losses import bradley_terry_loss
-from rmlib.checks._contract import (_as_float, _call, _checker, _close, _fail, relative_error)
+from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _fail, _NotImplementedYet, _tensor,
+                                    relative_error)
 
 
-def _bt_probe(n: int, dtype: torch.dtype, scale: float = 2.0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def _bt_probe(n: int, dtype: torch.dtype, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Asymmetric rewards: chosen and rejected have different means and spreads, so Δ is not symmetric about 0
+    (a swapped sign or softplus(Δ) for softplus(−Δ) gives a different number)."""
     g = make_generator(seed)
-    return (torch.randn(n, generator=g, dtype=dtype) * scale, torch.randn(n, generator=g, dtype=dtype) * scale)
+    chosen = torch.randn(n, generator=g, dtype=torch.float64) * 2.0 + 0.7
+    rejected = torch.randn(n, generator=g, dtype=torch.float64) * 1.3 - 0.4
+    return chosen.to(dtype), rejected.to(dtype)
 
 
 _EXTREME_DELTAS = [-1e4, -1e3, -100.0, -30.0, 0.0, 30.0, 100.0, 1e3, 1e4]  # float32 overflows exp() past 88.7
+_DTYPE_HINT = ("return the loss in the inputs' dtype (float64 in, float64 out; float32 in, float32 out), as "
+               "torch's own functions do: don't convert with .float() or .double(), and build no tensor with "
+               "torch.tensor(...) (it defaults to float32)")
 
 
 @_checker("bradley_terry_loss")
 def check_bradley_terry_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> str:
-    """Check ``fn(chosen, rejected)`` = mean −log σ(chosen − rejected): value, gradient, and stability up to |Δ| = 1e4."""
-    n = 1000
-    chosen, rejected = (t.requires_grad_() for t in _bt_probe(n, torch.float64))
-    call = f"bradley_terry_loss(chosen, rejected) with {n} float64 pairs"
+    """Check ``fn(chosen, rejected)`` = mean −log σ(chosen − rejected): value, gradient, and stability up to |Δ| = 1e4.
+
+    Contract (stated in the task): a 0-dim floating tensor in the inputs' dtype and on their device, connected
+    to autograd; exact to 1e-10 (relative) in float64, to float32 rounding in float32; batch sizes 1000, 7 and 1.
+    """
+    results = []
+    for n, dtype in [(1000, torch.float64), (7, torch.float32), (1, torch.float64)]:
+        results.append(_check_bt_value(fn, n, dtype))
+    _check_bt_stability(fn)
+    value, err = results[0]
+    return f"loss {value:.4f} on a random batch, gradient matches autograd (rel. error {err:.1e}), finite up to |Δ| = 1e4"
+
+
+def _check_bt_value(fn: Callable, n: int, dtype: torch.dtype) -> tuple[float, float]:
+    chosen, rejected = (t.requires_grad_() for t in _bt_probe(n, dtype, seed=n))
+    call = f"bradley_terry_loss(chosen, rejected) with {n} {_dtype_name(dtype)} pairs"
     loss = _call(fn, chosen, rejected, called_as=call)
     if loss is None:
         _fail("returned None: return the loss tensor")
@@ -36,31 +56,35 @@ def check_bradley_terry_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
         _fail(f"the loss must be one number (a 0-dim tensor), got shape {tuple(loss.shape)}: take the .mean() over pairs")
     if not loss.requires_grad:
         _fail("the loss has no gradient: you left autograd (.item(), .detach(), numpy or math); use torch operations only")
+    _tensor(loss, call, dtype=dtype, device=chosen.device, why_dtype=_DTYPE_HINT)
     ref = bradley_terry_loss(chosen, rejected)
     value, want = loss.item(), ref.item()
-    if not _close(value, want, 1e-6):
+    rel = 1e-10 if dtype == torch.float64 else 1e-5  # float64 forms of the right formula agree to ~1e-15, float32 to ~1e-7
+    if not _close(value, want, max(rel, 1e-6)):
         delta = (chosen - rejected).detach()
         wrong = [
             (-want, "wrong sign: the loss is −log σ(Δ), never negative; you dropped the minus"),
             (F.softplus(delta).mean().item(), "wrong sign of Δ: use Δ = chosen − rejected (the loss must be small when chosen wins)"),
             (want * n, "sum instead of mean: average the loss over the pairs"),
+            (F.softplus(-delta).sum().item() / max(n - 1, 1), "divide by the number of pairs n, not n − 1"),
+            (F.softplus(-delta)[0].item(), "that is the loss of the first pair only: average over all pairs"),
         ]
         for cand, hint in wrong:
-            if _close(value, cand, 1e-6):
-                _fail(f"loss {value:.6g} on a random batch, expected {want:.6g}: {hint}")
-        _check_bt_stability(fn)
-        _fail(f"loss {value:.6g} on a random batch, expected mean −log σ(chosen − rejected) = {want:.6g}")
-    _check_bt_stability(fn)
-    if not _close(value, want, 1e-10):  # float64 forms of the right formula agree to ~1e-15
-        _fail(f"loss {value!r} on a random float64 batch, expected {want!r}: something shifts it slightly (an eps?)")
+            if abs(cand - want) > 1e-3 * abs(want) and _close(value, cand, 1e-5):
+                _fail(f"loss {value:.6g} on a batch of {n}, expected {want:.6g}: {hint}")
+        _fail(f"loss {value:.6g} on a batch of {n} {_dtype_name(dtype)} pairs, expected mean −log σ(chosen − rejected) "
+              f"= {want:.6g}")
+    if not _close(value, want, rel):
+        _fail(f"loss {value!r} on a random float64 batch, expected {want!r}: close, but something shifts it slightly — "
+              "an eps or a clamp inside the log?")
     grads = torch.autograd.grad(loss, (chosen, rejected), allow_unused=True)
     ref_grads = torch.autograd.grad(ref, (chosen, rejected))
     if any(g is None for g in grads):
         _fail("no gradient reaches chosen or rejected: build the loss from both tensors with torch operations")
     err = max(relative_error(g, r) for g, r in zip(grads, ref_grads))
-    if err > 1e-6:
+    if err > (1e-6 if dtype == torch.float64 else 1e-4):
         _fail(f"the gradient of your loss differs from the reference (relative error {err:.2g})")
-    return f"loss {value:.4f} on a random batch, gradient matches autograd (rel. error {err:.1e}), finite up to |Δ| = 1e4"
+    return value, err
 
 
 def _check_bt_stability(fn: Callable) -> None:
@@ -77,66 +101,103 @@ def _check_bt_stability(fn: Callable) -> None:
             _fail(
                 f"loss = {value} at Δ = {delta:g}: a form that overflows at large reward differences. log(sigmoid(Δ)) "
                 "underflows (σ(Δ) rounds to 0, log 0 = −inf) and log(1 + exp(−Δ)) overflows (exp(1000) = inf). "
-                "Use the stable form −F.logsigmoid(Δ) = F.softplus(−Δ)"
+                "Rewrite −log σ(Δ) in a form that PyTorch computes without exp overflowing"
             )
         if not _close(value, want, 1e-5) and abs(value - want) > 1e-6:
-            _fail(
-                f"loss {value:.6g} at Δ = {delta:g}, expected {want:.6g} (−log σ(Δ) ≈ −Δ for very negative Δ): an eps "
-                "or a clamp inside the log caps the loss and kills its gradient; use −F.logsigmoid(Δ)"
-            )
+            # An eps or clamp inside the log saturates: the loss stops growing with −Δ, far below −Δ.
+            if delta <= -100 and value < 0.5 * want:
+                _fail(
+                    f"loss {value:.6g} at Δ = {delta:g}, expected {want:.6g} (−log σ(Δ) ≈ −Δ for very negative Δ): the "
+                    "loss stops growing — an eps or a clamp inside the log caps it, and kills its gradient"
+                )
+            _fail(f"loss {value:.6g} at Δ = {delta:g} for one float32 pair, expected −log σ(Δ) = {want:.6g}")
+        if torch.is_tensor(out) and out.dtype != torch.float32:
+            _fail(f"bradley_terry_loss returned {_dtype_name(out.dtype)} from float32 inputs: {_DTYPE_HINT}")
         (g,) = torch.autograd.grad(out, c, allow_unused=True)
         if g is None:
             _fail("no gradient reaches `chosen`: build the loss from chosen − rejected with torch operations")
         if not torch.isfinite(g).all():
             _fail(
                 f"the loss is finite at Δ = {delta:g} but its gradient is {g.item()}: torch.where evaluates both branches "
-                "and the overflowing one poisons the gradient with NaN; use F.logsigmoid or F.softplus"
+                "and the overflowing one poisons the gradient with NaN; use one formula that is stable everywhere"
             )
+
+
+def _call_without_autograd(fn: Callable, c: torch.Tensor, r: torch.Tensor, called_as: str):
+    """Call a by-hand gradient with autograd unavailable: inputs without requires_grad, under inference mode."""
+    try:
+        with torch.inference_mode():
+            return fn(c.detach().clone(), r.detach().clone())
+    except NotImplementedError:
+        raise _NotImplementedYet from None
+    except RuntimeError as exc:
+        if "grad" in str(exc):
+            _fail(f"your function raised RuntimeError: {exc}\n  when called as {called_as} (inputs without "
+                  "requires_grad, autograd off)\n  hint: it seems to use autograd (.backward() or torch.autograd.grad). "
+                  "Derive the gradient by hand and compute it with tensor operations; autograd is what the check "
+                  "compares your formula with")
+        raise AssertionError(f"your function raised RuntimeError: {exc}\n  when called as {called_as}") from None
+    except Exception as exc:  # any other crash of the learner's code is a wrong answer, explained
+        raise AssertionError(f"your function raised {type(exc).__name__}: {exc}\n  when called as {called_as}") from None
 
 
 @_checker("bradley_terry_grad")
 def check_bt_gradient(fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> str:
-    """Check a hand-written gradient of the mean BT loss against autograd, reporting the relative error (cs231n style)."""
-    n = 512
-    chosen, rejected = (t.requires_grad_() for t in _bt_probe(n, torch.float64, scale=3.0, seed=1))
-    want = torch.autograd.grad(bradley_terry_loss(chosen, rejected), (chosen, rejected))
-    c, r = chosen.detach(), rejected.detach()
-    out = _call(fn, c, r, called_as=f"bradley_terry_grad(chosen, rejected) with {n} float64 pairs")
-    if out is None:
-        _fail("returned None: return the pair (grad_chosen, grad_rejected)")
-    if not isinstance(out, (tuple, list)) or len(out) != 2 or not all(torch.is_tensor(t) for t in out):
-        _fail("return a pair of tensors (grad_chosen, grad_rejected), one gradient per input")
-    if any(t.shape != c.shape for t in out):
-        _fail(f"each gradient must have the shape of its input, {tuple(c.shape)}; got {[tuple(t.shape) for t in out]}")
-    err = max(relative_error(g, w) for g, w in zip(out, want))
-    if err > 1e-8:  # float64: a right formula agrees with autograd to ~1e-16
-        gc, gr = (t.detach().double() for t in out)
-        wc = want[0]
-        delta = c - r
-        wrong = [
-            (-wc, -want[1], "wrong sign: ∂L/∂Δ = −σ(−Δ) is negative (raising the chosen reward lowers the loss)"),
-            (wc * n, want[1] * n, "gradient of the sum, not the mean: divide by the batch size"),
-            (-torch.sigmoid(delta) / n, torch.sigmoid(delta) / n, "σ(Δ) where σ(−Δ) belongs: ∂L/∂Δ = −σ(−Δ) = σ(Δ) − 1"),
-            (wc, wc, "the rejected gradient has the opposite sign of the chosen one: ∂Δ/∂rejected = −1"),
-        ]
-        for cand_c, cand_r, hint in wrong:
-            if relative_error(gc, cand_c) < 1e-8 and relative_error(gr, cand_r) < 1e-8:
-                _fail(f"relative error {err:.2g} against autograd: {hint}")
-        _fail(f"your gradient differs from autograd: relative error {err:.2g} (a right formula gives < 1e-8 in float64)")
+    """Check a hand-written gradient of the mean BT loss against autograd, reporting the relative error (cs231n style).
+
+    Contract: a pair of tensors, each of its input's shape and dtype, computed without autograd (the checker
+    calls it on inputs that do not require grad, with autograd switched off); batch sizes 512 (float64)
+    and 5 (float32); finite at |Δ| up to 1e4.
+    """
+    errs = []
+    for n, dtype in [(512, torch.float64), (5, torch.float32)]:
+        chosen, rejected = (t.requires_grad_() for t in _bt_probe(n, dtype, seed=n))
+        want = torch.autograd.grad(bradley_terry_loss(chosen, rejected), (chosen, rejected))
+        c, r = chosen.detach(), rejected.detach()
+        call = f"bradley_terry_grad(chosen, rejected) with {n} {_dtype_name(dtype)} pairs"
+        out = _call_without_autograd(fn, c, r, call)
+        if out is None:
+            _fail("returned None: return the pair (grad_chosen, grad_rejected)")
+        if not isinstance(out, (tuple, list)) or len(out) != 2 or not all(torch.is_tensor(t) for t in out):
+            _fail("return a pair of tensors (grad_chosen, grad_rejected), one gradient per input")
+        if any(t.shape != c.shape for t in out):
+            _fail(f"each gradient must have the shape of its input, {tuple(c.shape)}; got {[tuple(t.shape) for t in out]}")
+        for t in out:
+            _tensor(t, call, dtype=dtype, why_dtype="compute the gradient in the inputs' dtype")
+        err = max(relative_error(g, w) for g, w in zip(out, want))
+        tol = 1e-8 if dtype == torch.float64 else 1e-5  # float64: a right formula agrees with autograd to ~1e-16
+        if err > tol:
+            gc, gr = (t.detach().double() for t in out)
+            wc = want[0].double()
+            delta = (c - r).double()
+            wrong = [
+                (-wc, -want[1], "wrong sign: the loss falls when the chosen reward rises, so ∂L/∂chosen is negative"),
+                (wc * n, want[1] * n, "gradient of the sum, not the mean: divide by the batch size"),
+                (-torch.sigmoid(delta) / n, torch.sigmoid(delta) / n,
+                 "σ(Δ) where σ(−Δ) belongs: the derivative of log(1 + e^(−Δ)) is −e^(−Δ)/(1 + e^(−Δ)) = −σ(−Δ)"),
+                (wc, wc, "the rejected gradient has the opposite sign of the chosen one: ∂Δ/∂rejected = −1"),
+                (wc * n / 512, want[1] * n / 512, "the batch size is hard-coded: divide by chosen.numel()"),
+            ]
+            for cand_c, cand_r, hint in wrong:
+                if relative_error(gc, cand_c) < tol and relative_error(gr, cand_r.double()) < tol:
+                    _fail(f"relative error {err:.2g} against autograd on {n} {_dtype_name(dtype)} pairs: {hint}")
+            _fail(f"your gradient differs from autograd on {n} {_dtype_name(dtype)} pairs: relative error {err:.2g} "
+                  f"(a right formula gives < {tol:g})")
+        errs.append(err)
     deltas = torch.tensor(_EXTREME_DELTAS)
-    out = _call(fn, deltas, torch.zeros_like(deltas), called_as="bradley_terry_grad at Δ up to ±1e4 in float32")
+    out = _call_without_autograd(fn, deltas, torch.zeros_like(deltas), "bradley_terry_grad at Δ up to ±1e4 in float32")
     d = deltas.clone().requires_grad_()
     z = torch.zeros_like(deltas, requires_grad=True)
     want_x = torch.autograd.grad(bradley_terry_loss(d, z), (d, z))
     if not all(torch.isfinite(t).all() for t in out):
         _fail(
             "your gradient has NaN or inf at |Δ| ≥ 100: exp(−Δ)/(1 + exp(−Δ)) becomes inf/inf. "
-            "σ(−Δ) = torch.sigmoid(−Δ) is computed stably"
+            "Write it with a function PyTorch computes stably for any Δ"
         )
     err_x = max(relative_error(g, w) for g, w in zip(out, want_x))
     if err_x > 1e-5:
         _fail(f"at large |Δ| your gradient differs from autograd: relative error {err_x:.2g}")
-    return f"relative error vs autograd {err:.1e} (float64), {err_x:.1e} at |Δ| up to 1e4 (float32)"
+    return f"relative error vs autograd {errs[0]:.1e} (float64), {err_x:.1e} at |Δ| up to 1e4 (float32); no autograd inside"
 
 
 @_checker("relative_error")
@@ -152,9 +213,17 @@ def check_relative_error(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> s
         "y larger than x": (base.abs(), base.abs() * 1.5),
         "a zero coordinate in both": (torch.cat([base, torch.zeros(1, dtype=torch.float64)]),) * 2,
         "a zero in x only": (torch.cat([torch.zeros(1, dtype=torch.float64), base]), torch.cat([base[:1], base])),
+        # |x| + |y| below the floor: 2e-9 / max(1e-8, 4e-9) = 0.2, where no floor gives 0.5 and "+ 1e-8" 0.143.
+        "gradients below the 1e-8 floor": (torch.tensor([3e-9, 0.2], dtype=torch.float64),
+                                           torch.tensor([1e-9, 0.2], dtype=torch.float64)),
+        "float32 tensors": (base.float(), base.float() * 1.01),
     }
     for name, (x, y) in probes.items():
+        x_before, y_before = x.clone(), y.clone()
         value = _as_float(_call(fn, x, y, called_as=f"relative_error(x, y) on {name}"), "relative_error")
+        if not (torch.equal(x, x_before) and torch.equal(y, y_before)):
+            _fail(f"relative_error changed its inputs in place on {name} (an in-place op such as x.sub_(y) or "
+                  "x.abs_()): a gradient check must not modify the gradients it compares")
         want = relative_error(x, y)
         if _close(value, want, 1e-6) or abs(value - want) < 1e-12:
             continue
@@ -167,9 +236,38 @@ def check_relative_error(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> s
             (((x - y) / (x.abs() + y.abs()).clamp_min(1e-8)).max().item(), "take |x − y|: a signed difference can hide the error"),
             ((diff / (x + y).abs().clamp_min(1e-8)).max().item(), "divide by |x| + |y|, not |x + y|: opposite signs cancel"),
             ((diff / x.abs().clamp_min(1e-8)).max().item(), "divide by |x| + |y|, symmetric in x and y, not by |x| alone"),
+            ((diff / (x.abs() + y.abs()).clamp_min(1e-12)).max().item(), "the floor is 1e-8, not 1e-12"),
+            ((diff / (x.abs() + y.abs())).max().item(), "the floor is missing: the denominator is max(1e-8, |x| + |y|)"),
+            ((diff / (x.abs() + y.abs() + 1e-8)).max().item(),
+             "the floor is a max, not an added eps: max(1e-8, |x| + |y|), not |x| + |y| + 1e-8"),
+            ((diff / (x.abs() + y.abs()).clamp_min(1e-6)).max().item(), "the floor is 1e-8, not 1e-6"),
         ]
         for cand, hint in wrong:
-            if _close(value, cand, 1e-6):
+            if _close(value, cand, 1e-6) and not _close(cand, want, 1e-6):
                 _fail(f"relative_error on {name} gave {value:.6g}, expected {want:.6g}: {hint}")
         _fail(f"relative_error on {name} gave {value:.6g}, expected max |x − y| / max(1e-8, |x| + |y|) = {want:.6g}")
-    return "max |x − y| / max(1e-8, |x| + |y|) on equal, tiny, zero and opposite-sign probes"
+    return "max |x − y| / max(1e-8, |x| + |y|) on equal, tiny, zero, sub-floor, float32 and opposite-sign probes"
+
+
+HINTS = {
+    "bradley_terry_loss": (
+        "−log σ(Δ) can be rewritten as log(1 + e^(−Δ)). Does torch have a function that computes exactly that "
+        "without forming e^(−Δ) when it overflows?",
+        "torch.nn.functional has two stable functions for this: logsigmoid(Δ) = log σ(Δ), and softplus(x) = "
+        "log(1 + e^x). Either one, applied to Δ = chosen − rejected, then a mean over the pairs, in the inputs' dtype.",
+        "return F.softplus(rejected - chosen).mean()   # the same as -F.logsigmoid(chosen - rejected).mean()",
+    ),
+    "bradley_terry_grad": (
+        "Differentiate one term ℓ(Δ) = log(1 + e^(−Δ)) with respect to Δ, then use the chain rule through "
+        "Δ = chosen − rejected and the 1/n of the mean.",
+        "ℓ'(Δ) = −e^(−Δ)/(1 + e^(−Δ)); divide numerator and denominator by e^(−Δ) to write it with the sigmoid, "
+        "which torch computes stably. ∂Δ/∂rejected = −1 flips the sign for the rejected reward.",
+        "g = -torch.sigmoid(rejected - chosen) / chosen.numel(); return g, -g   # ℓ'(Δ) = -σ(-Δ)",
+    ),
+    "relative_error": (
+        "Compare each coordinate relative to its own size, then report the worst coordinate.",
+        "The denominator |x_i| + |y_i| is symmetric in x and y; floor it at 1e-8 with a max (not by adding an "
+        "eps) so that two zeros give 0, not 0/0.",
+        "return ((x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-8)).max().item()",
+    ),
+}

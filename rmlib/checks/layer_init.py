@@ -9,92 +9,138 @@ import torch
 from torch import nn
 
 from rmlib.theory import excess_kurtosis
-from rmlib.checks._contract import (_as_float, _call, _checker, _close, _fail)
+from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _fail)
 
 
-N_WEIGHTS = 200_000  # weights drawn per statistical probe
+N_WEIGHTS = 200_000  # weights drawn by the main statistical probe
 
 
-@_checker("layer_init")
-def check_layer_init(fn: Callable[[nn.Module, float], nn.Module]) -> str:
-    """Check ``fn(layer, std)``: N(0, std²) drawn in place into ``layer.weight``, bias untouched, same layer returned."""
-    layer = nn.Linear(N_WEIGHTS, 1)
-    weight, bias = layer.weight, layer.bias
-    weight_before, bias_before = weight.detach().clone(), bias.detach().clone()
-    std = 0.5
-    out = _call(fn, layer, std, called_as=f"layer_init(nn.Linear({N_WEIGHTS}, 1), std={std})")
-    if out is None:
-        _fail("layer_init returned None: end with `return layer`, so `layer_init(model.score, std)` gives the head back")
-    if out is not layer:
-        _fail(
-            "layer_init returned a different module: a new layer instead of in place. Redraw the weight of the "
-            "layer you were given (torch.nn.init.normal_(layer.weight, ...)) and return that same layer"
-        )
-    if layer.weight is not weight:
-        _fail(
-            "layer.weight is a new Parameter: a new Parameter instead of in place. An optimizer built before the "
-            "call would still hold the old one; draw into the existing tensor with torch.nn.init.normal_(layer.weight, ...)"
-        )
-    if layer.bias is not bias or not torch.equal(layer.bias.detach(), bias_before):
-        _fail("the bias was changed: layer_init redraws the weight only and leaves layer.bias exactly as it was")
-    if not layer.weight.requires_grad:
-        _fail("layer.weight no longer requires grad: initialise it in place without detaching it from training")
-    w = layer.weight.detach().double().flatten()
-    if torch.equal(w, weight_before.double().flatten()):
-        _fail("layer.weight is unchanged: it still holds PyTorch's default init")
+def _check_draws(w: torch.Tensor, std: float, what: str, fan_in: int | None = None) -> tuple[float, float, float]:
+    """Fail unless the n values of ``w`` look like n draws from N(0, std²); return (mean, sd, excess kurtosis).
+
+    Sampling errors of n normal draws: mean σ/sqrt(n), std σ/sqrt(2n), excess kurtosis sqrt(24/n). Five
+    standard errors keeps a right answer passing; the mistakes below sit dozens to hundreds of errors away.
+    """
+    w = w.detach().double().flatten()
     n = w.numel()
     mean, sd = w.mean().item(), w.std().item()
     if sd == 0:
-        _fail(f"every weight is {mean:.4g}: fill_/constant_ sets one value; draw from N(0, std²) with normal_")
-    kurt = excess_kurtosis(w)
-    # Sampling errors of n normal draws: mean σ/sqrt(n), std σ/sqrt(2n), excess kurtosis sqrt(24/n).
-    # Five standard errors keeps a right answer passing; the mistakes below sit hundreds of errors away.
+        _fail(f"{what}: every weight is {mean:.4g}; fill_/constant_ sets one value, draw from N(0, std²) with normal_")
     if abs(mean) > 5 * sd / math.sqrt(n):
         if abs(mean - std) < 5 * sd / math.sqrt(n):
             _fail(
-                f"the weights have mean {mean:.4f} = std: normal_(w, {std}) passes std as the MEAN (the second "
-                "positional argument). Write torch.nn.init.normal_(layer.weight, mean=0.0, std=std)"
+                f"{what}: the weights have mean {mean:.4f} = std. normal_(w, {std}) passes std as the MEAN (the second "
+                "positional argument); write torch.nn.init.normal_(layer.weight, mean=0.0, std=std)"
             )
-        _fail(f"the weights have mean {mean:.4f}; they should have mean 0")
-    if kurt < -0.6:  # a uniform law has excess kurtosis −1.2, a normal one 0 ± 0.011 here
-        _fail(f"uniform instead of normal: excess kurtosis {kurt:.2f} (normal: 0, uniform: −1.2); use normal_, not uniform_")
+        _fail(f"{what}: the weights have mean {mean:.4f}; they should have mean 0")
+    kurt = excess_kurtosis(w)
+    z_max = (w.abs() / sd).max().item()
+    beyond = int((w.abs() > 4 * sd).sum())  # a normal law puts 6.3e-5 of its mass beyond 4σ: ~13 of 200 000
+    if kurt < -0.9 and z_max < 1.8:  # a uniform law: kurtosis −1.2 and nothing beyond sqrt(3) σ
+        _fail(f"{what}: uniform instead of normal — excess kurtosis {kurt:.2f} (normal: 0, uniform: −1.2) and no "
+              f"weight beyond {z_max:.2f} std; use normal_, not uniform_")
+    if kurt < -5 * math.sqrt(24 / n) or (n * 6.3e-5 > 8 and beyond == 0):
+        # No weight beyond 4σ has probability exp(−n·6.3e-5): < 3e-4 for n ≥ 130 000 (the main probe).
+        _fail(f"{what}: the tails are cut off — no weight beyond {z_max:.2f} std and excess kurtosis {kurt:.3f} "
+              "(a normal law has 0). A truncated normal (trunc_normal_) is not N(0, std²): use normal_")
     if abs(kurt) > 5 * math.sqrt(24 / n):
-        _fail(f"the weights do not look normal: excess kurtosis {kurt:.3f} (a normal law has 0)")
-    fan_in = layer.weight.shape[1]
+        _fail(f"{what}: the weights do not look normal: excess kurtosis {kurt:.3f} (a normal law has 0)")
     if abs(sd - std) > 5 * std / math.sqrt(2 * n):
         wrong = {
             std**2: "you used std² (a variance) as the standard deviation",
             math.sqrt(std): "you used sqrt(std) as the standard deviation",
-            1 / math.sqrt(fan_in + 1): "you ignored the std argument and used 1/sqrt(fan_in + 1)",
-            1 / math.sqrt(fan_in): "you ignored the std argument and used 1/sqrt(fan_in)",
         }
+        if fan_in:
+            wrong |= {1 / math.sqrt(fan_in + 1): "you ignored the std argument and used 1/sqrt(fan_in + 1)",
+                      1 / math.sqrt(fan_in): "you ignored the std argument and used 1/sqrt(fan_in)"}
         for value, hint in wrong.items():
             if abs(sd - value) < 0.02 * value:
-                _fail(f"weight std {sd:.4f}, asked for {std}: {hint}")
-        _fail(f"weight std {sd:.4f}, asked for std={std}")
+                _fail(f"{what}: weight std {sd:.4f}, asked for {std}: {hint}")
+        _fail(f"{what}: weight std {sd:.4f}, asked for std={std} — does your function use its std argument?")
+    return mean, sd, kurt
+
+
+def _call_in_place(fn: Callable, module: nn.Module, std: float, text: str) -> nn.Module:
+    """Call ``fn(module, std)`` and check the in-place contract: same module, same Parameter, dtype, shape, bias."""
+    weight, bias = module.weight, getattr(module, "bias", None)
+    shape, dtype, device, grad = weight.shape, weight.dtype, weight.device, weight.requires_grad
+    bias_before = bias.detach().clone() if bias is not None else None
+    hint = "don't touch the bias (a Hugging Face score head has bias=None) and don't rely on in_features"
+    out = _call(fn, module, std, called_as=f"layer_init({text})", hint=hint)
+    if out is None:
+        _fail("layer_init returned None: end with `return layer`, so `layer_init(model.score, std)` gives the head back")
+    if out is not module:
+        _fail(
+            "layer_init returned a different module: a new layer instead of in place. Redraw the weight of the "
+            "layer you were given (torch.nn.init.normal_(layer.weight, ...)) and return that same layer"
+        )
+    if module.weight is not weight:
+        _fail(
+            "layer.weight is a new Parameter: a new Parameter instead of in place. An optimizer built before the "
+            "call would still hold the old one; draw into the existing tensor with torch.nn.init.normal_(layer.weight, ...)"
+        )
+    if module.weight.shape != shape:
+        _fail(f"layer_init({text}) changed the weight's shape from {tuple(shape)} to {tuple(module.weight.shape)}: "
+              "draw into the existing weight (same shape, same dtype) with torch.nn.init.normal_(layer.weight, ...)")
+    if module.weight.dtype != dtype or module.weight.device != device:
+        _fail(f"layer_init({text}) changed the weight from {_dtype_name(dtype)} on {device} to "
+              f"{_dtype_name(module.weight.dtype)} on {module.weight.device}: the weight must keep its dtype and device "
+              "(the layer's inputs are in that dtype); draw in place with torch.nn.init.normal_(layer.weight, ...)")
+    if getattr(module, "bias", None) is not bias or (bias is not None and not torch.equal(bias.detach(), bias_before)):
+        _fail("the bias was changed: layer_init redraws the weight only and leaves layer.bias exactly as it was")
+    if module.weight.requires_grad != grad:
+        _fail("layer.weight no longer requires grad: initialise it in place without detaching it from training")
+    return out
+
+
+@_checker("layer_init")
+def check_layer_init(fn: Callable[[nn.Module, float], nn.Module]) -> str:
+    """Check ``fn(layer, std)``: N(0, std²) drawn in place into ``layer.weight``, bias untouched, same layer returned.
+
+    Contract: the weight keeps its identity, shape, dtype and device; any module with a ``.weight``; std is
+    probed at 0.37 (main), 0.05 (a float64 layer), 2.0 (an Embedding) and 0; draws come from torch's global
+    generator, so two calls give different weights.
+    """
+    layer = nn.Linear(N_WEIGHTS, 1)
+    before = layer.weight.detach().clone()
+    std = 0.37
+    text = f"nn.Linear({N_WEIGHTS}, 1), std={std}"
+    _call_in_place(fn, layer, std, text)
+    if torch.equal(layer.weight.detach(), before):
+        _fail("layer.weight is unchanged: it still holds PyTorch's default init")
+    mean, sd, kurt = _check_draws(layer.weight, std, f"layer_init({text})", fan_in=layer.weight.shape[1])
 
     for module, probe_std, text in [
+        (nn.Linear(300, 700, dtype=torch.float64), 0.05, "nn.Linear(300, 700, dtype=torch.float64), std=0.05"),
+        (nn.Embedding(1000, 100), 2.0, "nn.Embedding(1000, 100), std=2.0"),
         (nn.Linear(64, 1, bias=False), 0.0, "nn.Linear(64, 1, bias=False), std=0.0"),
-        (nn.Embedding(1000, 100), 1.0, "nn.Embedding(1000, 100), std=1.0"),
     ]:
-        hint = "don't touch the bias (a Hugging Face score head has bias=None) and don't rely on in_features"
-        _call(fn, module, probe_std, called_as=f"layer_init({text})", hint=hint)
-        got = module.weight.detach().std().item()
-        # 1e5 draws: the std's standard error is 1/sqrt(2e5) ≈ 0.0022; 0.02 is ~9 errors.
-        if probe_std == 0.0 and torch.count_nonzero(module.weight) > 0:
-            _fail(f"layer_init({text}) left non-zero weights: std 0 must give an all-zero weight")
-        if probe_std > 0 and abs(got - probe_std) > 0.02:
-            _fail(f"layer_init({text}) gave weight std {got:.3f}: it must work for any module with a .weight")
+        _call_in_place(fn, module, probe_std, text)
+        if probe_std == 0.0:
+            if torch.count_nonzero(module.weight) > 0:
+                _fail(f"layer_init({text}) left non-zero weights: std 0 must give an all-zero weight")
+        else:
+            _check_draws(module.weight, probe_std, f"layer_init({text})")
+
+    first = _call_in_place(fn, nn.Linear(50, 2), 0.1, "nn.Linear(50, 2), std=0.1").weight.detach().clone()
+    second = _call_in_place(fn, nn.Linear(50, 2), 0.1, "nn.Linear(50, 2), std=0.1").weight.detach()
+    if torch.equal(first, second):
+        _fail("two calls gave the same weights: a generator created or seeded inside layer_init makes every head "
+              "identical. Draw from torch's global generator (what rmlib.seed_everything seeds)")
     return (
-        f"normal draws (excess kurtosis {kurt:+.3f}), mean {mean:+.4f}, std {sd:.4f} for std={std}; "
-        "in place, same layer returned, bias untouched"
+        f"normal draws (excess kurtosis {kurt:+.3f}), mean {mean:+.4f}, std {sd:.4f} for std={std}; also std 0.05 "
+        "(float64), 2.0 (Embedding), 0; in place, dtype and shape kept, bias untouched, same layer returned"
     )
 
 
 @_checker("score_head_std")
 def check_score_head_std(fn: Callable[[int], float]) -> str:
-    """Check ``fn(hidden_size)`` = 1/sqrt(hidden_size + 1) at several widths."""
-    widths = [1, 2, 64, 768, 4096]
+    """Check ``fn(hidden_size)`` = 1/sqrt(hidden_size + 1) at several widths.
+
+    Contract: one number (a float or a one-element tensor of any floating dtype), right to 1e-6 relative
+    (float32 precision is enough).
+    """
+    widths = [1, 2, 64, 768, 4096, 5]
     got = [_as_float(_call(fn, d, called_as=f"score_head_std({d})"), f"score_head_std({d})") for d in widths]
     want = [1 / math.sqrt(d + 1) for d in widths]
     if all(_close(g, w, 1e-6) for g, w in zip(got, want)):
@@ -107,9 +153,27 @@ def check_score_head_std(fn: Callable[[int], float]) -> str:
         (lambda d: 0.02, "0.02 is Hugging Face's initializer_range, a constant; the score-head rule depends on d"),
         (lambda d: math.sqrt(2 / (d + 1)), "sqrt(2/(d+1)) is Xavier normal with fan_out = 1, not the score-head rule"),
         (lambda d: 1 / d, "1/d: that is neither the std nor the variance of the rule; the std is 1/sqrt(d+1)"),
+        (lambda d: 0.0, "0 at every width: integer division? 1 // sqrt(d + 1) rounds down to 0; use 1 / math.sqrt(d + 1)"),
     ]
     for formula, hint in wrong:
         if all(_close(g, formula(d), 1e-6) for g, d in zip(got, widths)):
             _fail(hint)
     d, g, w = next((d, g, w) for d, g, w in zip(widths, got, want) if not _close(g, w, 1e-6))
     _fail(f"score_head_std({d}) = {g:.6g}, expected 1/sqrt({d}+1) = {w:.6g}")
+
+
+HINTS = {
+    "layer_init": (
+        "torch.nn.init has a function that fills a tensor in place with normal draws. What are its arguments, "
+        "in which order?",
+        "Fill the layer's own weight in place (don't assign a new tensor or Parameter: the optimizer holds that "
+        "one), keep its dtype and shape, leave the bias alone, return the layer. The 2nd positional argument of "
+        "normal_ is the MEAN.",
+        "torch.nn.init.normal_(layer.weight, mean=0.0, std=std); return layer",
+    ),
+    "score_head_std": (
+        "The paper gives N(0, 1/(d+1)). Is the second argument of N(·, ·) a standard deviation or a variance?",
+        "It is a variance, as papers write it; layer_init takes a standard deviation, its square root.",
+        "return 1 / math.sqrt(hidden_size + 1)",
+    ),
+}

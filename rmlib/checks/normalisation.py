@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import torch
 
 from rmlib.seeding import make_generator
-from rmlib.checks._contract import (_as_float, _call, _checker, _close, _fail, _NotImplementedYet)
+from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _expect_raises, _fail, _tensor)
 
 
 def _gain_bias(out: Any, call: str) -> tuple[float, float]:
@@ -21,21 +22,14 @@ def _gain_bias(out: Any, call: str) -> tuple[float, float]:
         if torch.is_tensor(part) and part.numel() != 1:
             _fail(f"{call} returned a {what} of shape {tuple(part.shape)}: one gain and one bias for the whole "
                   "reference set (reduce over every element, not over one dimension)")
-    return _as_float(out[0], f"{call}[0] (gain)"), _as_float(out[1], f"{call}[1] (bias)")
+    gain, bias = _as_float(out[0], f"{call}[0] (gain)"), _as_float(out[1], f"{call}[1] (bias)")
+    if not (math.isfinite(gain) and math.isfinite(bias)):
+        _fail(f"{call} returned gain {gain}, bias {bias}: a valid reference must give a finite gain and bias")
+    return gain, bias
 
 
 def _expect_value_error(fn: Callable, reference: torch.Tensor, name: str, why: str) -> None:
-    call = f"reward_gain_bias({name})"
-    try:
-        out = fn(reference.clone())
-    except NotImplementedError:
-        raise _NotImplementedYet from None
-    except ValueError:
-        return
-    except Exception as exc:  # the wrong kind of failure is a wrong answer, explained
-        _fail(f"{call} raised {type(exc).__name__}: {exc}. Check the input yourself and raise ValueError with a "
-              f"message saying what is wrong ({why})")
-    _fail(f"{call} returned {out!r} instead of raising ValueError: {why}")
+    _expect_raises(fn, (reference.clone(),), f"reward_gain_bias({name})", why)
 
 
 @_checker("reward_gain_bias")
@@ -94,23 +88,48 @@ def check_reward_gain_bias(fn: Callable[[torch.Tensor], tuple[float, float]]) ->
                         "tolerance relative to the rewards' scale (e.g. std <= 1e-6 * max(1, |mean|)), not with == 0")
     _expect_value_error(fn, torch.tensor([0.5, float("nan"), -1.0], dtype=torch.float64), "rewards containing nan",
                         "a nan or inf reward makes the mean and std nan; check torch.isfinite(reference).all()")
+    for bad, text in [(float("inf"), "+inf"), (float("-inf"), "−inf")]:
+        _expect_value_error(fn, torch.tensor([0.5, bad, -1.0], dtype=torch.float64), f"rewards containing {text}",
+                            "an infinite reward makes the std inf or nan, and the gain 0 or nan; check "
+                            "torch.isfinite(reference).all(), which catches nan AND ±inf")
+    _expect_value_error(fn, torch.tensor([[1.5, 1.5], [1.5, 1.5]], dtype=torch.float32), "a 2×2 table of equal rewards",
+                        "a constant table has zero variance, whatever its shape")
     _expect_value_error(fn, torch.tensor([2.0], dtype=torch.float64), "a single reward",
                         "one reward has no spread to measure")
+    _expect_value_error(fn, torch.zeros(0, dtype=torch.float64), "an empty tensor",
+                        "no rewards, no statistics: check the number of rewards before computing the mean")
     return (f"gain {gain:.4f}, bias {bias:+.4f} give the reference mean 0, std 1; any shape and dtype; "
-            "constant, rounding-constant, nan and single-reward references raise ValueError")
+            "constant, rounding-constant, nan, ±inf, single-reward and empty references raise ValueError")
 
 
 @_checker("normalise_on_reference")
 def check_normalise_on_reference(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> str:
-    """Check ``fn(rewards, samples)``: one gain/bias fitted on ``rewards.gather(1, samples)``, applied to all of ``rewards``."""
+    """Check ``fn(rewards, samples)``: one gain/bias fitted on ``rewards.gather(1, samples)``, applied to all of ``rewards``.
+
+    Contract: a new tensor of the shape and dtype of ``rewards`` (``rewards`` not modified); probed at
+    (16 × 6, 12 samples, float64) and (5 × 9, 4 samples, float32); a reference without spread raises
+    ValueError, as in Task 1.
+    """
     g = make_generator(7)
-    prompts, k, m = 16, 6, 12
-    rewards = torch.randn(prompts, k, generator=g, dtype=torch.float64) * 4.0 + torch.linspace(-5, 5, prompts,
-                                                                                             dtype=torch.float64)[:, None]
+    for prompts, k, m, dtype in [(5, 9, 4, torch.float32), (16, 6, 12, torch.float64)]:
+        _check_normalised(fn, g, prompts, k, m, dtype)
+    rewards = torch.arange(12, dtype=torch.float64).reshape(3, 4)
+    samples = torch.zeros(3, 2, dtype=torch.long)
+    rewards[:, 0] = 1.0  # every reference sample is response 0, whose reward is 1.0 in every prompt
+    _expect_raises(fn, (rewards, samples), "normalise_on_reference(rewards, samples) where every sampled reward is 1.0",
+                   "the reference samples have no spread, so there is no gain: fit with your reward_gain_bias, "
+                   "whose guard raises ValueError")
+    return "one gain and bias fitted on the reference samples, applied to every response (float64 and float32)"
+
+
+def _check_normalised(fn: Callable, g: torch.Generator, prompts: int, k: int, m: int, dtype: torch.dtype) -> None:
+    rewards = (torch.randn(prompts, k, generator=g, dtype=torch.float64) * 4.0
+               + torch.linspace(-5, 5, prompts, dtype=torch.float64)[:, None]).to(dtype)
     # Reference samples favour the first responses, so their statistics differ from those of all responses.
     samples = torch.multinomial(torch.linspace(3.0, 0.5, k).expand(prompts, k), m, replacement=True, generator=g)
     before = rewards.clone()
-    call = f"normalise_on_reference(rewards of shape ({prompts}, {k}), samples of shape ({prompts}, {m}))"
+    call = (f"normalise_on_reference(rewards of shape ({prompts}, {k}) in {_dtype_name(dtype)}, "
+            f"samples of shape ({prompts}, {m}))")
     out = _call(fn, rewards, samples, called_as=call)
     if not torch.equal(rewards, before):
         _fail("normalise_on_reference changed `rewards` in place: return a new tensor")
@@ -120,20 +139,47 @@ def check_normalise_on_reference(fn: Callable[[torch.Tensor, torch.Tensor], torc
         hint = (" — that is the reference samples only; normalise every response" if out.shape == samples.shape
                 else "")
         _fail(f"returned shape {tuple(out.shape)}, expected the full table {tuple(rewards.shape)}{hint}")
-    ref = rewards.gather(1, samples)
+    _tensor(out, call, dtype=dtype, why_dtype="return the table in the dtype of `rewards` (gain * rewards + bias, "
+                                              "with gain and bias Python floats, keeps it)")
+    r64 = rewards.double()
+    ref = r64.gather(1, samples)
     gain = 1 / ref.std(correction=0)
-    want = gain * rewards - gain * ref.mean()
-    if torch.allclose(out.double(), want, atol=1e-6):
-        return "one gain and bias fitted on the reference samples, applied to every response"
-    got_ref = out.double().gather(1, samples)
-    if torch.allclose(out.double(), (rewards - rewards.mean()) / rewards.std(correction=0), atol=1e-6):
+    want = gain * r64 - gain * ref.mean()
+    atol = 1e-6 if dtype == torch.float64 else 1e-4  # float32: rewards of size ~10 normalised to ~1 lose ~1e-6
+    got = out.double()
+    if torch.allclose(got, want, atol=atol):
+        return
+    got_ref = got.gather(1, samples)
+    if torch.allclose(got, (r64 - r64.mean()) / r64.std(correction=0), atol=atol):
         _fail("you fitted on all responses: fit the gain and bias on the reference samples rewards.gather(1, samples) "
               "(what the reference policy actually produces), then apply them to every response")
     row_mean, row_std = ref.mean(1, keepdim=True), ref.std(1, keepdim=True, correction=0)
-    if torch.allclose(out.double(), (rewards - row_mean) / row_std, atol=1e-6):
+    if torch.allclose(got, (r64 - row_mean) / row_std, atol=atol):
         _fail("you normalised each prompt separately: one gain and one bias for the whole reference set, so that "
               "rewards stay comparable across prompts")
-    if torch.allclose(out.double(), (rewards - ref.mean()) / ref.std(), atol=1e-6):
+    if torch.allclose(got, (r64 - ref.mean()) / ref.std(), atol=atol):
         _fail("the std divides by n − 1 (torch's default): use correction=0, as in Task 1")
+    first = r64[:, :m] if m <= k else None
+    if first is not None and torch.allclose(got, (r64 - first.mean()) / first.std(correction=0), atol=atol):
+        _fail("you fitted on the first M responses: `samples` holds the indices of the reference samples; "
+              "fit on rewards.gather(1, samples)")
     _fail(f"on the reference samples your output has mean {got_ref.mean():.4g} and std {got_ref.std(correction=0):.4g}"
           "; it must have mean 0 and std 1, by one gain and one bias applied to the whole table")
+
+
+HINTS = {
+    "reward_gain_bias": (
+        "gain·r + bias = (r − μ)/σ for every r: read off gain and bias. Then list every input for which μ or σ "
+        "cannot be computed or σ is (nearly) zero.",
+        "Flatten to float64, use the population std (correction=0). Raise ValueError for fewer than 2 rewards, for "
+        "any non-finite value (torch.isfinite covers nan and ±inf), and for σ ≤ 1e-6·max(1, |μ|) (rounding "
+        "makes a constant float32 table have σ ≈ 1e-9, not 0).",
+        "r = reference.detach().double().flatten(); mean, std = r.mean().item(), r.std(correction=0).item(); gain = 1 / std; return gain, -gain * mean   # after the three ValueError guards",
+    ),
+    "normalise_on_reference": (
+        "Which rewards are the reference set? `samples` holds indices into each row of `rewards`.",
+        "Pick the sampled rewards with rewards.gather(1, samples), fit ONE gain and bias on them with your Task 1 "
+        "function, and apply those two numbers to the whole table.",
+        "gain, bias = reward_gain_bias(rewards.gather(1, samples)); return gain * rewards + bias",
+    ),
+}

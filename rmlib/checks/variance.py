@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 
 from rmlib.seeding import make_generator
-from rmlib.checks._contract import (_as_float, _call, _checker, _close, _fail)
+from rmlib.checks._contract import (_as_float, _call, _checker, _close, _fail, _tensor)
 
 
 _VARIANCE_GRID = [(3, 0.3, 0.5), (64, 0.05, 1.7), (1000, 2.0, 3.0), (4096, 1 / math.sqrt(4097), 1.0)]
@@ -68,10 +68,46 @@ def _check_fresh_draws(fn: Callable) -> None:
         )
 
 
+# Probes of every parameter at unequal, non-default values: (d, σ_w, σ_h, n).
+_MC_PROBES = [(16, 0.5, 3.0, 100_000), (7, 2.0, 0.4, 60_000), (40, 0.13, 1.7, 40_000)]
+
+
+def _check_is_an_estimate(fn: Callable) -> None:
+    """An estimator varies with the generator and its spread shrinks like its standard error as n grows.
+
+    16 seeds at n = 100 and at n = 10 000: a right estimator's spread across seeds is its standard error
+    to ±18% (the spread of 16 draws); it fails the [0.4, 2.5] band with probability ~1e-4. A formula has
+    spread 0; an estimator that ignores n (a fixed sample size N inside) is off by sqrt(n/N) at one of
+    the two sizes, and no N keeps both within the band.
+    """
+    d, std, sigma_h = 5, 0.7, 1.3
+    want = d * std**2 * sigma_h**2
+    for n in (100, 10_000):
+        call = f"mc_reward_variance({d}, {std}, {sigma_h}, {n}, generator) with 16 generators seeded 0…15"
+        ests = torch.tensor([_as_float(_call(fn, d, std, sigma_h, n, make_generator(100 + s), called_as=call),
+                                       "mc_reward_variance") for s in range(16)], dtype=torch.float64)
+        if not torch.isfinite(ests).all():
+            _fail(f"{call} gave {ests.tolist()}: the estimates must be finite")
+        if ests.min() == ests.max():
+            what = ("that is the formula d σ_w² σ_h², not an estimate: draw the n samples and measure their variance"
+                    if _close(ests[0].item(), want, 1e-6) else
+                    "an estimate must change with the random draws: pass generator=generator to every torch.randn call")
+            _fail(f"16 different generators all gave {ests[0].item():.6g} at n={n}: {what}")
+        spread, se = ests.std().item(), mc_variance_stderr(d, std, sigma_h, n)
+        if not 0.4 < spread / se < 2.5:
+            _fail(f"at n={n} your estimates spread by {spread:.3g} across 16 seeds, but an estimate from n samples "
+                  f"has standard error {se:.3g}: use exactly n samples (the argument n), one fresh (w, h) pair each")
+
+
 @_checker("mc_reward_variance")
 def check_mc_variance(fn: Callable[[int, float, float, int, torch.Generator], float]) -> str:
-    """Check ``fn(d, std, sigma_h, n, generator)``: a Monte Carlo estimate of Var(w·h) from n fresh (w, h) pairs."""
-    d, std, sigma_h, n = 16, 0.5, 3.0, 100_000
+    """Check ``fn(d, std, sigma_h, n, generator)``: a Monte Carlo estimate of Var(w·h) from n fresh (w, h) pairs.
+
+    Contract: returns one number (a float or a one-element tensor); reproducible for a seeded generator;
+    every parameter is probed at unequal, non-default values; it must be an estimate (vary with the
+    generator, spread shrinking like 1/sqrt(n)), not the formula.
+    """
+    d, std, sigma_h, n = _MC_PROBES[0]
     call = f"mc_reward_variance({d}, {std}, {sigma_h}, {n}, generator)"
     est = _as_float(_call(fn, d, std, sigma_h, n, make_generator(0), called_as=call), "mc_reward_variance")
     again = _as_float(_call(fn, d, std, sigma_h, n, make_generator(0), called_as=call), "mc_reward_variance")
@@ -80,9 +116,13 @@ def check_mc_variance(fn: Callable[[int, float, float, int, torch.Generator], fl
             f"two calls with the same seeded generator gave {est:.6g} and {again:.6g}: pass generator=generator "
             "to every torch.randn call so the estimate is reproducible"
         )
-    want = d * std**2 * sigma_h**2
-    se = mc_variance_stderr(d, std, sigma_h, n)
-    if not math.isfinite(est) or abs(est - want) > 5 * se:  # 5 standard errors of the sample variance
+    for d, std, sigma_h, n in _MC_PROBES:
+        call = f"mc_reward_variance({d}, {std}, {sigma_h}, {n}, generator)"
+        est = _as_float(_call(fn, d, std, sigma_h, n, make_generator(0), called_as=call), "mc_reward_variance")
+        want = d * std**2 * sigma_h**2
+        se = mc_variance_stderr(d, std, sigma_h, n)
+        if math.isfinite(est) and abs(est - want) <= 5 * se:  # 5 standard errors of the sample variance
+            continue
         s2 = std**2 * sigma_h**2
         wrong = [
             (math.sqrt(want), "you returned the standard deviation of r, not its variance"),
@@ -92,37 +132,53 @@ def check_mc_variance(fn: Callable[[int, float, float, int, torch.Generator], fl
             (s2, "r looks like a single product w_i h_i: sum over all d coordinates, r = (w * h).sum(-1)"),
             (want / 3, "w or h drawn with torch.rand (uniform on [0, 1)) instead of torch.randn (normal)"),
             (d * s2 * 7 / 144, "w and h drawn with torch.rand (uniform on [0, 1)) instead of torch.randn (normal)"),
+            (d * 0.25 * sigma_h**2, "the answer does not follow the std argument: scale w by std, not by a fixed number"),
+            (16 * s2, "the answer does not follow d: draw tensors of shape (n, d) with the d you are given"),
         ]
         for value, hint in wrong:
-            if math.isfinite(est) and abs(est - value) < 0.05 * value:
-                _fail(f"estimate {est:.4g} for d={d}, σ_w={std}, σ_h={sigma_h} (theory {want:.4g}): {hint}")
+            if math.isfinite(est) and abs(est - value) < 0.05 * value and abs(value - want) > 0.2 * want:
+                _fail(f"estimate {est:.4g} for d={d}, σ_w={std}, σ_h={sigma_h}, n={n} (theory {want:.4g}): {hint}")
         _check_fresh_draws(fn)
-        _fail(f"estimate {est:.4g} for d={d}, σ_w={std}, σ_h={sigma_h}, but theory says {want:.4g} ± {se:.2g}")
+        _fail(f"estimate {est:.4g} for d={d}, σ_w={std}, σ_h={sigma_h}, n={n}, but theory says {want:.4g} ± {se:.2g}")
     _check_fresh_draws(fn)
-    return f"estimate {est:.4g} vs d σ_w² σ_h² = {want:.4g} (standard error {se:.2g}); reproducible, fresh w and h per sample"
+    _check_is_an_estimate(fn)
+    d, std, sigma_h, n = _MC_PROBES[0]
+    want, se = d * std**2 * sigma_h**2, mc_variance_stderr(d, std, sigma_h, n)
+    return (f"estimate {again:.4g} vs d σ_w² σ_h² = {want:.4g} (standard error {se:.2g}) and at 2 other (d, σ_w, σ_h); "
+            "reproducible, fresh w and h per sample, spread shrinks like 1/sqrt(n)")
 
 
 @_checker("hidden_states_that_break_the_formula")
 def check_formula_breaker(fn: Callable[[int, int, torch.Generator], torch.Tensor]) -> str:
     """Check ``fn(n, d, generator)`` returns n hidden states for which Var(w·h) ≠ d σ_w² σ_h².
 
-    σ_h² is read the usual way: the variance of one coordinate, averaged over coordinates.
-    The checker draws a fresh head w ~ N(0, 1/(d+1)) per sample and measures Var(r).
+    Contract: a finite floating-point CPU tensor of shape (n, d), the same for the same seeded
+    generator, at every (n, d) asked for. σ_h² is read the usual way: the variance of one coordinate,
+    averaged over coordinates. The checker draws a fresh head w ~ N(0, 1/(d+1)) per sample and measures Var(r).
     """
-    n, d = 20_000, 64
+    results = []
+    for n, d in [(20_000, 64), (12_000, 5)]:
+        results.append(_check_breaks(fn, n, d))
+    (var, se, formula, exact), _ = results
+    return (
+        f"Var(r) = {var:.4g} ± {se:.2g}, but d σ_w² σ_h² = {formula:.4g}; σ_w² E‖h‖² = {exact:.4g} accounts for it "
+        "(also at d = 5)"
+    )
+
+
+def _check_breaks(fn: Callable, n: int, d: int) -> tuple[float, float, float, float]:
     call = f"hidden_states_that_break_the_formula({n}, {d}, generator)"
     h = _call(fn, n, d, make_generator(0), called_as=call)
     if h is None:
         _fail("returned None: return the tensor of hidden states")
     if not torch.is_tensor(h) or not h.is_floating_point():
-        _fail(f"return a floating-point tensor of shape ({n}, {d}), got {type(h).__name__}")
-    if tuple(h.shape) != (n, d):
-        hint = " (transposed? one row per sample)" if tuple(h.shape) == (d, n) else ""
-        _fail(f"expected shape ({n}, {d}), got {tuple(h.shape)}{hint}")
+        _fail(f"return a floating-point tensor of shape ({n}, {d}), got {type(h).__name__}"
+              + (f" of dtype {h.dtype}" if torch.is_tensor(h) else ""))
+    _tensor(h, call, shape=(n, d), device="cpu")
     if not torch.isfinite(h).all():
-        _fail("your hidden states contain inf or NaN")
+        _fail(f"{call}: your hidden states contain inf or NaN")
     again = _call(fn, n, d, make_generator(0), called_as=call)
-    if not torch.equal(h, again):
+    if not torch.is_tensor(again) or again.shape != h.shape or not torch.equal(h, again):
         _fail("two calls with the same seeded generator differ: pass generator=generator to every torch.randn call")
     h = h.detach().double()
     std = 1 / math.sqrt(d + 1)
@@ -137,18 +193,43 @@ def check_formula_breaker(fn: Callable[[int, int, torch.Generator], torch.Tensor
     if abs(var - formula) <= 6 * se:
         mean_norm = h.mean(0).norm().item()
         spread = h.var(0)
-        corr = torch.corrcoef(h[:, :8].T)
-        off_diag = (corr - torch.eye(8, dtype=corr.dtype)).abs().max().item()
+        k = min(d, 8)
+        corr = torch.corrcoef(h[:, :k].T)
+        off_diag = (corr - torch.eye(k, dtype=corr.dtype)).abs().max().item()
         why = (
-            f"measured Var(r) = {var:.4g} ± {se:.2g} agrees with d σ_w² σ_h² = {formula:.4g}: the formula holds for these "
-            f"hidden states. Their mean is ≈ 0 (‖mean‖ = {mean_norm:.3g}), and Var(r) = σ_w² E‖h‖² with E‖h‖² = d σ_h² for "
-            "any zero-mean h. "
+            f"at d = {d}, measured Var(r) = {var:.4g} ± {se:.2g} agrees with d σ_w² σ_h² = {formula:.4g}: the formula "
+            f"holds for these hidden states. Their mean is ≈ 0 (‖mean‖ = {mean_norm:.3g}), and Var(r) = σ_w² E‖h‖² "
+            "with E‖h‖² = d σ_h² for any zero-mean h. "
         )
         if off_diag > 0.5:
             _fail(why + "Correlations between coordinates don't break it: w is independent across coordinates.")
         if spread.max() > 2 * spread.min():
             _fail(why + "Unequal per-coordinate variances don't break it either: σ_h² is their average.")
         _fail(why + "Isotropic h at any scale is the case the formula was derived for (rescaling h rescales σ_h² too).")
-    return (
-        f"Var(r) = {var:.4g} ± {se:.2g}, but d σ_w² σ_h² = {formula:.4g}; σ_w² E‖h‖² = {exact:.4g} accounts for it"
-    )
+    return var, se, formula, exact
+
+
+HINTS = {
+    "predict_reward_variance": (
+        "r is a sum of d products w_i·h_i. What is the variance of one product, and how do variances of "
+        "independent terms combine?",
+        "For independent zero-mean w_i and h_i, Var(w_i h_i) = E[w_i²] E[h_i²]; the d terms are independent, "
+        "so their variances add.",
+        "return d * std**2 * sigma_h**2   # Var(r) = d σ_w² σ_h²",
+    ),
+    "mc_reward_variance": (
+        "Draw all n samples at once: a head and a hidden state per sample, as tensors of shape (n, d), with "
+        "generator=generator in every random call.",
+        "Every sample needs its OWN head w and its OWN hidden state h (torch.randn scaled by std and by sigma_h); "
+        "r for each sample is a sum over the d coordinates; return the sample variance of the n rewards.",
+        "w = torch.randn(n, d, generator=generator) * std; h = torch.randn(n, d, generator=generator) * sigma_h; "
+        "return (w * h).sum(-1).var().item()",
+    ),
+    "hidden_states_that_break_the_formula": (
+        "Re-read the derivation of d σ_w² σ_h²: which property of h did it use besides the variance of each "
+        "coordinate?",
+        "For a fixed h, Var_w(r | h) = σ_w² ‖h‖², so Var(r) = σ_w² E‖h‖². E‖h‖² equals d σ_h² only when h has "
+        "mean 0 — unequal variances or correlations don't matter.",
+        "Add a mean shared by every row: torch.randn(n, d, generator=generator) + 2.0 (E‖h‖² = d σ_h² + ‖m‖²).",
+    ),
+}
