@@ -197,8 +197,10 @@ def fingerprint() -> str:
     from importlib.metadata import version
 
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "rmlib").rglob("*.py")) + [KERNEL_STARTUP]:
-        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    files = {p.relative_to(ROOT).as_posix(): p for p in sorted((ROOT / "rmlib").rglob("*.py"))}
+    files["kernel startup"] = KERNEL_STARTUP
+    for label, path in files.items():
+        digest.update(label.encode() + b"\0" + path.read_bytes() + b"\0")
     for package in ("torch", "numpy", "matplotlib", "ipywidgets", "tqdm"):
         digest.update(f"{package}=={version(package)}\n".encode())
     return digest.hexdigest()[:16]

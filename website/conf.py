@@ -24,7 +24,7 @@ nb_execution_mode = "cache"
 nb_execution_cache_path = str(course_site.DEFAULT_CACHE)  # tools.site passes its --cache
 nb_execution_timeout = course_site.TIMEOUT
 nb_execution_raise_on_error = True
-nb_merge_streams = True  # one block per stream, carriage returns applied: a progress bar's last line
+nb_merge_streams = True  # one output block per stream, not one per print
 nb_custom_formats = {".ipynb": ("tools.site.read_notebook", {}, False)}  # hides the stamped Colab cells
 # No live widgets on a static page: the explorers' figure (text/html from website/kernel_startup.py)
 # is shown, and no widget JavaScript is loaded (its default comes from a CDN).

@@ -3,8 +3,7 @@
 A static page has no widget frontend, so two things that are live in Jupyter need a static form:
 
 * progress bars: ``tqdm.auto`` would draw a widget whose saved text is its first state (a frozen
-  0 %). Here it is the plain text bar, on stdout, redrawn only when it closes; the page then shows
-  its final line (myst-nb's ``nb_merge_streams`` applies the carriage returns).
+  0 %). Here it is a text bar that prints one line, its final state, when it closes.
 * explorers (:class:`rmlib.lab.explorers.Explorer`): their default setting as a figure, with one
   line saying how to make them live. Registered by name, so ``rmlib`` is imported only if a notebook
   does.
@@ -21,10 +20,16 @@ import tqdm.std
 
 
 class _FinalLineBar(tqdm.std.tqdm):
+    """A text bar that never redraws (``delay=inf``) and prints its final state as one line when it closes."""
+
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("file", sys.stdout)
-        kwargs.setdefault("mininterval", float("inf"))  # draw at the start and at the end only
+        kwargs["delay"] = float("inf")
         super().__init__(*args, **kwargs)
+
+    def close(self):
+        if not self.disable:
+            print(self, file=sys.stdout, flush=True)
+        super().close()
 
 
 def _trange(*args, **kwargs):
