@@ -23,11 +23,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _require_browser  # the repo's chromium setup
+from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _require_browser  # the repo's chromium setup
 from tools import ROOT
 from tools import __main__ as tools_main
 from tools import site
 from tools.config import load_config
+
+# Sphinx's and myst-parser's own deprecation notices about each other are not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning")
 
 SITE_OUT = ROOT / "_build" / "test-site" / "html"
 LESSON = "notebooks/02_variance_of_initial_rewards.ipynb"  # executed by the test build, opened in the browser
