@@ -23,10 +23,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _require_browser  # the repo's chromium setup
-from tools import ROOT
+from tests.test_browser import (  # the repo's chromium setup
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    _require_browser,
+)
+from tools import ROOT, site
 from tools import __main__ as tools_main
-from tools import site
 from tools.config import load_config
 
 # Sphinx's and myst-parser's own deprecation notices about each other are not ours to fix.
@@ -124,14 +128,14 @@ def test_home_page_is_generated_from_readme_and_lessons():
         row = next(line for line in home.splitlines() if line.startswith(f"| {number} | {lesson} ({minutes} min)"))
         assert able in row
     assert "$\\operatorname{Var}(X) =" in home, "lesson 02's prerequisites (with their math) are on the map"
-    toc = re.findall(r"```\{toctree\}\n:caption: ([^\n]+)\n:hidden:\n\n(.*?)```", home, re.S)
+    toc = re.findall(r"```\{toctree\}\n:caption: ([^\n]+)\n:hidden:\n\n(.*?)```", home, re.DOTALL)
     assert [caption for caption, _ in toc] == ["Lessons and worksheets", "Solutions"]
     course = toc[0][1].split()
     assert course[:3] == ["notebooks/01_anatomy_of_a_reward_model", "notebooks/02_variance_of_initial_rewards",
                           "exercises/02_variance_monte_carlo"], "each lesson is followed by its worksheet"
     assert sorted(course + toc[1][1].split()) == sorted(p.removesuffix(".ipynb") for p in notebooks)
 
-    unlisted = re.sub(r"^\| 03 .*\n", "", readme, flags=re.M)
+    unlisted = re.sub(r"^\| 03 .*\n", "", readme, flags=re.MULTILINE)
     with pytest.raises(SystemExit, match="does not list.*03_implementing_layer_init"):
         site.home_page(unlisted, notebooks)
 

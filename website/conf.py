@@ -9,7 +9,7 @@ from tools.config import load_config
 
 course = load_config()  # [tool.course] in pyproject.toml: where the launch buttons point
 
-project = re.search(r"^# (.+)$", (ROOT / "README.md").read_text(encoding="utf-8"), re.M)[1].strip()
+project = re.search(r"^# (.+)$", (ROOT / "README.md").read_text(encoding="utf-8"), re.MULTILINE)[1].strip()
 html_title = project
 copyright = "the course authors (MIT licence)"
 extensions = ["myst_nb"]
