@@ -194,13 +194,11 @@ def test_fingerprint_covers_rmlib_and_the_kernel_startup(tmp_path, monkeypatch):
     assert site.fingerprint() != before
 
 
-def test_progress_bar_leaves_its_final_line_not_a_frozen_zero(tmp_path, monkeypatch):
+def test_progress_bar_leaves_its_final_line_not_a_frozen_zero(tmp_path):
     """The build kernel's startup file turns tqdm.auto's widget into one final text line."""
     pytest.importorskip("myst_nb")
     from myst_nb.core.utils import coalesce_streams
 
-    for key, value in site.kernel_environment().items():
-        monkeypatch.setenv(key, value)
     path = tmp_path / "bar.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# 99 — bars"),
@@ -212,6 +210,25 @@ def test_progress_bar_leaves_its_final_line_not_a_frozen_zero(tmp_path, monkeypa
     assert [o.get("name") for o in outputs] == ["stdout"], outputs
     assert outputs[0].text.strip().startswith("steps: 100%|") and "300/300" in outputs[0].text
     assert "0%|" not in outputs[0].text.replace("100%|", "") and outputs[0].text.count("\n") == 1
+
+
+def test_a_failing_notebook_stops_the_build_with_its_name_and_error(tmp_path):
+    pytest.importorskip("jupyter_cache")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 99 — x"), nbformat.v4.new_code_cell("1 / 0")])
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(nb, tmp_path / "notebooks" / "99_bad.ipynb")
+    cache = site.open_cache(tmp_path / "cache")
+    with pytest.raises(SystemExit, match=r"(?s)notebooks/99_bad.ipynb failed to execute.*ZeroDivisionError"):
+        site.execute_missing(cache, tmp_path, {"notebooks/99_bad.ipynb": nb}, ["notebooks/99_bad.ipynb"], jobs=1)
+    assert site.cached_record(cache, nb) is None, "nothing cached for a failed notebook"
+
+
+def test_execute_selects_notebooks_by_path_prefix():
+    paths = site.course_notebooks()
+    assert site._selected(paths, None) == paths
+    assert site._selected(paths, ["notebooks/02"]) == [LESSON]
+    with pytest.raises(SystemExit, match="no notebook matches"):
+        site._selected(paths, ["notebook/02"])
 
 
 def test_pages_workflow_publishes_what_the_same_command_builds():

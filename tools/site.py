@@ -244,7 +244,7 @@ def _execute(path: Path) -> tuple[nbformat.NotebookNode, float]:
         nb, timeout=TIMEOUT, kernel_name="python3", store_widget_state=False,
         record_timing=False,  # timing metadata would change the notebook's hash in the cache
         resources={"metadata": {"path": str(path.parent)}},
-    ).execute()
+    ).execute(env={**os.environ, **kernel_environment()})  # only the kernels get the site's startup file
     return nb, time.perf_counter() - start
 
 
@@ -264,7 +264,6 @@ def execute_missing(cache, src: Path, notebooks: dict[str, nbformat.NotebookNode
     if not todo:
         return {}
     print(f"executing {len(todo)} notebook(s), {jobs} at a time: {' '.join(todo)}", flush=True)
-    os.environ.update(kernel_environment())
     seconds = {}
     with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
         futures = {p: pool.submit(_execute, src / p) for p in todo}
@@ -447,13 +446,12 @@ def build(out: Path = DEFAULT_OUT, cache_dir: Path = DEFAULT_CACHE, jobs: int = 
     for p in notebooks:
         if old.get(p, "missing") != state[p]:
             os.utime(src / p)
-    os.environ.update(kernel_environment())  # in case myst-nb executes anything itself
     warnings = io.StringIO()
     app = Sphinx(
         str(src), str(CONF_DIR), str(out), str(work / "doctrees"), "html",
         confoverrides={
             "nb_execution_cache_path": str(cache_dir),
-            "nb_execution_excludepatterns": unexecuted,  # never execute inside Sphinx what was not asked for
+            "nb_execution_excludepatterns": unexecuted,  # so myst-nb itself never executes anything
         },
         status=io.StringIO() if quiet else sys.stdout, warning=warnings, parallel=jobs,
     )
