@@ -11,7 +11,8 @@ course = load_config()  # [tool.course] in pyproject.toml: where the launch butt
 
 project = re.search(r"^# (.+)$", (ROOT / "README.md").read_text(encoding="utf-8"), re.MULTILINE)[1].strip()
 html_title = project
-copyright = "the course authors (MIT licence)"
+author = "the course authors"
+copyright = "the course authors, MIT licence"
 extensions = ["myst_nb"]
 exclude_patterns = ["**.ipynb_checkpoints"]
 
