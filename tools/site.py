@@ -53,9 +53,10 @@ KERNEL_STARTUP = CONF_DIR / "kernel_startup.py"
 MATHJAX_VERSION = "3.2.2"
 MATHJAX_DIR = ROOT / "_build" / f".mathjax-{MATHJAX_VERSION}"  # holds mathjax/ for html_static_path
 MATHJAX_SCRIPT = "mathjax/tex-chtml-full.js"  # every TeX extension in one file: nothing loaded lazily
-# What the site serves of the package: the script, the fonts its CSS points at, and the menu's
-# accessibility components (loaded only when a reader turns them on).
-MATHJAX_FILES = ("es5/tex-chtml-full.js", "es5/output/chtml/fonts/woff-v2/", "es5/a11y/", "es5/ui/")
+# What the site serves of the package: the script, the fonts its CSS points at, and what the math
+# menu loads when a reader turns on its accessibility options (a11y, the speech rule engine sre).
+MATHJAX_FILES = ("es5/tex-chtml-full.js", "es5/output/chtml/fonts/woff-v2/", "es5/a11y/", "es5/sre/", "es5/ui/",
+                 "es5/input/mml.js", "es5/input/mml/")
 TIMEOUT = 600  # seconds per cell: a lesson is meant to take seconds, this only catches a hang
 
 
@@ -295,7 +296,8 @@ def execute_missing(cache, src: Path, notebooks: dict[str, nbformat.NotebookNode
 def mathjax_folder() -> Path:
     """A folder holding ``mathjax/`` (for ``html_static_path``), unpacked from npm's ``mathjax`` package."""
     target = MATHJAX_DIR / "mathjax"
-    if (MATHJAX_DIR / MATHJAX_SCRIPT).exists():
+    manifest, listed = "\n".join(MATHJAX_FILES) + "\n", MATHJAX_DIR.parent / f"{MATHJAX_DIR.name}.files"  # a new list unpacks again
+    if listed.exists() and listed.read_text() == manifest and target.is_dir():
         return MATHJAX_DIR
     tarball = ROOT / "_build" / f"mathjax-{MATHJAX_VERSION}.tgz"
     if not tarball.exists():
@@ -315,6 +317,7 @@ def mathjax_folder() -> Path:
                 tar.extract(member, partial, filter="data")
     shutil.rmtree(MATHJAX_DIR, ignore_errors=True)
     partial.rename(MATHJAX_DIR)
+    listed.write_text(manifest)
     assert (target / "tex-chtml-full.js").exists(), f"{tarball} has no es5/tex-chtml-full.js"
     return MATHJAX_DIR
 
