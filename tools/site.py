@@ -57,6 +57,7 @@ MATHJAX_SCRIPT = "mathjax/tex-chtml-full.js"  # every TeX extension in one file:
 # menu loads when a reader turns on its accessibility options (a11y, the speech rule engine sre).
 MATHJAX_FILES = ("es5/tex-chtml-full.js", "es5/output/chtml/fonts/woff-v2/", "es5/a11y/", "es5/sre/", "es5/ui/",
                  "es5/input/mml.js", "es5/input/mml/")
+JOBS = max(2, min(4, os.cpu_count() or 2))  # notebooks at once: each kernel uses one thread (OMP_NUM_THREADS=1)
 TIMEOUT = 600  # seconds per cell: a lesson is meant to take seconds, this only catches a hang
 
 
@@ -433,7 +434,7 @@ def _selected(notebooks: list[str], prefixes: list[str] | None) -> list[str]:
     return chosen
 
 
-def build(out: Path = DEFAULT_OUT, cache_dir: Path = DEFAULT_CACHE, jobs: int = 2,
+def build(out: Path = DEFAULT_OUT, cache_dir: Path = DEFAULT_CACHE, jobs: int = JOBS,
           execute: list[str] | None = None, quiet: bool = False) -> Build:
     """Stage, execute what the cache lacks, run Sphinx into ``out``, then check the site."""
     from sphinx.application import Sphinx
@@ -481,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools site", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help=f"jupyter-cache folder (default {DEFAULT_CACHE})")
-    parser.add_argument("--jobs", type=int, default=2, help="notebooks executed, and pages read, at once (default 2)")
+    parser.add_argument("--jobs", type=int, default=JOBS, help=f"notebooks executed, and pages read, at once (default {JOBS})")
     parser.add_argument("--execute", nargs="+", metavar="PREFIX",
                         help="execute only notebooks whose path starts so (e.g. notebooks/02); "
                              "the others show cached outputs, or none")
