@@ -6,14 +6,15 @@ command        what it does
 launch         stamp Colab/Binder badges and the Colab setup cell into every notebook, the launch
                links into README.md and binder/requirements.txt (``--check``: report what is stale)
 exercises      generate ``exercises/`` from ``solutions/`` (``--check``: report what is stale)
-html           execute the lessons and write the browsable HTML version to ``_build/html``
+site           execute every notebook (cached) and build the course website into ``_build/html``
 grade          execute submitted worksheets (each in its own kernel, with a timeout) and write a
                gradebook CSV from the checkers' structured records, plus a summary table
 =============  =====================================================================================
 
 Modules: ``config`` (where the course is published, read from pyproject.toml), ``stamp`` (badge and
 setup cells, README block), ``binder`` (the Binder environment), ``launch``, ``exercises``,
-``build_html``, ``grade``. The constants every tool shares live here.
+``site`` (its Sphinx configuration is ``website/conf.py``), ``grade``. The constants every tool
+shares live here.
 """
 
 from pathlib import Path
