@@ -127,6 +127,16 @@ def test_trl_accuracy_counts_ties_as_wrong():
     assert rt.trl_accuracy(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])) == 0.5
 
 
+def test_trl_missing_names_what_to_install(monkeypatch):
+    import importlib.util
+
+    assert rt.trl_missing() is None
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "trl" else real_find_spec(name, *a))
+    message = rt.trl_missing()
+    assert "trl" in message and "requirements.txt" in message
+
+
 def test_bad_inputs(tokenizer):
     with pytest.raises(ValueError, match="no pairs"):
         rt.tokenise_pairs(tokenizer, [])

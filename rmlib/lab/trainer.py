@@ -42,7 +42,7 @@ def trl_missing() -> str | None:
         missing.append("trl")
     if not missing:
         return None
-    return f"Skipping the TRL cells: {', '.join(missing)} not installed. To run them: pip install -r requirements.txt"
+    return f"lesson 08 needs {', '.join(missing)}, not installed: pip install -r requirements.txt"
 
 
 def tokenise_pairs(tokenizer: Any, rows: Sequence[dict]) -> Any:
