@@ -55,7 +55,9 @@ def preference_accuracy(chosen: torch.Tensor, rejected: torch.Tensor, dim: int |
     """Fraction of pairs with r_c > r_r; a tie counts as half a correct pair.
 
     Half is what a coin flip between tied answers would score, so a model that gives every answer
-    the same reward (a zero head) has accuracy exactly 0.5, matching its loss log 2. ``dim`` averages
+    the same reward (a zero head) has accuracy exactly 0.5, matching its loss log 2. TRL's
+    ``RewardTrainer`` logs ``(r_c > r_r).mean()`` instead, where a tie counts as wrong: the same zero
+    head logs accuracy 0.0 there (lesson 08). ``dim`` averages
     over one dimension only (e.g. pairs, keeping a leading dimension of runs).
     """
     _check_pair(chosen, rejected)

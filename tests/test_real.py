@@ -127,12 +127,81 @@ def test_packaged_path_missing_package_has_hint(monkeypatch):
 
 def test_sentence_hidden_states_shape_and_positions(backbone, hidden):
     assert hidden.shape == (len(real.SENTENCES), 384) and hidden.dtype == torch.float32
+    cls = real.sentence_hidden_states(backbone, real.SENTENCES[:4], position="first")
     last = real.sentence_hidden_states(backbone, real.SENTENCES[:4], position="last")
-    assert last.shape == (4, 384)
-    assert not torch.allclose(last, hidden[:4])  # [CLS] and the last real token differ
-    # Padding does not change a sentence's own hidden states: alone or in a batch, same [CLS].
+    assert last.shape == cls.shape == (4, 384)
+    assert not torch.allclose(last, cls)  # [CLS] and the last real token differ
+    # The default reads what BERT's head reads: the pooler output tanh(dense([CLS])), not [CLS].
+    pooler = backbone.model.pooler
+    with torch.no_grad():
+        assert torch.allclose(hidden[:4], torch.tanh(pooler.dense(cls)), atol=1e-5)
+    assert not torch.allclose(hidden[:4], cls, atol=0.1)
+    # Padding does not change a sentence's own states: alone or in a batch, the same.
     alone = real.sentence_hidden_states(backbone, real.SENTENCES[:1])
     assert torch.allclose(alone, hidden[:1], atol=1e-4)
+
+
+def _tiny(kind):
+    from transformers import (BertConfig, BertForSequenceClassification, GPT2Config, GPT2ForSequenceClassification,
+                              LlamaConfig, LlamaForSequenceClassification)
+
+    torch.manual_seed(0)  # transformers' default init draws from the global generator
+    if kind == "bert":
+        return BertForSequenceClassification(BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1,
+                                                        num_attention_heads=2, intermediate_size=64, num_labels=1)).eval()
+    if kind == "llama":  # pad = eos = 2, the situation TRL creates for a tokenizer without a pad token
+        return LlamaForSequenceClassification(LlamaConfig(
+            vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+            num_key_value_heads=2, num_labels=1, pad_token_id=2, eos_token_id=2, bos_token_id=1)).eval()
+    return GPT2ForSequenceClassification(GPT2Config(vocab_size=64, n_embd=32, n_layer=1, n_head=2, num_labels=1,
+                                                    pad_token_id=2, eos_token_id=2, bos_token_id=1)).eval()
+
+
+@needs_extra
+@pytest.mark.parametrize("kind, reads", [("bert", "pooler"), ("llama", "last_non_pad"), ("gpt2", "last_non_pad")])
+def test_head_input_states_reproduce_the_classifier(kind, reads):
+    """head(head_input_states(...)) is the reward the *ForSequenceClassification model returns."""
+    model = _tiny(kind)
+    assert real.head_input_kind(model) == reads and reads in real.HEAD_INPUTS
+    ids = torch.randint(3, 64, (4, 9), generator=rmlib.make_generator(0))
+    ids[0, 6:] = 2  # right padding
+    ids[1, 8] = 2  # a text ending with eos (= pad): the head reads the token before it
+    mask = (ids != 2).long()
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask).logits.squeeze(-1)
+        states = real.head_input_states(model, ids, mask)
+        mine = real.head_module(model)(states).squeeze(-1)
+    assert torch.allclose(logits, mine, atol=1e-6), (logits, mine)
+    if reads == "last_non_pad":
+        assert real.last_non_pad_index(ids, 2).tolist() == [5, 7, 8, 8]
+
+
+def test_last_non_pad_index_rules():
+    ids = torch.tensor([[5, 6, 0, 0], [0, 0, 7, 8], [9, 9, 9, 9]])
+    assert real.last_non_pad_index(ids, 0).tolist() == [1, 3, 3]  # right and left padding alike
+    assert real.last_non_pad_index(ids[:1], None).tolist() == [3]
+    with pytest.raises(ValueError, match="no pad token"):
+        real.last_non_pad_index(ids, None)
+    with pytest.raises(TypeError, match="integer"):
+        real.last_non_pad_index(ids.float(), 0)
+
+
+@needs_extra
+def test_head_input_kind_refuses_what_it_does_not_know():
+    from transformers import BertConfig, BertModel, RobertaConfig, RobertaForSequenceClassification
+
+    roberta = RobertaForSequenceClassification(RobertaConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1,
+                                                             num_attention_heads=2, intermediate_size=64, num_labels=1))
+    with pytest.raises(ValueError, match="RobertaForSequenceClassification"):
+        real.head_input_kind(roberta)
+    no_pooler = BertModel(BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=64), add_pooling_layer=False)
+    with pytest.raises(ValueError, match="pooler"):
+        real.head_input_kind(no_pooler)
+    with pytest.raises(TypeError, match="config"):
+        real.head_input_kind(torch.nn.Linear(2, 1))
+    with pytest.raises(AttributeError, match="score"):
+        real.head_module(no_pooler)
 
 
 @pytest.mark.parametrize("sentences, error", [("one string", TypeError), ([], TypeError), ([1, 2], TypeError)])
@@ -146,9 +215,14 @@ def test_sentence_hidden_states_rejects_bad_position(backbone):
         real.sentence_hidden_states(backbone, real.SENTENCES[:2], position="middle")
 
 
-def test_real_backbone_statistics(hidden):
-    """The facts lesson 07 teaches about all-MiniLM-L6-v2's [CLS] state (COURSE_NOTES §5)."""
-    stats = real.hidden_state_stats(hidden)
+def test_real_backbone_statistics(backbone, hidden):
+    """The facts lesson 07 teaches about all-MiniLM-L6-v2: the pooler output the head reads, and [CLS] below it."""
+    pooled = real.hidden_state_stats(hidden)
+    assert 1.4 < pooled.mean_sq_norm < 2.0  # 1.70: what sigma_w^2 E||h||^2 needs
+    assert 1 < pooled.norms.min() and pooled.norms.max() < 1.5
+    assert len(pooled.outlier_dims) == 0 and len(pooled.dead_dims) == 0
+    stats = real.hidden_state_stats(real.sentence_hidden_states(backbone, position="first"))
+    assert 50 < stats.mean_sq_norm < 65  # 57.1, ~34x the pooler's
     assert 5 < stats.norms.min() and stats.norms.max() < 9  # far below sqrt(384) = 19.6
     assert 0.15 < stats.std.median() < 0.35
     assert 0.5 < stats.shared_mean_share < 0.7

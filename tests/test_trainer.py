@@ -1,0 +1,160 @@
+"""Tests of rmlib.lab.trainer: TRL's RewardTrainer on the packaged backbone, offline, on CPU, in fp32.
+
+The reward hook must see exactly the rewards TRL computes; lesson 02-04's predictions must hold on the
+tensor it records; and everything must run with every socket connection refused.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+
+import pytest
+import torch
+
+import rmlib
+from rmlib.lab import real, reviews
+from rmlib.theory import crossed_mean_with_stderr, expected_initial_bt_loss
+
+trl = pytest.importorskip("trl", reason="lesson 08 needs trl (requirements.txt installs it)")
+if real.missing_real_dependencies():
+    pytest.skip("the [real] extra is not installed", allow_module_level=True)
+
+from rmlib.lab import trainer as rt  # noqa: E402  (after the skips: it needs the extra at call time)
+
+D = 384
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    rt.quiet()
+    return AutoTokenizer.from_pretrained(real.packaged_checkpoint_path())
+
+
+@pytest.fixture(scope="module")
+def data(tokenizer):
+    return (rt.tokenise_pairs(tokenizer, reviews.load_reviews("train")[:16]),
+            rt.tokenise_pairs(tokenizer, reviews.load_reviews("test")))
+
+
+@pytest.fixture(scope="module")
+def evaluated(tokenizer, data):
+    """An untrained 1/sqrt(d+1) head evaluated by TRL on the 80 held-out pairs, with the head recorded."""
+    model = rt.reward_model(rmlib.score_head_std(D), rmlib.make_generator(1), train_from_layer=5)
+    built = rt.make_trainer(model, *data, tokenizer, max_steps=1, per_device_eval_batch_size=32)
+    metrics, record = rt.evaluate(built)
+    return built, metrics, record
+
+
+def test_hook_reproduces_trl_rewards(evaluated, data):
+    built, metrics, record = evaluated
+    p_c, p_r, r_c, r_r = record.pairs()
+    assert len(p_c) == len(data[1]) == 80 and len(record.inputs) == 3  # 3 eval batches of <= 32 pairs
+    # TRL's logged metrics follow from the recorded rewards (float32 means: rounding only).
+    assert metrics["eval_loss"] == pytest.approx(rmlib.bradley_terry_loss(r_c, r_r).item(), abs=1e-5)
+    # TRL averages its accuracy per batch, unweighted (batches of 32, 32 and 16 pairs here).
+    per_batch = [rt.trl_accuracy(*torch.chunk(r, 2)).item() for r in record.rewards]
+    assert metrics["eval_accuracy"] == pytest.approx(sum(per_batch) / len(per_batch), abs=1e-6)
+    # Independently of the hook: real.head_input_states + the head give the same rewards.
+    ids = [torch.tensor(x) for x in data[1]["chosen_ids"][:8]]
+    batch = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=0)
+    mask = (torch.arange(batch.shape[1]) < torch.tensor([len(x) for x in ids])[:, None]).long()
+    model = built.model.eval()
+    with torch.no_grad():
+        states = real.head_input_states(model, batch, mask)
+        rewards = real.head_module(model)(states).squeeze(-1)
+    assert torch.allclose(states, p_c[:8], atol=1e-5)
+    assert torch.allclose(rewards, r_c[:8], atol=1e-5)
+
+
+def test_initial_predictions_hold_on_the_recorded_tensor(evaluated):
+    _, metrics, record = evaluated
+    p_c, p_r, _, _ = record.pairs()
+    p = torch.cat([p_c, p_r])
+    sq = p.pow(2).sum(1).mean().item()
+    gen = rmlib.make_generator(5)
+    for name in ("hf_default", "score_head", "large"):
+        init = rmlib.INITIALISERS[name]
+        heads = init.sample(1000, D, generator=gen)
+        ms, se = crossed_mean_with_stderr((heads @ p.T).pow(2))
+        # 4 standard errors of a crossed (heads x texts) mean: a false alarm has probability < 1e-4.
+        assert abs(ms - init.std(D) ** 2 * sq) < 4 * se, (name, ms, se)
+    # Initial loss: the mean over 1000 heads matches the per-pair prediction within 4 of its standard errors.
+    std = rmlib.score_head_std(D)
+    heads = torch.randn(1000, D, generator=gen, dtype=torch.float64) * std
+    losses = torch.nn.functional.softplus(-(heads @ (p_c - p_r).double().T)).mean(1)
+    predicted = float(expected_initial_bt_loss(std * (p_c - p_r).double().norm(dim=1).numpy()).mean())
+    assert abs(losses.mean().item() - predicted) < 4 * losses.std().item() / math.sqrt(len(losses))
+    # TRL's one head is one draw from that distribution.
+    assert abs(metrics["eval_loss"] - predicted) < 4 * losses.std().item()
+    # E||p||^2 on the pooler output, as lesson 07 measured on its sentences (1.70) and lesson 08 here (1.73).
+    assert 1.4 < sq < 2.0, sq
+
+
+def test_runs_offline_with_sockets_forbidden(monkeypatch, tokenizer, data):
+    """Load the backbone and train two steps with every outgoing connection refused."""
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access is forbidden in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert real.load_backbone().source == "packaged checkpoint"
+    model = rt.reward_model(0.0, train_from_layer=5)
+    built = rt.make_trainer(model, data[0], None, tokenizer, max_steps=2, per_device_train_batch_size=4)
+    built.train()
+    log = [e for e in built.state.log_history if "loss" in e and "train_runtime" not in e]
+    assert len(log) == 2 and log[0]["loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert log[0]["accuracy"] == 0.0  # TRL counts the zero head's ties as wrong
+    assert model.classifier.bias.item() == 0.0  # exactly zero gradient on the bias
+    assert model.classifier.weight.abs().max() > 0  # the head did train
+
+
+def test_config_is_cpu_fp32():
+    config = rt.reward_config(max_steps=1)
+    assert config.bf16 is False and config.use_cpu and not config.gradient_checkpointing
+    assert config.logging_steps == 1 and config.report_to == []
+
+
+def test_trl_accuracy_counts_ties_as_wrong():
+    zeros = torch.zeros(4)
+    assert rt.trl_accuracy(zeros, zeros) == 0.0
+    assert rmlib.preference_accuracy(zeros, zeros) == 0.5
+    assert rt.trl_accuracy(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])) == 0.5
+
+
+def test_trl_missing_names_what_to_install(monkeypatch):
+    import importlib.util
+
+    assert rt.trl_missing() is None
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "trl" else real_find_spec(name, *a))
+    message = rt.trl_missing()
+    assert "trl" in message and "requirements.txt" in message
+
+
+def test_bad_inputs(tokenizer):
+    with pytest.raises(ValueError, match="no pairs"):
+        rt.tokenise_pairs(tokenizer, [])
+    from transformers import BertConfig, BertForSequenceClassification, LlamaConfig, LlamaForSequenceClassification
+
+    bert = BertForSequenceClassification(BertConfig(vocab_size=32, hidden_size=16, num_hidden_layers=2,
+                                                    num_attention_heads=2, intermediate_size=32, num_labels=1))
+    for bad in (-1, 3, True, 1.5):
+        with pytest.raises(ValueError, match="layer"):
+            rt.freeze_below(bert, bad)
+    rt.freeze_below(bert, 1)
+    assert not any(p.requires_grad for p in bert.bert.encoder.layer[0].parameters())
+    assert all(p.requires_grad for p in bert.bert.encoder.layer[1].parameters())
+    llama = LlamaForSequenceClassification(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32,
+                                                       num_hidden_layers=1, num_attention_heads=2,
+                                                       num_key_value_heads=2, num_labels=1, pad_token_id=0))
+    with pytest.raises(ValueError, match="decoders"):
+        with rt.record_head(llama):
+            pass
+    with pytest.raises(ValueError, match="not been called"):
+        rt.HeadRecord().pairs()
