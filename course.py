@@ -42,6 +42,7 @@ FILES = {LEARNER: [LEARNER, NO_DEPS], DEVELOPER: [DEVELOPER, LEARNER, NO_DEPS]} 
 STAMP = "course-install.json"  # in .venv: what the environment was built from
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 MIN_PYTHON, NEWEST_TESTED_PYTHON = (3, 10), (3, 14)
+MIN_MACOS = 14  # torch 2.13.0's macOS wheels are tagged macosx_14_0_arm64
 
 
 class SetupError(Exception):
@@ -49,7 +50,7 @@ class SetupError(Exception):
 
 
 def check_platform(version: tuple[int, int] = sys.version_info[:2], system: str = platform.system(),
-                   machine: str = platform.machine()) -> list[str]:
+                   machine: str = platform.machine(), macos: str = platform.mac_ver()[0]) -> list[str]:
     """Refuse a Python or platform PyTorch has no wheel for; return warnings for untested ones."""
     if version < MIN_PYTHON:
         raise SetupError(f"the course needs Python 3.10 or newer; this is Python {version[0]}.{version[1]} "
@@ -58,6 +59,9 @@ def check_platform(version: tuple[int, int] = sys.version_info[:2], system: str 
         raise SetupError("PyTorch publishes no wheels for Intel Macs after 2.2, so the course cannot be "
                          "installed here. Use an Apple-silicon Mac (with an arm64 Python, not one running "
                          "under Rosetta), or open the course on Colab or Binder (README, 'Run it in the cloud').")
+    if system == "Darwin" and macos and int(macos.split(".")[0]) < MIN_MACOS:
+        raise SetupError(f"PyTorch's macOS wheels of the pinned release need macOS {MIN_MACOS} or newer; "
+                         f"this is macOS {macos}. Update macOS, or open the course on Colab or Binder.")
     if version > NEWEST_TESTED_PYTHON:
         return [f"Python {version[0]}.{version[1]} is newer than any the course was checked on "
                 f"(3.10-3.14); pip will fail if PyTorch has no wheel for it yet."]

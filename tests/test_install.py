@@ -150,25 +150,26 @@ def test_a_folder_named_venv_that_is_not_one_is_left_alone(tmp_path):
     assert (tmp_path / ".venv" / "notes.txt").read_text() == "mine"
 
 
-@pytest.mark.parametrize("version, system, machine, problem", [
-    ((3, 9), "Linux", "x86_64", "3.10 or newer"),
-    ((3, 12), "Darwin", "x86_64", "Intel Macs"),
+@pytest.mark.parametrize("version, system, machine, macos, problem", [
+    ((3, 9), "Linux", "x86_64", "", "3.10 or newer"),
+    ((3, 12), "Darwin", "x86_64", "14.5", "Intel Macs"),
+    ((3, 12), "Darwin", "arm64", "13.6", "macOS 14 or newer"),
 ])
-def test_unsupported_python_or_platform_is_refused_with_a_reason(version, system, machine, problem):
+def test_unsupported_python_or_platform_is_refused_with_a_reason(version, system, machine, macos, problem):
     with pytest.raises(course.SetupError, match=problem):
-        course.check_platform(version, system, machine)
+        course.check_platform(version, system, machine, macos)
 
 
-@pytest.mark.parametrize("version, system, machine", [
-    ((3, 10), "Linux", "x86_64"), ((3, 14), "Linux", "aarch64"), ((3, 11), "Darwin", "arm64"),
-    ((3, 13), "Windows", "AMD64"),
+@pytest.mark.parametrize("version, system, machine, macos", [
+    ((3, 10), "Linux", "x86_64", ""), ((3, 14), "Linux", "aarch64", ""), ((3, 11), "Darwin", "arm64", "14.0"),
+    ((3, 14), "Darwin", "arm64", "26.1"), ((3, 13), "Windows", "AMD64", ""),
 ])
-def test_claimed_platforms_are_accepted_silently(version, system, machine):
-    assert course.check_platform(version, system, machine) == []
+def test_claimed_platforms_are_accepted_silently(version, system, machine, macos):
+    assert course.check_platform(version, system, machine, macos) == []
 
 
 def test_a_newer_python_than_checked_gets_a_warning_not_a_refusal():
-    (warning,) = course.check_platform((3, 15), "Linux", "x86_64")
+    (warning,) = course.check_platform((3, 15), "Linux", "x86_64", "")
     assert "3.15" in warning
 
 
