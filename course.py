@@ -11,9 +11,10 @@ On Windows type ``py`` instead of ``python3``. It runs with any Python 3.10 or n
 system Python that refuses ``pip install`` (PEP 668, "externally-managed-environment", as on Debian 12
 and Ubuntu 23.04+): everything goes into ``.venv`` and nothing outside it changes.
 
-On Linux, PyTorch comes from PyTorch's CPU wheel index (about 0.7 GB installed instead of ~5 GB for
-PyPI's CUDA build); ``--cuda`` takes PyPI's build instead. Where that index cannot be reached, pip takes
-torch from PyPI (or the indexes pip is configured with), and the install still succeeds.
+On Linux, PyTorch comes from PyTorch's CPU wheel index (754 MiB installed, without the several GB
+of NVIDIA libraries that PyPI's CUDA build brings); ``--cuda`` takes PyPI's build instead. Where that
+index cannot be reached, pip takes torch from PyPI (or the indexes pip is configured with), and the
+install still succeeds.
 
 An unchanged environment is not reinstalled: .venv remembers a hash of the requirement files it was
 built from. Delete .venv to start afresh.
@@ -177,7 +178,7 @@ def install(dev: bool, cuda: bool = False) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="course.py", description="Set up and run the course in .venv inside this clone.",
-        epilog="Anything after the command goes to JupyterLab (lab) or pytest (test).")
+        allow_abbrev=False, epilog="Anything after the command goes to JupyterLab (lab) or pytest (test).")
     parser.add_argument("command", choices=["lab", "test", "install"])
     parser.add_argument("--cuda", action="store_true",
                         help="on Linux, take PyPI's torch (the CUDA build) instead of the CPU build")
@@ -196,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         if rest:
             parser.error(f"unrecognised arguments: {' '.join(rest)}")
         return 0
-    tail = ["jupyter", "lab", "notebooks", *rest] if args.command == "lab" else ["pytest", *rest]
+    # `-m jupyterlab`, not `-m jupyter lab`: the latter looks `jupyter-lab` up on PATH and can start
+    # another environment's JupyterLab (and kernel) instead of this one's.
+    tail = ["jupyterlab", "notebooks", *rest] if args.command == "lab" else ["pytest", *rest]
     print("course.py: " + " ".join(["python", "-m", *tail]), flush=True)
     return subprocess.run([str(python), "-m", *tail], cwd=ROOT).returncode
 

@@ -3,10 +3,15 @@ learner environment that still runs lesson 07 offline, and clear errors where it
 
 import json
 import os
+import re
+import secrets
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -65,8 +70,9 @@ RUN_INSTALL = bool(os.environ.get("CI") or os.environ.get("COURSE_INSTALL_TEST")
 def test_readme_start_command_with_an_externally_managed_system_python(tmp_path):
     """`python3 course.py lab` with Debian's own Python, in a fresh copy of the clone.
 
-    The README's start command is run as it is, with one argument added that course.py hands to
-    JupyterLab: `--version` makes JupyterLab print its version and exit instead of serving.
+    The README's start command is run as it is, with arguments that course.py hands to JupyterLab:
+    serve on a free loopback port with a known token (and, as root, --allow-root), so the test can
+    ask the server which JupyterLab and kernel it runs.
     """
     clone = _copy_clone(tmp_path / "clone")
     env = _clean_env()
@@ -77,16 +83,24 @@ def test_readme_start_command_with_an_externally_managed_system_python(tmp_path)
     assert refused.returncode != 0 and "externally-managed-environment" in refused.stdout + refused.stderr
 
     start = time.perf_counter()
-    first = subprocess.run([str(SYSTEM_PYTHON), "course.py", "lab", "--version"], capture_output=True,
-                           text=True, env=env, cwd=clone, timeout=1800)
+    lab, url, log = _start_lab(clone, env, tmp_path / "lab.log")
+    try:
+        specs = _wait_for(lab, f"{url}/api/kernelspecs", log, deadline=time.monotonic() + 1800)
+    finally:
+        os.killpg(lab.pid, signal.SIGTERM)  # course.py and the JupyterLab it started (own session)
+        lab.wait(timeout=60)
     install_seconds = time.perf_counter() - start
-    log = first.stdout + first.stderr
-    assert first.returncode == 0, log[-4000:]
-    assert "creating the virtual environment" in log
-    assert first.stdout.strip().splitlines()[-1][:1].isdigit(), "JupyterLab did not print its version"
-    print(f"fresh learner install + JupyterLab --version: {install_seconds:.0f} s")
+    text = log.read_text()
+    assert "creating the virtual environment" in text
+    print(f"fresh learner install until JupyterLab answers: {install_seconds:.0f} s")
+    # The JupyterLab that answers is the new environment's, not one found on PATH, and so is the
+    # notebooks' kernel: a bare "python" in a kernelspec means the server's own interpreter.
+    venv = clone / ".venv"
+    assert f"JupyterLab extension loaded from {venv}" in text, text[-3000:]
+    kernel = specs["kernelspecs"][specs["default"]]["spec"]["argv"][0]
+    assert kernel in ("python", "python3") or Path(kernel).is_relative_to(venv), f"kernel {kernel} is not the venv's"
 
-    python = course.venv_python(clone / ".venv")
+    python = course.venv_python(venv)
     probe = (
         "import importlib.util, json, rmlib, torch\n"
         "from rmlib.lab import real\n"
@@ -107,13 +121,44 @@ def test_readme_start_command_with_an_externally_managed_system_python(tmp_path)
     if facts["torch"].endswith("+cpu"):  # the budget is for the CPU build (CUDA's alone is several GB)
         assert size <= LEARNER_BUDGET_BYTES, f"learner environment is {size / 1e9:.2f} GB > 2.0 GB"
 
-    # The same command again reuses the environment and installs nothing.
+    # The same command again reuses the environment and installs nothing (`--version`: JupyterLab
+    # prints its version and exits instead of serving).
     start = time.perf_counter()
     again = subprocess.run([str(SYSTEM_PYTHON), "course.py", "lab", "--version"], capture_output=True,
                            text=True, env=env, cwd=clone, timeout=600)
     assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
     assert "up to date" in again.stdout and "pip install" not in again.stdout
+    assert again.stdout.strip().splitlines()[-1][:1].isdigit(), "JupyterLab did not print its version"
     print(f"second run (reuse): {time.perf_counter() - start:.1f} s")
+
+
+def _start_lab(clone: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str, Path]:
+    """`python3 course.py lab` with Debian's Python, serving on a free loopback port with a known token."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = secrets.token_hex(16)
+    args = ["--no-browser", "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--allow-root")  # CI runs as root; JupyterLab refuses root without it
+    with log.open("w") as out:
+        lab = subprocess.Popen([str(SYSTEM_PYTHON), "course.py", "lab", *args], cwd=clone, env=env,
+                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return lab, f"http://127.0.0.1:{port}", log
+
+
+def _wait_for(lab: subprocess.Popen, url: str, log: Path, deadline: float) -> dict:
+    """JSON from JupyterLab's REST API once the server answers; fails if course.py exits first."""
+    token = re.search(r"token=(\w+)", " ".join(lab.args))[1]
+    while time.monotonic() < deadline:
+        if lab.poll() is not None:
+            pytest.fail(f"course.py lab exited with {lab.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}?token={token}", timeout=5) as response:
+                return json.load(response)
+        except OSError:
+            time.sleep(2)
+    pytest.fail(f"JupyterLab did not answer in time:\n{log.read_text()[-4000:]}")
 
 
 # --- failure paths and rules, without installing anything ----------------------------------------
