@@ -59,7 +59,7 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
 
 
-# The full install takes minutes (measured 4-10 min on a loaded 2-core machine, downloads included), so
+# The full install takes minutes (measured 1.3-10 min on a shared 2-core machine, downloads included), so
 # it runs under CI (.ci/run sets CI) or when asked: COURSE_INSTALL_TEST=1 python3 course.py test
 RUN_INSTALL = bool(os.environ.get("CI") or os.environ.get("COURSE_INSTALL_TEST"))
 
