@@ -297,3 +297,28 @@ def test_default_backbone_loads_the_packaged_checkpoint_before_trying_the_hub(mo
     backbone = real.load_backbone()
     assert backbone.source == "packaged checkpoint"
     assert asked == [real.packaged_checkpoint_path()], f"tried {asked} before the packaged checkpoint"
+
+
+# --- what the two commands run once the environment is there --------------------------------------
+
+@pytest.mark.parametrize("argv, tail, dev", [
+    (["lab"], ["-m", "jupyterlab", "notebooks"], False),  # not `-m jupyter lab`: that runs PATH's jupyter-lab
+    (["lab", "--port", "8890"], ["-m", "jupyterlab", "notebooks", "--port", "8890"], False),
+    (["test"], ["-m", "pytest"], True),
+    (["test", "-k", "loss", "tests/test_losses.py"], ["-m", "pytest", "-k", "loss", "tests/test_losses.py"], True),
+])
+def test_commands_run_the_venv_python_and_pass_arguments_through(monkeypatch, tmp_path, argv, tail, dev):
+    venv_python, calls = tmp_path / "python", []
+    monkeypatch.setattr(course, "install", lambda dev, cuda: calls.append(("install", dev)) or venv_python)
+    monkeypatch.setattr(course.subprocess, "run",
+                        lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    assert course.main(argv) == 0
+    assert calls == [("install", dev), [str(venv_python), *tail]]
+
+
+def test_a_setup_problem_is_one_clear_line_and_exit_code_1(monkeypatch, capsys):
+    def refuse(dev, cuda):
+        raise course.SetupError("PyTorch publishes no wheels for Intel Macs")
+    monkeypatch.setattr(course, "install", refuse)
+    assert course.main(["lab"]) == 1
+    assert capsys.readouterr().err.startswith("course.py: error: PyTorch publishes no wheels")
