@@ -8,16 +8,18 @@ lesson  module                    names it introduces
 ======  ========================  ===================================================================
 01      ``rmlib.model``           TinyRewardModel, RewardModelConfig (``model.score``, ``config.hidden_size``)
 01      ``rmlib.seeding``         make_generator, seed_everything
-02      ``rmlib.theory``          predicted_reward_variance, conditional_reward_variance, variance_with_stderr
+02      ``rmlib.theory``          predicted_reward_variance, conditional_reward_variance, variance_with_stderr,
+                                  train_head_on_preferences (04: sample_prompt_response_pairs)
 03      ``rmlib.init``            layer_init, score_head_std, init_score_head, INITIALISERS
 04      ``rmlib.losses``          bradley_terry_loss, preference_accuracy, reward_margin
 05      ``rmlib.data``            make_preference_data, PreferenceData (synthetic data with a known true reward)
 06      ``rmlib.normalize``       RewardNormalizer, normalize_rewards, centering_penalty
-06      ``rmlib.policy``          optimal_policy, kl_divergence, policy_gradient
+06      ``rmlib.policy``          optimal_policy, kl_divergence, policy_gradient, whiten
 ======  ========================  ===================================================================
 
 ``rmlib.lab``     the lab: the batched sweep engine (``rmlib.lab.engine``: run_sweep, SweepConfig), the
-                  interactive explorers, plot helpers, and the real-backbone loader (``rmlib.lab.real``).
+                  interactive explorers, plot helpers, the real backbone (``rmlib.lab.real``, lesson 07),
+                  DeepSpeed ZeRO-3 (``rmlib.lab.zero3``, 07) and TRL's trainer (``rmlib.lab.trainer``, 08).
 ``rmlib.checks``  the worksheets' self-checks, one module per worksheet.
 ``rmlib.utils``   argument validation and statistics over runs, shared by everything above.
 """

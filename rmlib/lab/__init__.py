@@ -3,7 +3,8 @@
 ``engine``     batched Bradley-Terry training of many configurations at once (lesson 05)
 ``explorers``  ipywidgets explorers of lessons 02 and 05
 ``plots``      seed bands and per-group error bars
-``real``       a real pretrained backbone, loaded offline, and the tensor its reward head reads (lesson 07)
-``reviews``    a small preference set on real text with a known true reward (lessons 07-08)
-``trainer``    TRL's RewardTrainer on that backbone, offline, on CPU, in fp32 (lesson 08)
+``real``       a real pretrained backbone, loaded offline, and the tensor its head reads (lesson 07)
+``zero3``      DeepSpeed ZeRO-3 on one CPU process: a re-init outside GatheredParameters (lesson 07)
+``trainer``    TRL's RewardTrainer on the packaged backbone (lesson 08)
+``reviews``    the shipped review preferences with a known true reward (lesson 08, ``data/reviews.jsonl``)
 """
