@@ -2,12 +2,12 @@
 
 Usage::
 
-    python benchmarks/sweep_speed.py            # 84 + 3 configurations x 200 steps (COURSE_NOTES §4)
+    python benchmarks/sweep_speed.py            # 84 + 3 configurations x 200 steps
     python benchmarks/sweep_speed.py --seeds 1  # a quicker, smaller sweep
     python benchmarks/sweep_speed.py --threads 1  # both engines on one intra-op thread
 
 The loop is what one would write by hand: for each configuration an ``nn.Module`` (``RewardMLP``),
-``torch.optim.Adam`` or ``SGD``, and the same minibatches (``rmlib.lab.engine.run_sweep_loop``). Both
+``torch.optim.Adam`` or ``SGD``, and the same minibatches (``rmlib/lab/_reference_loop.py``, not course API). Both
 engines must agree: every curve and metric within the tolerances below, and the same runs diverging
 at the same step. Exit status 1 if they do not. The last line is ``speedup: N.Nx``.
 """
@@ -20,13 +20,17 @@ import time
 
 import torch
 
-from rmlib import INITIALISERS, make_preference_data, run_sweep, run_sweep_loop, sweep_grid
+from rmlib import INITIALISERS, make_preference_data, run_sweep, sweep_grid
+from rmlib.lab._reference_loop import run_sweep_loop
 
 # Both engines do the same float32 operations, but batched and per-run matmuls sum in different
-# orders (float32 eps = 1.2e-7). Over 200 steps the differences stay near 1e-6 relative; ‖θ − θ₀‖
-# subtracts nearly equal O(1) weights, so it gets an absolute tolerance instead.
+# orders (float32 eps = 1.2e-7). In these non-chaotic settings the losses, accuracies, reward stds
+# and CKA stay within ~1e-6 relative over 200 steps (measured: ≤ 3e-6 on AVX-512, AVX2 and default).
+# Not compared here: backbone_change and reward_mean. The backbone's last bias gets an exactly-zero
+# gradient in exact arithmetic, so Adam turns rounding noise into lr-sized steps there and the two
+# engines part by as much as a one-ulp nudge of the start does; tests/test_engine.py checks those
+# against that measured spread.
 RTOL, ATOL = 1e-4, 1e-5
-BACKBONE_ATOL = 1e-4
 METRICS = ("train_loss", "test_loss", "test_acc", "reward_std", "cka")
 
 
@@ -67,8 +71,6 @@ def main() -> int:
     ok_all = True
     checks = [(f"curve {k}", fast.curves[k], slow.curves[k], RTOL, ATOL) for k in ("loss", "reward_std")]
     checks += [(k, fast.metrics[k], slow.metrics[k], RTOL, ATOL) for k in METRICS]
-    checks.append(("backbone_change", fast.metrics["backbone_change"], slow.metrics["backbone_change"],
-                   0.0, BACKBONE_ATOL))
     for name, a, b, rtol, atol in checks:
         ok = torch.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
         ok_all &= ok
