@@ -57,7 +57,8 @@ Curves (per step, on the minibatch, before the update): ``loss`` and ``reward_st
 diverged. Evaluation curves (``evals``, with ``eval_every``): ``{val,test}_{loss,acc,reward_std,reward_mean}``
 on the fixed evaluation subsets, ``head_cos`` cos(w, u) between the head and the true head, and
 ``drift_corr`` the correlation over validation answers between wᵀ(h(x) − h₀(x)) — the part of the
-reward the backbone's own change contributes — and the true reward r*(x).
+reward the backbone's own change contributes — and the true reward r*(x), and ``drift_std`` the std
+of that part over validation answers (0 for a frozen backbone).
 
 Statistics over runs (``mean_std``, ``summary``, :func:`over_runs`, and the plots in
 :mod:`rmlib.lab.plots`) follow one rule: a diverged run is left out (its metrics are NaN; a curve
@@ -534,6 +535,7 @@ class _Evaluator:
                     drift = _rewards(h - self.h0[k], w, torch.zeros(len(w))) if model.names \
                         else torch.zeros(len(w), len(x))
                     out["drift_corr"] = _corr(drift, self.true_val)
+                    out["drift_std"] = drift.std(1)
             out["head_cos"] = (w @ self.u) / (w.norm(dim=1) * self.u.norm())
         return out
 
