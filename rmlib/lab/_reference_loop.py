@@ -96,9 +96,9 @@ def _run_loop(data: PreferenceData, configs: list[SweepConfig], steps: int, batc
                 for p in model.parameters():
                     p.mul_(nudge)
         opt = _optimizer(model, c)
-        lam = (_linear_schedule_with_warmup(math.ceil(c.warmup_ratio * steps), steps) if c.schedule == "linear"
-               else (lambda _: 1.0))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lam)
+        sched = (torch.optim.lr_scheduler.LambdaLR(opt, _linear_schedule_with_warmup(math.ceil(c.warmup_ratio * steps),
+                                                                                    steps))
+                 if c.schedule == "linear" else None)  # a constant learning rate needs no scheduler
         threshold = blowup * max(start["initial_loss"][i].item(), math.log(2))
         idx = minibatch_indices(c.seed, steps, batch_size, n)
         best_val, best_state = float("inf"), copy.deepcopy(model.state_dict())
@@ -130,7 +130,8 @@ def _run_loop(data: PreferenceData, configs: list[SweepConfig], steps: int, batc
             opt.zero_grad()
             loss.backward()
             opt.step()
-            sched.step()
+            if sched is not None:
+                sched.step()
         else:
             if points:
                 evaluate(steps)
