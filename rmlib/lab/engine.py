@@ -607,14 +607,13 @@ def _train_group(
     points: list[int],
     bar: tqdm,
 ) -> dict[str, object]:
-    """Train R runs that share ``train_backbone`` (any mix of optimisers: one batched step serves them all).
+    """Train R runs that share ``train_backbone`` and SGD-or-Adam(W).
 
     A run that diverges is dropped from the stack, so it is frozen and costs nothing.
     """
     runs = len(configs)
     model = _Model(data, configs[0].train_backbone)
-    is_adam = torch.tensor([c.optimizer != "sgd" for c in configs]).unsqueeze(1)  # (R, 1)
-    adam, sgd = bool(is_adam.any()), bool((~is_adam).any())
+    adam = configs[0].optimizer != "sgd"
     tr = data.train
     n = len(tr)
     lr = torch.stack([c.lr * c.lr_factors(steps) for c in configs])  # (R, steps) float64
@@ -676,28 +675,24 @@ def _train_group(
                 final[gone] = flat[bad]
                 active, idx, lr, wd, offset, threshold = (
                     active[keep], idx[keep], lr[keep], wd[keep], offset[keep], threshold[keep])
-                flat, grad, is_adam = flat[keep], grad[keep], is_adam[keep]
+                flat, grad = flat[keep], grad[keep]
                 if adam:
                     exp_avg, exp_avg_sq = exp_avg[keep], exp_avg_sq[keep]
                 if not len(active):
                     continue
             lr_t = lr[:, t : t + 1]  # (R, 1) this step's scheduled learning rate, float64
-            # Adam(W) and SGD exactly as torch.optim computes them (single-tensor path), per run. Every
-            # op is elementwise, so computing both steps and picking one per row changes no rounding.
-            if wd.any():  # AdamW: param.mul_(1 - lr * weight_decay) before the Adam step (wd = 0 elsewhere)
-                flat.mul_((1 - lr_t * wd.unsqueeze(1) * model.decay).float())
+            # Adam(W) and SGD exactly as torch.optim computes them (single-tensor path), per run.
             if adam:
+                if wd.any():  # AdamW: param.mul_(1 - lr * weight_decay) before the Adam step
+                    flat.mul_((1 - lr_t * wd.unsqueeze(1) * model.decay).float())
                 step = t + 1
                 exp_avg.lerp_(grad, 1 - beta1)
                 exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                 step_size = (lr_t / (1 - beta1**step)).float()
                 denom = (exp_avg_sq.sqrt() / (1 - beta2**step) ** 0.5).add_(ADAM_EPS)
-                update = -step_size * (exp_avg / denom)
-                if sgd:
-                    update = torch.where(is_adam, update, -lr_t.float() * grad)
+                flat.add_(-step_size * (exp_avg / denom))
             else:
-                update = -lr_t.float() * grad
-            flat.add_(update)
+                flat.add_(-lr_t.float() * grad)
     if evaluator is not None and len(active):
         evaluate(steps)
     final[active] = flat
@@ -765,10 +760,10 @@ def _run_batched(data: PreferenceData, configs: list[SweepConfig], steps: int, b
     evals: dict[str, torch.Tensor] = {}
     diverge_step = torch.empty(runs, dtype=torch.long)
     best_step = torch.zeros(runs, dtype=torch.long)
-    kinds = sorted({c.train_backbone for c in configs})
+    kinds = sorted({(c.train_backbone, c.optimizer == "sgd") for c in configs})
     with tqdm(total=steps * len(kinds), desc=f"sweep of {runs} runs", disable=not progress) as bar:
         for kind in kinds:
-            ix = torch.tensor([i for i, c in enumerate(configs) if c.train_backbone == kind])
+            ix = torch.tensor([i for i, c in enumerate(configs) if (c.train_backbone, c.optimizer == "sgd") == kind])
             g = _train_group(data, [configs[i] for i in ix], start["w0"][ix], start["initial_loss"][ix],
                              steps, batch_size, blowup, evaluator, points, bar)
             model = g["model"]
