@@ -125,7 +125,7 @@ def test_divergence_is_recorded_and_other_runs_are_untouched(data, healthy):
     # order of operations per run, but a different batch size R in the bmm can change the summation
     # blocking: allow a few float32 ulps per step (40 steps · eps), not more.
     eps = torch.finfo(torch.float32).eps
-    for name in ("test_loss", "cka", "train_loss"):
+    for name in ("test_loss", "cka", "train_loss", "backbone_change"):
         assert torch.allclose(with_bad.metrics[name][:-1], alone.metrics[name], rtol=STEPS * eps, atol=STEPS * eps)
     # The plain loop flags it at the same step, and the statistics rule leaves it out.
     loop = run_sweep_loop(data, [bad], steps=STEPS, batch_size=32, progress=False)
