@@ -2,14 +2,15 @@
 
 Usage::
 
-    python benchmarks/sweep_speed.py            # 84 + 3 configurations x 200 steps (COURSE_NOTES §4)
+    python benchmarks/sweep_speed.py            # 84 + 3 configurations x 200 steps
     python benchmarks/sweep_speed.py --seeds 1  # a quicker, smaller sweep
     python benchmarks/sweep_speed.py --threads 1  # both engines on one intra-op thread
 
 The loop is what one would write by hand: for each configuration an ``nn.Module`` (``RewardMLP``),
-``torch.optim.Adam`` or ``SGD``, and the same minibatches (``rmlib.lab.engine.run_sweep_loop``). Both
+``torch.optim.Adam`` or ``SGD``, and the same minibatches (``rmlib/lab/_reference_loop.py``, not course API). Both
 engines must agree: every curve and metric within the tolerances below, and the same runs diverging
-at the same step. Exit status 1 if they do not. The last line is ``speedup: N.Nx``.
+at the same step. Exit status 1 if they do not. The last lines are ``speedup in CPU time: N.Nx`` and
+``speedup: N.Nx`` (wall time).
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ import time
 
 import torch
 
-from rmlib import INITIALISERS, make_preference_data, run_sweep, run_sweep_loop, sweep_grid
+from rmlib import INITIALISERS, make_preference_data, run_sweep, sweep_grid
+from rmlib.lab._reference_loop import run_sweep_loop
 
 # Both engines do the same float32 operations, but batched and per-run matmuls sum in different
-# orders (float32 eps = 1.2e-7). Over 200 steps the differences stay near 1e-6 relative; ‖θ − θ₀‖
-# subtracts nearly equal O(1) weights, so it gets an absolute tolerance instead.
+# orders (float32 eps = 1.2e-7). In these non-chaotic settings the losses, accuracies, reward stds
+# and CKA stay within ~1e-6 relative over 200 steps (measured: ≤ 3e-6 on AVX-512, AVX2 and default).
+# Not compared here: backbone_change and reward_mean. The backbone's last bias gets an exactly-zero
+# gradient in exact arithmetic, so Adam turns rounding noise into lr-sized steps there and the two
+# engines part by as much as a one-ulp nudge of the start does; tests/test_engine.py checks those
+# against that measured spread.
 RTOL, ATOL = 1e-4, 1e-5
-BACKBONE_ATOL = 1e-4
 METRICS = ("train_loss", "test_loss", "test_acc", "reward_std", "cka")
 
 
@@ -53,12 +58,15 @@ def main() -> int:
     run_sweep(data, configs[:4], steps=5, progress=False, **threads)
     run_sweep_loop(data, configs[:4], steps=5, progress=False, **threads)
 
-    t0 = time.perf_counter()
+    # Wall time and this process's CPU time. On a shared machine the wall time of each engine depends
+    # on what else runs meanwhile; with one intra-op thread the CPU time does not, so its ratio is the
+    # steadier measure (with several threads, CPU time also counts threads spinning while they wait).
+    t0, c0 = time.perf_counter(), time.process_time()
     fast = run_sweep(data, configs, steps=args.steps, progress=False, **threads)
-    t_fast = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t_fast, c_fast = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     slow = run_sweep_loop(data, configs, steps=args.steps, progress=False, **threads)
-    t_slow = time.perf_counter() - t0
+    t_slow, c_slow = time.perf_counter() - t0, time.process_time() - c0
 
     n_threads = args.threads or torch.get_num_threads()
     print(f"{len(configs)} configurations x {args.steps} steps, batch 64, d = {data.hidden_size}, "
@@ -67,8 +75,6 @@ def main() -> int:
     ok_all = True
     checks = [(f"curve {k}", fast.curves[k], slow.curves[k], RTOL, ATOL) for k in ("loss", "reward_std")]
     checks += [(k, fast.metrics[k], slow.metrics[k], RTOL, ATOL) for k in METRICS]
-    checks.append(("backbone_change", fast.metrics["backbone_change"], slow.metrics["backbone_change"],
-                   0.0, BACKBONE_ATOL))
     for name, a, b, rtol, atol in checks:
         ok = torch.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
         ok_all &= ok
@@ -78,11 +84,12 @@ def main() -> int:
     ok_all &= same_div
     print(f"{'diverged runs':<18}{int(fast.metrics['diverged'].sum()):>22d}{'same steps':>26}"
           f"{'yes' if same_div else 'NO':>5}")
-    print(f"\n{'engine':<28}{'seconds':>10}")
-    print(f"{'batched (run_sweep)':<28}{t_fast:>10.2f}")
-    print(f"{'loop (nn.Module + optim)':<28}{t_slow:>10.2f}")
+    print(f"\n{'engine':<28}{'wall s':>10}{'CPU s':>10}")
+    print(f"{'batched (run_sweep)':<28}{t_fast:>10.2f}{c_fast:>10.2f}")
+    print(f"{'loop (nn.Module + optim)':<28}{t_slow:>10.2f}{c_slow:>10.2f}")
     if not ok_all:
         print("\nbatched and loop results differ beyond tolerance", file=sys.stderr)
+    print(f"speedup in CPU time: {c_slow / c_fast:.1f}x")
     print(f"speedup: {t_slow / t_fast:.1f}x")
     return 0 if ok_all else 1
 

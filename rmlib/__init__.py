@@ -25,7 +25,7 @@ lesson  module                    names it introduces
 """
 
 from rmlib.data import PreferenceData, make_preference_data
-from rmlib.lab.engine import SweepConfig, SweepResult, run_sweep, run_sweep_loop, sweep_grid
+from rmlib.lab.engine import SweepConfig, SweepResult, run_sweep, sweep_grid
 from rmlib.init import INITIALISERS, Initialiser, get_initialiser, init_score_head, layer_init, score_head_std
 from rmlib.losses import bradley_terry_loss, preference_accuracy, reward_margin
 from rmlib.model import RewardModelConfig, TinyRewardModel
@@ -53,7 +53,6 @@ __all__ = [
     "preference_accuracy",
     "reward_margin",
     "run_sweep",
-    "run_sweep_loop",
     "score_head_std",
     "seed_everything",
     "sweep_grid",

@@ -1,6 +1,6 @@
 """Synthetic preference data with a known true reward, and the "pretrained" backbone that goes with it.
 
-The set-up (COURSE_NOTES §3): inputs x ~ N(0, I) in R^input_dim; a 2-layer GELU MLP teacher h₀(x) in
+The set-up (taught in lesson 05, section 1): inputs x ~ N(0, I) in R^input_dim; a 2-layer GELU MLP teacher h₀(x) in
 R^hidden_size plays the pretrained backbone; the true reward is r*(x) = u·h₀(x), scaled so that its
 std over inputs is ``true_reward_std``. Each pair (a, b) gets a label drawn from the Bradley-Terry
 model, P(a ≻ b) = σ(r*(a) − r*(b)), so the data contain the label noise real preferences have.
@@ -43,6 +43,19 @@ class MLPBackbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x)))
 
+    @staticmethod
+    def forward_with(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The same map with explicit parameters named as in ``named_parameters()`` (``fc1.weight`` …).
+
+        Every tensor may carry a leading run dimension R (weights (R, out, in), biases (R, out),
+        x (R, N, in)): this is how the batched engine evaluates many backbones at once.
+        """
+        def linear(name: str, z: torch.Tensor) -> torch.Tensor:
+            w, b = params[f"{name}.weight"], params[f"{name}.bias"]
+            return torch.baddbmm(b.unsqueeze(1), z, w.transpose(1, 2)) if z.dim() == 3 else F.linear(z, w, b)
+
+        return linear("fc2", F.gelu(linear("fc1", x)))
+
 
 class RewardMLP(nn.Module):
     """Backbone + bias-free ``score`` head: the plain nn.Module a per-configuration training loop uses."""
@@ -71,7 +84,11 @@ class PreferenceSplit:
 
 @dataclass(frozen=True)
 class PreferenceData:
-    """Train and test pairs, the pretrained backbone h₀ and the true head u (r* = u·h₀(x))."""
+    """Train, validation and test pairs, the pretrained backbone h₀ and the true head u (r* = u·h₀(x)).
+
+    ``val`` is for choosing things during training (early stopping); ``test`` is touched only to
+    report results, so a choice made on ``val`` is still judged on unseen pairs.
+    """
 
     train: PreferenceSplit
     test: PreferenceSplit
@@ -79,6 +96,7 @@ class PreferenceData:
     true_head: torch.Tensor  # (hidden_size,)
     true_reward_std: float
     seed: int
+    val: PreferenceSplit | None = None
 
     @property
     def input_dim(self) -> int:
@@ -143,14 +161,17 @@ def make_preference_data(
     hidden_size: int = 64,
     true_reward_std: float = 2.0,
     seed: int = 0,
+    n_val: int = 1024,
 ) -> PreferenceData:
     """Build a seeded synthetic preference data set (see the module docstring for the model).
 
     Every draw (teacher weights, true head, inputs, labels) comes from ``make_generator(seed)``, so
-    the same arguments always give the same tensors.
+    the same arguments always give the same tensors. The validation pairs are drawn after the test
+    pairs, so ``n_val`` changes neither the training nor the test split.
     """
     n_train = _check_positive_int("n_train", n_train)
     n_test = _check_positive_int("n_test", n_test)
+    n_val = _check_positive_int("n_val", n_val)
     input_dim = _check_positive_int("input_dim", input_dim)
     hidden_size = _check_positive_int("hidden_size", hidden_size)
     if isinstance(true_reward_std, bool) or not isinstance(true_reward_std, numbers.Real):
@@ -170,7 +191,8 @@ def make_preference_data(
 
     train = _split(n_train, input_dim, true_reward, gen)
     test = _split(n_test, input_dim, true_reward, gen)
-    return PreferenceData(train, test, backbone, u, float(true_reward_std), int(seed))
+    val = _split(n_val, input_dim, true_reward, gen)
+    return PreferenceData(train, test, backbone, u, float(true_reward_std), int(seed), val)
 
 
 __all__ = ["MLPBackbone", "PreferenceData", "PreferenceSplit", "RewardMLP", "make_preference_data"]

@@ -859,3 +859,93 @@ def test_an_accepted_answer_runs_every_later_cell_of_its_worksheet(checker, styl
     oks = {k: v for k, v in namespace.items() if k.startswith("ok_")}
     assert oks and all(v is True for v in oks.values()), oks  # every check passed, so every later cell ran
     assert "✗" not in capsys.readouterr().out
+
+
+# =============================================================================================
+# Worksheet 05, early stopping (rmlib.checks.sweep.check_early_stopping_step) — owned with worksheet 05.
+
+from rmlib.checks.sweep import _ES_CASES, check_early_stopping_step  # noqa: E402
+
+
+def es_reference(val_loss, steps, patience):
+    best_i, waited = 0, 0
+    for i in range(1, len(val_loss)):
+        if val_loss[i] < val_loss[best_i]:
+            best_i, waited = i, 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    return int(steps[best_i])
+
+
+def es_with_tensors(val_loss, steps, patience):
+    # Another correct form: the running minimum, and the first evaluation after `patience` without a new one.
+    running = torch.cummin(val_loss.nan_to_num(float("inf")), 0).values
+    improved = torch.cat([torch.tensor([True]), running[1:] < running[:-1]])
+    last_improvement = torch.cummax(torch.where(improved, torch.arange(len(val_loss)), 0), 0).values
+    stopped = (torch.arange(len(val_loss)) - last_improvement >= patience).nonzero()
+    end = stopped[0, 0].item() if len(stopped) else len(val_loss) - 1
+    return steps[last_improvement[end]]
+
+
+def test_early_stopping_accepts_the_reference_and_a_tensor_form(capsys):
+    assert check_early_stopping_step(es_reference)
+    assert check_early_stopping_step(es_with_tensors)
+    assert "✓ early_stopping_step" in capsys.readouterr().out
+    assert check_early_stopping_step(not_yet) is False
+
+
+def _es_loop(val_loss, steps, patience, *, strict=True, reset=True, stop_after=None):
+    stop_after = patience if stop_after is None else stop_after
+    best_i, waited, stop_i = 0, 0, len(val_loss) - 1
+    for i in range(1, len(val_loss)):
+        better = val_loss[i] < val_loss[best_i] if strict else val_loss[i] <= val_loss[best_i]
+        if better:
+            best_i = i
+            waited = 0 if reset else waited
+        else:
+            waited += 1
+            if waited >= stop_after:
+                stop_i = i
+                break
+    return best_i, stop_i
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda v, s, p: _es_loop(v, s, p)[0], "index of the best evaluation"),
+        (lambda v, s, p: int(s[_es_loop(v, s, p)[1]]), "step where training stops"),
+        (lambda v, s, p: v[_es_loop(v, s, p)[0]].item(), "that is the best validation loss"),
+        (lambda v, s, p: int(s[v.nan_to_num(float("inf")).argmin()]), "minimum over the whole run"),
+        (lambda v, s, p: int(s[v.argmin()]), "torch.argmin over the whole run"),
+        (lambda v, s, p: int(s[v.nan_to_num(-1.0).argmax()]), "highest"),
+        (lambda v, s, p: int(s[_es_loop(v, s, p, stop_after=p + 1)[0]]), "one evaluation too long"),
+        (lambda v, s, p: int(s[_es_loop(v, s, p, stop_after=max(p - 1, 1))[0]]), "one evaluation too early"),
+        (lambda v, s, p: int(s[_es_loop(v, s, p, strict=False)[0]]), "on a tie"),
+        (lambda v, s, p: int(s[_es_loop(v, s, p, reset=False)[0]]), "reset the patience counter"),
+        (lambda v, s, p: int(s[-1]), "that is the last evaluation"),
+        (lambda v, s, p: None, "returned None"),
+        (lambda v, s, p: s[:2], "return one step"),
+        (lambda v, s, p: 32, "expected"),
+    ],
+    ids=["index", "stop-step", "loss", "global-min", "torch-argmin", "argmax", "late", "early", "ties", "no-reset",
+         "last", "none", "tensor", "constant"],
+)
+def test_early_stopping_rejects_wrong_answers(wrong, hint):
+    fails_with(check_early_stopping_step, wrong, hint)
+
+
+def test_early_stopping_probes_tell_every_wrong_answer_apart():
+    # The hint is only honest if each wrong answer gives its own results on the probe curves.
+    answers = {}
+    for name, fn in [("ref", es_reference), ("index", lambda v, s, p: _es_loop(v, s, p)[0]),
+                     ("late", lambda v, s, p: int(s[_es_loop(v, s, p, stop_after=p + 1)[0]])),
+                     ("early", lambda v, s, p: int(s[_es_loop(v, s, p, stop_after=max(p - 1, 1))[0]])),
+                     ("ties", lambda v, s, p: int(s[_es_loop(v, s, p, strict=False)[0]])),
+                     ("no-reset", lambda v, s, p: int(s[_es_loop(v, s, p, reset=False)[0]])),
+                     ("global-min", lambda v, s, p: int(s[v.nan_to_num(float("inf")).argmin()])),
+                     ("stop", lambda v, s, p: int(s[_es_loop(v, s, p)[1]])), ("last", lambda v, s, p: int(s[-1]))]:
+        answers[name] = tuple(fn(torch.tensor(c), torch.arange(len(c)) * 32, p) for c, p in _ES_CASES)
+    assert len(set(answers.values())) == len(answers), answers

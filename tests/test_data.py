@@ -74,3 +74,23 @@ def test_bad_arguments(kwargs, err):
     name = next(iter(kwargs))
     with pytest.raises(err, match=name):
         make_preference_data(**{"n_train": 16, "n_test": 16, **kwargs})
+
+
+def test_validation_split_leaves_train_and_test_unchanged():
+    a, b = make_preference_data(128, 64, seed=5, n_val=32), make_preference_data(128, 64, seed=5, n_val=256)
+    assert torch.equal(a.train.x_chosen, b.train.x_chosen) and torch.equal(a.test.x_rejected, b.test.x_rejected)
+    assert len(a.val) == 32 and len(b.val) == 256
+    assert not torch.equal(a.val.x_chosen, a.test.x_chosen[:32])  # a split of its own
+    with pytest.raises(ValueError, match="n_val"):
+        make_preference_data(16, 16, n_val=0)
+
+
+def test_forward_with_is_the_module_forward_with_or_without_a_run_dimension():
+    bb = make_preference_data(64, 16, seed=2).backbone
+    x = torch.randn(10, bb.fc1.in_features, generator=torch.Generator().manual_seed(0))
+    p = dict(bb.named_parameters())
+    assert torch.allclose(MLPBackbone.forward_with(p, x), bb(x), rtol=0, atol=1e-6)
+    stacked = {k: torch.stack([v, 2 * v]) for k, v in p.items()}
+    out = MLPBackbone.forward_with(stacked, x.expand(2, -1, -1))
+    assert out.shape == (2, 10, bb.hidden_size)
+    assert torch.allclose(out[0], bb(x), rtol=0, atol=1e-6)

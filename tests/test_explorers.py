@@ -102,7 +102,7 @@ def test_variance_explorer_rejects_bad_input(kwargs, error, message):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Training explorer (engine runs: d = 64 synthetic preferences, 200 steps, seed 0; about 0.5 s each)
+# Training explorer (engine runs: d = 64 synthetic preferences, 200 steps by default, seed 0; ~0.5 s each)
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -117,7 +117,11 @@ def test_training_explorer_default_is_the_reference_run(training):
     assert np.array_equal(r.loss, r.reference_loss), "same config and seed must give the same curve"
     assert r.head_std == pytest.approx(1 / math.sqrt(65))
     assert r.metrics["train_loss"] < math.log(2) < r.metrics["initial_loss"], r.metrics
-    assert r.diverge_step == -1 and len(r.loss) == 200
+    assert r.diverge_step == -1 and len(r.loss) == 200 and r.epochs == 6.25
+    # Held-out loss is evaluated along the way (every 8 steps, 26 times) and early stopping reported.
+    assert len(r.eval_steps) == len(r.val_loss) == 26 and r.eval_steps[-1] == 200
+    assert np.array_equal(r.val_loss, r.reference_val_loss)
+    assert r.metrics["best_step"] in r.eval_steps and r.val_loss.min() == r.val_loss[list(r.eval_steps).index(r.metrics["best_step"])]
 
 
 def test_zero_head_starts_at_chance(training):
@@ -135,8 +139,8 @@ def test_large_head_under_adam_keeps_a_large_reward_scale(training):
     r = training.result
     assert training.png != png, "the figure must follow the controls"
     assert r.diverge_step == -1
-    # COURSE_NOTES §3: Adam's scale-free steps leave a std-10 head's rewards far above the true scale
-    # (14.8 vs 2 over 5 seeds); the reference run ends near the true scale.
+    # Lesson 05, section 5: Adam's scale-free steps leave a std-10 head's rewards far above the true
+    # scale after 200 steps (16 ± 4 vs 2 over 5 seeds); the reference run ends near the true scale.
     assert r.metrics["reward_std"] > 3 * r.true_reward_std, r.metrics
     assert r.reference_reward_std[-20:].mean() < 1.5 * r.true_reward_std
     assert r.metrics["initial_loss"] > 10 * r.reference_loss[0]
@@ -148,10 +152,32 @@ def test_large_head_under_sgd_diverges(training):
     training.controls["lr"].value = 0.1
     r = training.result
     assert r.config.optimizer == "sgd" and r.config.lr == 0.1
-    assert 0 <= r.diverge_step < 20, "COURSE_NOTES §3: NaN by step 10 in every seed"
+    assert 0 <= r.diverge_step < 20, "lesson 05, section 5: diverges at step 2-3 in every seed"
     assert math.isnan(r.metrics["test_acc"]) and f"at step {r.diverge_step}<" in training.readout.value
     training.controls["init"].value = "score_head"
     assert training.result.diverge_step == -1, "the same SGD step size is fine with 1/sqrt(d+1)"
+
+
+def test_long_training_overfits_and_weight_decay_holds_the_scale(training):
+    training.controls["init"].value = "score_head"
+    training.controls["optimizer"].value = "adamw"
+    training.controls["lr"].value = 1e-2
+    training.controls["epochs"].value = 30.0
+    assert not training.controls["weight_decay"].disabled, "weight decay is live with AdamW"
+    long = training.result
+    assert len(long.loss) == 960 and long.eval_steps[-1] == 960
+    # Lesson 05, section 3: at lr 1e-2 the held-out loss turns up within a few epochs and the reward
+    # scale ends several times the true one; the explorer must show it.
+    assert long.metrics["best_step"] < 200 and long.val_loss[-1] > 2 * long.val_loss.min()
+    assert long.metrics["reward_std"] > 3 * long.true_reward_std
+    training.controls["weight_decay"].value = 1.0
+    decayed = training.result
+    assert decayed.config.weight_decay == 1.0
+    assert decayed.metrics["reward_std"] < 1.6 * decayed.true_reward_std  # lesson 05, section 4
+    training.controls["optimizer"].value = "adam"
+    assert training.controls["weight_decay"].disabled and training.result.config.weight_decay == 0.0
+    training.controls["epochs"].value = 6.25
+    training.controls["weight_decay"].value = 0.0
 
 
 def test_training_runs_are_cached(training):
@@ -169,6 +195,9 @@ def test_training_runs_are_cached(training):
         ({"lr": -1.0}, ValueError, "lr must be finite and positive"),
         ({"init": "kaiming"}, KeyError, "unknown initialiser"),
         ({"init": -1.0}, ValueError, "init std must be finite"),
+        ({"weight_decay": 0.1}, ValueError, "use optimizer='adamw'"),
+        ({"epochs": 0}, ValueError, "epochs"),
+        ({"steps": 10, "epochs": 1.0}, ValueError, "not both"),
     ],
 )
 def test_training_explorer_rejects_bad_input(kwargs, error, message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable
 
 import torch
@@ -88,3 +89,101 @@ def check_adam_first_step(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> 
         if (out - cand).abs().max().item() <= 1e-12:
             _fail(f"adam_first_step differs from torch.optim.Adam by up to {err:.3g}: {hint}")
     _fail(f"adam_first_step differs from torch.optim.Adam's first step by up to {err:.3g}")
+
+
+def _early_stopping_reference(val_loss: list[float], steps: list[int], patience: int, *, tie_last: bool = False,
+                              reset: bool = True, stop_after: int | None = None) -> tuple[int, int, float]:
+    """(best index, index where training stops, best loss) of patience-based early stopping.
+
+    The keyword arguments produce the wrong variants the checker recognises.
+    """
+    stop_after = patience if stop_after is None else stop_after
+    best_i, best, waited = 0, val_loss[0], 0
+    stop_i = len(val_loss) - 1
+    for i in range(1, len(val_loss)):
+        v = val_loss[i]
+        if v < best or (tie_last and v == best):
+            best_i, best = i, v
+            if reset:
+                waited = 0
+        else:
+            waited += 1  # NaN (a diverged run) is never an improvement
+            if waited >= stop_after:
+                stop_i = i
+                break
+    return best_i, stop_i, best
+
+
+# Validation curves the checker probes with (evaluations every 32 steps). Each one separates some
+# wrong answers: a later, lower minimum after the patience ran out; exact ties; a diverged run (NaN);
+# improvements that interrupt a wait; a curve that keeps improving to the end.
+_ES_CASES = [
+    ([0.70, 0.55, 0.48, 0.47, 0.50, 0.52, 0.53, 0.55, 0.45, 0.60, 0.62, 0.65], 2),
+    ([0.70, 0.50, 0.50, 0.51, 0.50, 0.52, 0.53, 0.54, 0.56, 0.57], 3),
+    ([0.69, 0.60, 0.52, 0.49, float("nan"), float("nan"), float("nan"), float("nan")], 2),
+    ([0.70, 0.60, 0.61, 0.62, 0.55, 0.56, 0.57, 0.54, 0.58, 0.59, 0.60, 0.61, 0.62], 3),
+    ([0.90, 0.80, 0.70, 0.65, 0.62, 0.60, 0.59, 0.585], 1),
+    ([0.70, 0.60, 0.62, 0.59, 0.63, 0.64, 0.58, 0.65, 0.66, 0.67], 2),
+]
+
+
+@_checker("early_stopping_step")
+def check_early_stopping_step(fn: Callable[[torch.Tensor, torch.Tensor, int], int]) -> str:
+    """Check ``fn(val_loss, steps, patience)``: the step whose weights patience-based early stopping keeps."""
+    got, want = [], []
+    variants: dict[str, list[object]] = {}
+    wrong = [
+        ("index", lambda c, s, p: _early_stopping_reference(c, s, p)[0],
+         "that is the index of the best evaluation: return its training step, steps[index]"),
+        ("stop", lambda c, s, p: s[_early_stopping_reference(c, s, p)[1]],
+         "that is the step where training stops; early stopping keeps the weights of the best evaluation before it"),
+        ("loss", lambda c, s, p: _early_stopping_reference(c, s, p)[2],
+         "that is the best validation loss: return the step where it was reached"),
+        ("argmin", lambda c, s, p: s[min((v, i) for i, v in enumerate(c) if v == v)[1]],
+         "that is the minimum over the whole run: training stops once `patience` evaluations in a row bring no "
+         "improvement, so a later minimum is never seen"),
+        ("torch-argmin", lambda c, s, p: s[int(torch.tensor(c).argmin())],
+         "that is torch.argmin over the whole run: it returns a NaN (a diverged evaluation) as the minimum, and "
+         "training stops once `patience` evaluations in a row bring no improvement, so a later minimum is never seen"),
+        ("argmax", lambda c, s, p: s[int(torch.tensor(c).nan_to_num(-1.0).argmax())],
+         "that is the step of the *highest* validation loss: keep the lowest"),
+        ("late", lambda c, s, p: s[_early_stopping_reference(c, s, p, stop_after=p + 1)[0]],
+         "you wait one evaluation too long: stop after `patience` evaluations without improvement, not patience + 1"),
+        ("early", lambda c, s, p: s[_early_stopping_reference(c, s, p, stop_after=max(p - 1, 1))[0]],
+         "you stop one evaluation too early: wait for `patience` evaluations without improvement"),
+        ("ties", lambda c, s, p: s[_early_stopping_reference(c, s, p, tie_last=True)[0]],
+         "on a tie you moved to the later evaluation: only a strictly lower loss is an improvement"),
+        ("no-reset", lambda c, s, p: s[_early_stopping_reference(c, s, p, reset=False)[0]],
+         "reset the patience counter whenever the validation loss improves: it counts evaluations *in a row*"),
+        ("last", lambda c, s, p: s[-1], "that is the last evaluation: find the best one"),
+    ]
+    for curve, patience in _ES_CASES:
+        steps = [32 * i for i in range(len(curve))]
+        val = torch.tensor(curve)
+        out = _call(fn, val.clone(), torch.tensor(steps), patience,
+                    called_as=f"early_stopping_step(val_loss={[round(v, 3) for v in curve]}, steps=[0, 32, …], "
+                              f"patience={patience})")
+        if out is None:
+            _fail("early_stopping_step returned None: did you forget the `return` statement?")
+        if torch.is_tensor(out):
+            if out.numel() != 1:
+                _fail(f"return one step, got a tensor of shape {tuple(out.shape)}")
+            out = out.item()
+        got.append(out)
+        want.append(steps[_early_stopping_reference(curve, steps, patience)[0]])
+        for name, f, _ in wrong:
+            variants.setdefault(name, []).append(f(curve, steps, patience))
+    if got == want:
+        if not all(isinstance(g, int) or (isinstance(g, float) and g.is_integer()) for g in got):
+            _fail(f"return the step as an int, got {[type(g).__name__ for g in got]}")
+        return f"keeps steps {want} on six validation curves (a later minimum, ties, a diverged run, …)"
+    def same(a: list[object], b: list[object]) -> bool:
+        # float32 losses against Python floats: equal to float32 precision
+        return all(isinstance(x, numbers.Real) and isinstance(y, numbers.Real) and math.isclose(x, y, rel_tol=1e-6)
+                   for x, y in zip(a, b))
+
+    for name, _, hint in wrong:
+        if same(got, variants[name]):
+            _fail(f"early_stopping_step gave {got}, expected {want}: {hint}")
+    _fail(f"early_stopping_step gave {got}, expected {want}: keep the first evaluation with the lowest validation "
+          "loss seen before `patience` evaluations in a row bring no improvement (NaN is no improvement)")

@@ -2,42 +2,68 @@
 
 Public API
 ----------
-``SweepConfig(init="score_head", optimizer="adam", lr=1e-3, train_backbone=True, seed=0, reward_offset=0.0)``
+``SweepConfig(init="score_head", optimizer="adam", lr=1e-3, train_backbone=True, seed=0, reward_offset=0.0,
+weight_decay=0.0, schedule="constant", warmup_ratio=0.0)``
     One training run. ``init`` is a name from ``rmlib.INITIALISERS`` or a float (the std of a normal
-    head). ``optimizer`` is ``"adam"`` or ``"sgd"`` with torch.optim's defaults (Adam betas
-    (0.9, 0.999), eps 1e-8; SGD without momentum). ``train_backbone=False`` freezes the pretrained
-    backbone and trains the head only. ``seed`` fixes the head draw and the minibatch order, so runs
-    that share a seed share both (paired comparisons). ``reward_offset`` is a constant head bias added to
-    every reward (Bradley-Terry gives a bias exactly zero gradient, so it never moves). Bad values
-    raise at construction.
-``sweep_grid(inits, optimizers=("adam",), lrs=(1e-3,), train_backbone=(False, True), seeds=(0, 1, 2))``
-    The Cartesian product as a list of configs; ``lrs`` may be a dict {optimizer: learning rates}.
-``run_sweep(data, configs, steps=200, batch_size=64, progress=True, blowup=10.0, num_threads=1) -> SweepResult``
+    head). ``optimizer`` is ``"adam"``, ``"adamw"`` or ``"sgd"`` with torch.optim's defaults (betas
+    (0.9, 0.999), eps 1e-8; SGD without momentum). ``weight_decay`` is AdamW's decoupled decay
+    (``torch.optim.AdamW``), applied as the Hugging Face ``Trainer`` applies it: to weight matrices
+    and the head, not to biases. ``schedule="linear"`` is ``transformers.get_linear_schedule_with_warmup``
+    (the ``Trainer`` default, used by TRL's ``RewardTrainer``): the learning rate rises linearly over
+    the first ``ceil(warmup_ratio * steps)`` updates, then falls linearly to 0 at the last step;
+    ``"constant"`` keeps it fixed. ``train_backbone=False`` freezes the pretrained backbone and trains
+    the head only. ``seed`` fixes the head draw and the minibatch order, so runs that share a seed
+    share both (paired comparisons). ``reward_offset`` is a constant head bias added to every reward
+    (Bradley-Terry gives a bias exactly zero gradient, so it never moves). Bad values raise at
+    construction.
+``sweep_grid(inits, optimizers=("adam",), lrs=(1e-3,), train_backbone=(False, True), seeds=(0, 1, 2), **fixed)``
+    The Cartesian product as a list of configs; ``lrs`` may be a dict {optimizer: learning rates};
+    ``fixed`` sets the other fields (e.g. ``schedule="linear"``) for every config.
+``run_sweep(data, configs, steps=None, batch_size=64, progress=True, blowup=10.0, num_threads=1, *, epochs=None,
+eval_every=None, eval_pairs=512) -> SweepResult``
     Trains every configuration on ``data`` (a :class:`rmlib.data.PreferenceData`) in one batched
-    computation: weights of all runs are stacked along a leading run dimension, forward/backward are
-    batched matmuls, and Adam/SGD are applied to the stacked tensors exactly as torch.optim does.
-``run_sweep_loop(data, configs, ...same arguments...) -> SweepResult``
-    The reference: one ``nn.Module`` + ``torch.optim`` loop per configuration. Same maths: batched and
-    per-run matmuls round differently, so results agree to ~1e-4 relative (the benchmark's 84-run
-    sweep); a chaotic run (a large head at a high learning rate) can amplify that rounding over many
-    steps. Used by the tests and ``benchmarks/sweep_speed.py``.
+    computation. The length is ``steps`` updates or ``epochs`` passes over the training pairs
+    (``ceil(epochs · n_train / batch_size)`` steps); 200 steps if neither is given. With
+    ``eval_every=k`` the models are evaluated after every k updates (and at the start and the end)
+    on the first ``eval_pairs`` validation and test pairs, and the best step by validation loss is
+    kept for early stopping.
 ``SweepResult``
-    ``.configs`` (tuple of SweepConfig), ``.metrics`` {name: (runs,) tensor}, ``.curves``
-    {name: (runs, steps) tensor}, ``.mask(**where)``, ``.mean_std(metric, **where)``, ``.rows()``,
-    ``.summary(metrics, by)``; the trained weights ``.final_head`` (runs, d) and ``.final_backbone``
-    (stacked MLP weights), and ``.rewards(x)`` to score new inputs with every trained model.
+    ``.configs``, ``.metrics`` {name: (runs,)}, ``.curves`` {name: (runs, steps)}, ``.evals``
+    {name: (runs, evaluations)} at ``.eval_steps``, ``.mask(**where)``, ``.mean_std(metric, **where)``,
+    ``.summary(metrics, by)``, ``.rows()``; the trained weights ``.final_head`` (runs, d) and
+    ``.final_backbone`` (the backbone's parameters by name, stacked), and ``.rewards(x)``.
+
+How the engine works: the backbone is described once, by ``MLPBackbone.forward_with(params, x)`` (its
+parameters by their module names, any leading run dimension) and the head is a vector ``w``. All
+trained parameters of a run are one row of a flat (runs, P) tensor; one forward and one backward
+pass per step give every run's gradient, and Adam, AdamW and SGD are applied to the flat tensor
+exactly as torch.optim computes them. ``tests/test_engine.py`` checks it run by run against a plain
+``nn.Module`` + ``torch.optim`` loop (``rmlib/lab/_reference_loop.py``); ``benchmarks/sweep_speed.py``
+measures the speed-up.
 
 Metrics (one value per run; evaluation metrics are NaN for a diverged run):
     ``head_std`` init std of the head; ``w0_norm`` ‖w₀‖; ``initial_loss`` full training-set loss at
     step 0; ``grad_norm0`` ‖∂L/∂θ_backbone‖ at step 0 on the full training set (what would flow into
     the backbone, also reported for frozen runs); ``train_loss``, ``test_loss`` final BT loss;
     ``test_acc`` agreement with the sampled test labels; ``test_true_acc`` agreement with the true
-    reward's ordering; ``reward_std`` std of the final rewards over test answers (compare with
-    ``data.true_reward_std``); ``backbone_change`` ‖θ − θ₀‖/‖θ₀‖ over backbone parameters; ``cka``
-    linear CKA of final vs pretrained features on test answers; ``diverged`` (bool) and
-    ``diverge_step`` (−1 if not).
+    reward's ordering; ``reward_std`` / ``reward_mean`` std and mean of the final rewards over test
+    answers (compare with ``data.true_reward_std``); ``backbone_change`` ‖θ − θ₀‖/‖θ₀‖ over backbone
+    parameters; ``cka`` linear CKA of final vs pretrained features on test answers (blind to a
+    change of the features' scale or rotation, and so to how they move along any one direction);
+    ``diverged`` (bool) and ``diverge_step`` (−1 if not). With ``eval_every``: ``best_step`` (the
+    evaluation step with the lowest validation loss) and ``best_<metric>`` for every evaluation
+    metric above, computed with the weights of that step (early stopping).
 Curves (per step, on the minibatch, before the update): ``loss`` and ``reward_std``; NaN after a run
-diverged.
+diverged. Evaluation curves (``evals``, with ``eval_every``): ``{val,test}_{loss,acc,reward_std,reward_mean}``
+on the fixed evaluation subsets, ``head_cos`` cos(w, u) between the head and the true head, and
+``drift_corr`` the correlation over validation answers between wᵀ(h(x) − h₀(x)) — the part of the
+reward the backbone's own change contributes — and the true reward r*(x), and ``drift_std`` the std
+of that part over validation answers (0 for a frozen backbone).
+
+Statistics over runs (``mean_std``, ``summary``, :func:`over_runs`, and the plots in
+:mod:`rmlib.lab.plots`) follow one rule: a diverged run is left out (its metrics are NaN; a curve
+counts until its run diverged) and counted; the mean is over the runs left, the std is the sample
+std (n − 1), NaN when fewer than two runs are left.
 
 Divergence: a run diverges at step t when its minibatch loss is non-finite or exceeds
 ``blowup`` × max(initial loss, log 2) (``diverge_step = steps`` if only the last update overflowed).
@@ -47,29 +73,34 @@ continue.
 
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 from tqdm.auto import tqdm
 
-from rmlib.data import PreferenceData, RewardMLP
+from rmlib.data import PreferenceData, PreferenceSplit
 from rmlib.init import get_initialiser, layer_init
 from rmlib.losses import bradley_terry_loss, preference_accuracy
 from rmlib.seeding import make_generator
 
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "linear")
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
-_BACKBONE = ("W1", "b1", "W2", "b2")
+DEFAULT_STEPS = 200
+EVAL_METRICS = ("loss", "acc", "reward_std", "reward_mean")
 _EVAL_CHUNK = 16  # runs evaluated together: bounds memory at ~16 × 8192 × d floats
+
+
+def _real(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -82,6 +113,9 @@ class SweepConfig:
     train_backbone: bool = True
     seed: int = 0
     reward_offset: float = 0.0
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_ratio: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.init, str):
@@ -92,9 +126,7 @@ class SweepConfig:
             raise ValueError(f"init std must be finite and non-negative, got {self.init}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, numbers.Real):
-            raise TypeError(f"lr must be a real number, got {type(self.lr).__name__}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
+        if not (math.isfinite(_real("lr", self.lr)) and self.lr > 0):
             raise ValueError(f"lr must be finite and positive, got {self.lr}")
         if not isinstance(self.train_backbone, bool):
             raise TypeError(f"train_backbone must be a bool, got {type(self.train_backbone).__name__}")
@@ -103,6 +135,16 @@ class SweepConfig:
         if isinstance(self.reward_offset, bool) or not isinstance(self.reward_offset, numbers.Real) \
                 or not math.isfinite(self.reward_offset):
             raise ValueError(f"reward_offset must be a finite real number, got {self.reward_offset!r}")
+        if not (math.isfinite(_real("weight_decay", self.weight_decay)) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be finite and non-negative, got {self.weight_decay}")
+        if self.weight_decay > 0 and self.optimizer != "adamw":
+            raise ValueError(f"weight_decay is AdamW's decoupled decay: use optimizer='adamw', not {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
+        if not (0 <= _real("warmup_ratio", self.warmup_ratio) < 1):
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.warmup_ratio > 0 and self.schedule != "linear":
+            raise ValueError("warmup_ratio needs schedule='linear' (a constant schedule has no warm-up)")
 
     @property
     def init_label(self) -> str:
@@ -112,6 +154,19 @@ class SweepConfig:
         """Std of each head weight for hidden size ``d``."""
         return get_initialiser(self.init).std(d) if isinstance(self.init, str) else float(self.init)
 
+    def lr_factors(self, steps: int) -> torch.Tensor:
+        """The learning-rate multiplier of each of ``steps`` updates, shape (steps,), float64.
+
+        ``"linear"`` is ``transformers.get_linear_schedule_with_warmup`` with
+        ``num_warmup_steps = ceil(warmup_ratio · steps)`` (as ``TrainingArguments.get_warmup_steps``):
+        update t (from 0) uses t/W during the warm-up, then (steps − t)/(steps − W).
+        """
+        t = torch.arange(steps, dtype=torch.float64)
+        if self.schedule == "constant":
+            return torch.ones(steps, dtype=torch.float64)
+        warm = math.ceil(steps * self.warmup_ratio)
+        return torch.where(t < warm, t / max(1, warm), ((steps - t) / max(1, steps - warm)).clamp(min=0))
+
 
 def sweep_grid(
     inits: Iterable[str | float],
@@ -119,9 +174,17 @@ def sweep_grid(
     lrs: Iterable[float] | Mapping[str, Iterable[float]] = (1e-3,),
     train_backbone: Iterable[bool] = (False, True),
     seeds: Iterable[int] = (0, 1, 2),
+    **fixed: object,
 ) -> list[SweepConfig]:
-    """Every combination of the given values, as configs (seed varies fastest)."""
+    """Every combination of the given values, as configs (seed varies fastest).
+
+    ``fixed`` sets further SweepConfig fields to one value for every config (e.g. ``weight_decay=0.1``).
+    """
     optimizers, inits, seeds, train_backbone = list(optimizers), list(inits), list(seeds), list(train_backbone)
+    allowed = {f.name for f in fields(SweepConfig)} - {"init", "optimizer", "lr", "train_backbone", "seed"}
+    unknown = set(fixed) - allowed
+    if unknown:
+        raise ValueError(f"unknown config field(s) {sorted(unknown)}; fixed fields are {sorted(allowed)}")
     if isinstance(lrs, Mapping):
         missing = [o for o in optimizers if o not in lrs]
         if missing:
@@ -131,7 +194,7 @@ def sweep_grid(
         lr_list = list(lrs)
         lr_of = {o: lr_list for o in optimizers}
     configs = [
-        SweepConfig(init=i, optimizer=o, lr=lr, train_backbone=tb, seed=s)
+        SweepConfig(init=i, optimizer=o, lr=lr, train_backbone=tb, seed=s, **fixed)
         for i in inits for o in optimizers for lr in lr_of[o] for tb in train_backbone for s in seeds
     ]
     if not configs:
@@ -146,8 +209,8 @@ def head_weight(config: SweepConfig, d: int) -> torch.Tensor:
     head does not depend on anything else in the sweep.
     """
     # A bare module holding a (1, d) weight: nn.Linear's own init would draw from the global generator.
-    layer = nn.Module()
-    layer.weight = nn.Parameter(torch.empty(1, d))
+    layer = torch.nn.Module()
+    layer.weight = torch.nn.Parameter(torch.empty(1, d))
     gen = make_generator(2 * config.seed)
     if isinstance(config.init, str):
         get_initialiser(config.init).apply(layer, generator=gen)
@@ -170,9 +233,38 @@ def minibatch_indices(seed: int, steps: int, batch_size: int, n: int) -> torch.T
     return order[: steps * batch_size].view(steps, batch_size)
 
 
+def training_steps(n_train: int, batch_size: int, steps: int | None = None, epochs: float | None = None) -> int:
+    """Number of updates for ``steps`` or ``epochs`` (``ceil(epochs · n_train / batch_size)``); 200 if neither."""
+    if steps is not None and epochs is not None:
+        raise ValueError("give the training length as steps or as epochs, not both")
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Real) or not (math.isfinite(epochs) and epochs > 0):
+            raise ValueError(f"epochs must be a finite positive number, got {epochs!r}")
+        return max(1, math.ceil(epochs * n_train / batch_size - 1e-9))
+    steps = DEFAULT_STEPS if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps <= 0:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    return int(steps)
+
+
+def over_runs(values: torch.Tensor, dim: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean, sample std and count over runs along ``dim``, leaving out NaN entries (diverged runs).
+
+    The course's one rule for statistics over seeds: NaN entries are excluded and counted out; the
+    std is the sample std (n − 1) and NaN when fewer than two runs are left, the mean NaN when none is.
+    """
+    v = values.double()
+    ok = ~torch.isnan(v)
+    n = ok.sum(dim)
+    mean = torch.where(ok, v, 0.0).sum(dim) / n  # NaN where n == 0
+    dev = torch.where(ok, v - mean.unsqueeze(dim), 0.0).pow(2).sum(dim)
+    std = torch.where(n > 1, (dev / (n - 1).clamp(min=1)).sqrt(), float("nan"))
+    return mean, std, n
+
+
 @dataclass
 class SweepResult:
-    """Per-run metrics and curves of a sweep (see the module docstring for the names)."""
+    """Per-run metrics and curves of a sweep (see the module docstring for the names and the statistics rule)."""
 
     configs: tuple[SweepConfig, ...]
     metrics: dict[str, torch.Tensor]
@@ -180,7 +272,12 @@ class SweepResult:
     true_reward_std: float
     seconds: float = field(default=float("nan"))
     final_head: torch.Tensor | None = field(default=None, repr=False)  # (runs, d) trained head weights
-    final_backbone: dict[str, torch.Tensor] | None = field(default=None, repr=False)  # stacked MLP weights
+    final_backbone: dict[str, torch.Tensor] | None = field(default=None, repr=False)  # stacked, by name
+    evals: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # (runs, evaluations)
+    eval_steps: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    steps: int = 0
+    forward_with: Callable[[Mapping[str, torch.Tensor], torch.Tensor], torch.Tensor] | None = field(
+        default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -191,14 +288,15 @@ class SweepResult:
         Uses each run's final backbone and head plus its ``reward_offset``; NaN for diverged runs.
         Lets a lesson use the trained reward models downstream (e.g. to score candidate responses).
         """
-        if self.final_head is None or self.final_backbone is None:
+        if self.final_head is None or self.final_backbone is None or self.forward_with is None:
             raise ValueError("this SweepResult holds no trained weights")
-        if not torch.is_tensor(x) or x.dim() != 2 or x.shape[1] != self.final_backbone["W1"].shape[2]:
-            raise ValueError(f"x must have shape (n, {self.final_backbone['W1'].shape[2]}), "
+        in_dim = next(v for k, v in self.final_backbone.items() if k.endswith("weight")).shape[2]
+        if not torch.is_tensor(x) or x.dim() != 2 or x.shape[1] != in_dim:
+            raise ValueError(f"x must have shape (n, {in_dim}), "
                              f"got {tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
         offset = torch.tensor([float(c.reward_offset) for c in self.configs])
         with torch.no_grad():
-            h = _mlp(self.final_backbone, x.expand(len(self.configs), -1, -1))
+            h = self.forward_with(self.final_backbone, x.expand(len(self.configs), -1, -1))
             r = _rewards(h, self.final_head, offset)
         return torch.where(self.metrics["diverged"].unsqueeze(1), float("nan"), r)
 
@@ -217,15 +315,16 @@ class SweepResult:
             keep &= torch.tensor([getattr(c, key) in allowed for c in self.configs], dtype=torch.bool)
         return keep
 
-    def mean_std(self, metric: str, **where: object) -> tuple[float, float]:
-        """Mean and std over the non-diverged runs selected by ``where`` (as :meth:`mask`).
-
-        NaN when no run (mean) or fewer than two runs (std) are left.
-        """
+    def _values(self, metric: str) -> torch.Tensor:
         if metric not in self.metrics:
             raise KeyError(f"unknown metric {metric!r}; choose from {sorted(self.metrics)}")
-        v = self.metrics[metric][self.mask(**where) & ~self.metrics["diverged"]].double()
-        return (v.mean().item() if len(v) else float("nan"), v.std().item() if len(v) > 1 else float("nan"))
+        # The rule: diverged runs are left out of every statistic, including metrics known before training.
+        return torch.where(self.metrics["diverged"], float("nan"), self.metrics[metric].double())
+
+    def mean_std(self, metric: str, **where: object) -> tuple[float, float]:
+        """Mean and std over the selected runs (as :meth:`mask`), by the rule in the module docstring."""
+        mean, std, _ = over_runs(self._values(metric)[self.mask(**where)])
+        return mean.item(), std.item()
 
     def rows(self) -> list[dict[str, object]]:
         """One dict per run: its config fields followed by its metrics (plain Python numbers)."""
@@ -241,10 +340,10 @@ class SweepResult:
         metrics: Sequence[str],
         by: Sequence[str] = ("init", "optimizer", "lr", "train_backbone"),
     ) -> list[dict[str, object]]:
-        """Mean and std over seeds (non-diverged runs) of each metric, per group of ``by`` fields.
+        """Mean and std over seeds of each metric, per group of ``by`` fields (the statistics rule).
 
-        Each row has the group's fields, ``n`` runs, ``diverged`` count, and ``<metric>_mean`` /
-        ``<metric>_std`` (NaN when fewer than 1 / 2 runs survived).
+        Each row has the group's fields, ``n`` runs, ``diverged`` count (left out), and
+        ``<metric>_mean`` / ``<metric>_std``.
         """
         unknown = [m for m in metrics if m not in self.metrics]
         if unknown:
@@ -255,31 +354,52 @@ class SweepResult:
         out = []
         for key, idx in groups.items():
             ix = torch.tensor(idx)
-            ok = ix[~self.metrics["diverged"][ix]]
             row: dict[str, object] = dict(zip(by, key))
-            row["n"], row["diverged"] = len(idx), len(idx) - len(ok)
+            row["n"], row["diverged"] = len(idx), int(self.metrics["diverged"][ix].sum())
             for m in metrics:
-                v = self.metrics[m][ok].double()
-                row[f"{m}_mean"] = v.mean().item() if len(v) else float("nan")
-                row[f"{m}_std"] = v.std().item() if len(v) > 1 else float("nan")
+                mean, std, _ = over_runs(self._values(m)[ix])
+                row[f"{m}_mean"], row[f"{m}_std"] = mean.item(), std.item()
             out.append(row)
         return out
 
 
 # ---------------------------------------------------------------------------------------------
-# Stacked maths: every tensor has a leading run dimension R.
+# The model, described once: the backbone's forward_with + a head vector. A run's trained
+# parameters are one row of a flat (R, P) tensor: the head first, then the backbone's parameters.
 
 
-def _stack_backbone(data: PreferenceData, runs: int) -> dict[str, torch.Tensor]:
-    bb = data.backbone
-    src = {"W1": bb.fc1.weight, "b1": bb.fc1.bias, "W2": bb.fc2.weight, "b2": bb.fc2.bias}
-    return {k: v.detach().unsqueeze(0).repeat(runs, *([1] * v.dim())) for k, v in src.items()}
+class _Model:
+    def __init__(self, data: PreferenceData, train_backbone: bool) -> None:
+        self.forward_with = type(data.backbone).forward_with
+        self.d = data.hidden_size
+        self.pretrained = {k: v.detach() for k, v in data.backbone.named_parameters()}
+        self.names = list(self.pretrained) if train_backbone else []
+        self.shapes = [self.pretrained[k].shape for k in self.names]
+        sizes = [self.d] + [self.pretrained[k].numel() for k in self.names]
+        self.bounds = torch.tensor([0, *sizes]).cumsum(0).tolist()
+        # Hugging Face's Trainer decays every weight but no bias (nor LayerNorm): the head and weight matrices.
+        self.decay = torch.cat([torch.ones(self.d)] + [torch.full((self.pretrained[k].numel(),),
+                               0.0 if k.endswith("bias") else 1.0) for k in self.names])
 
+    @property
+    def size(self) -> int:
+        return self.bounds[-1]
 
-def _mlp(p: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Stacked MLPBackbone: x (R, N, in) → h (R, N, d), the same ops as MLPBackbone per run."""
-    h = F.gelu(torch.baddbmm(p["b1"].unsqueeze(1), x, p["W1"].transpose(1, 2)))
-    return torch.baddbmm(p["b2"].unsqueeze(1), h, p["W2"].transpose(1, 2))
+    def flat(self, w: torch.Tensor) -> torch.Tensor:
+        """(R, P) start: the heads w (R, d) and, if trained, copies of the pretrained backbone."""
+        parts = [w] + [self.pretrained[k].reshape(1, -1).expand(len(w), -1) for k in self.names]
+        return torch.cat(parts, 1).contiguous()
+
+    def head(self, flat: torch.Tensor) -> torch.Tensor:
+        return flat[:, : self.d]
+
+    def backbone(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: flat[:, a:b].view(len(flat), *s)
+                for k, s, a, b in zip(self.names, self.shapes, self.bounds[1:], self.bounds[2:])}
+
+    def features(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """x (R, N, in) inputs if the backbone trains, else (R, N, d) or (N, d) pretrained features."""
+        return self.forward_with(self.backbone(flat), x) if self.names else x
 
 
 def _rewards(h: torch.Tensor, w: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
@@ -289,21 +409,33 @@ def _rewards(h: torch.Tensor, w: torch.Tensor, offset: torch.Tensor) -> torch.Te
     return torch.bmm(h, w.unsqueeze(2)).squeeze(2) + offset.unsqueeze(1)
 
 
+def _stack(params: Mapping[str, torch.Tensor], runs: int) -> dict[str, torch.Tensor]:
+    return {k: v.detach().unsqueeze(0).expand(runs, *v.shape) for k, v in params.items()}
+
+
 def _pretrained_features(data: PreferenceData, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return data.backbone(x)
 
 
+def _answers(split: PreferenceSplit, pairs: int | None = None) -> torch.Tensor:
+    """Inputs of the first ``pairs`` pairs: chosen answers, then their rejected partners."""
+    k = len(split) if pairs is None else min(pairs, len(split))
+    return torch.cat([split.x_chosen[:k], split.x_rejected[:k]])
+
+
 def _initial_loss_and_grad(data: PreferenceData, w0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Full-training-set BT loss at step 0 and ‖∂L/∂θ_backbone‖ at the pretrained θ, per head in w0."""
-    x = torch.cat([data.train.x_chosen, data.train.x_rejected])
+    x = _answers(data.train)
     n = len(data.train)
+    forward = type(data.backbone).forward_with
+    pretrained = dict(data.backbone.named_parameters())
     losses, norms = [], []
     for w in w0.split(_EVAL_CHUNK):
-        p = {k: v.requires_grad_(True) for k, v in _stack_backbone(data, len(w)).items()}
-        r = _rewards(_mlp(p, x.expand(len(w), -1, -1)), w, torch.zeros(len(w)))
+        p = {k: v.clone().requires_grad_(True) for k, v in _stack(pretrained, len(w)).items()}
+        r = _rewards(forward(p, x.expand(len(w), -1, -1)), w, torch.zeros(len(w)))
         loss = bradley_terry_loss(r[:, :n], r[:, n:], reduction="none").mean(1)
-        grads = torch.autograd.grad(loss.sum(), [p[k] for k in _BACKBONE])
+        grads = torch.autograd.grad(loss.sum(), list(p.values()))
         losses.append(loss.detach())
         norms.append(torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt())
     return torch.cat(losses), torch.cat(norms)
@@ -313,7 +445,8 @@ def _linear_cka(h0: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """Linear CKA (Kornblith et al. 2019) of features h0 (N, d) with each run's h (R, N, d).
 
     CKA = ‖AᵀB‖²_F / (‖AᵀA‖_F ‖BᵀB‖_F) for column-centred A, B: 1 for features equal up to a rotation
-    and scale, lower as they drift apart.
+    and scale, lower as they drift apart. Being invariant to rotation and scale, it cannot see the
+    features stretch along one direction (such as the head's) if the others keep their share.
     """
     a = h0 - h0.mean(0)
     b = h - h.mean(1, keepdim=True)
@@ -321,6 +454,13 @@ def _linear_cka(h0: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     self_a = (a.T @ a).pow(2).sum().sqrt()
     self_b = (b.transpose(1, 2) @ b).pow(2).sum((1, 2)).sqrt()
     return cross / (self_a * self_b)
+
+
+def _split_stats(r: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
+    """BT loss, accuracy, reward std and mean of rewards r (R, 2n): chosen answers then rejected ones."""
+    rc, rr = r[:, :n], r[:, n:]
+    return {"loss": bradley_terry_loss(rc, rr, reduction="none").mean(1), "acc": preference_accuracy(rc, rr, dim=1),
+            "reward_std": r.std(1), "reward_mean": r.mean(1)}
 
 
 def _evaluate(
@@ -332,17 +472,15 @@ def _evaluate(
     """Final metrics of R runs; ``backbone=None`` means every run kept the pretrained backbone."""
     tr, te = data.train, data.test
     n_tr, n_te = len(tr), len(te)
-    x_tr = torch.cat([tr.x_chosen, tr.x_rejected])
-    x_te = torch.cat([te.x_chosen, te.x_rejected])
+    x_tr, x_te = _answers(tr), _answers(te)
     h0_tr, h0_te = _pretrained_features(data, x_tr), _pretrained_features(data, x_te)
+    forward = type(data.backbone).forward_with
     # Orient each test pair by the true reward so accuracy against it is plain accuracy.
     sign = torch.sign(te.r_chosen - te.r_rejected)
-    out: dict[str, list[torch.Tensor]] = {k: [] for k in
-                                          ("train_loss", "test_loss", "test_acc", "test_true_acc", "reward_std",
-                                           "backbone_change", "cka")}
+    out: dict[str, list[torch.Tensor]] = {}
     if backbone is not None:
-        ref = _stack_backbone(data, 1)
-        ref_norm = torch.stack([ref[k].pow(2).sum() for k in _BACKBONE]).sum().sqrt()
+        ref = {k: v.detach() for k, v in data.backbone.named_parameters()}
+        ref_norm = torch.stack([v.pow(2).sum() for v in ref.values()]).sum().sqrt()
     with torch.no_grad():
         for start in range(0, len(w), _EVAL_CHUNK):
             sl = slice(start, start + _EVAL_CHUNK)
@@ -353,25 +491,64 @@ def _evaluate(
                 cka = torch.ones(len(wc))
             else:
                 p = {k: v[sl] for k, v in backbone.items()}
-                h_tr = _mlp(p, x_tr.expand(len(wc), -1, -1))
-                h_te = _mlp(p, x_te.expand(len(wc), -1, -1))
-                change = torch.stack([(p[k] - ref[k]).flatten(1).pow(2).sum(1) for k in _BACKBONE]).sum(0).sqrt()
-                change = change / ref_norm
+                h_tr = forward(p, x_tr.expand(len(wc), -1, -1))
+                h_te = forward(p, x_te.expand(len(wc), -1, -1))
+                change = torch.stack([(p[k] - ref[k]).flatten(1).pow(2).sum(1) for k in ref]).sum(0).sqrt() / ref_norm
                 cka = _linear_cka(h0_te, h_te)
             r_tr, r_te = _rewards(h_tr, wc, oc), _rewards(h_te, wc, oc)
+            test = _split_stats(r_te, n_te)
             rc, rr = r_te[:, :n_te], r_te[:, n_te:]
-            out["train_loss"].append(bradley_terry_loss(r_tr[:, :n_tr], r_tr[:, n_tr:], reduction="none").mean(1))
-            out["test_loss"].append(bradley_terry_loss(rc, rr, reduction="none").mean(1))
-            out["test_acc"].append(preference_accuracy(rc, rr, dim=1))
-            out["test_true_acc"].append(preference_accuracy(rc * sign, rr * sign, dim=1))
-            out["reward_std"].append(r_te.std(1))
-            out["backbone_change"].append(change)
-            out["cka"].append(cka)
+            part = {
+                "train_loss": bradley_terry_loss(r_tr[:, :n_tr], r_tr[:, n_tr:], reduction="none").mean(1),
+                "test_loss": test["loss"], "test_acc": test["acc"],
+                "test_true_acc": preference_accuracy(rc * sign, rr * sign, dim=1),
+                "reward_std": test["reward_std"], "reward_mean": test["reward_mean"],
+                "backbone_change": change, "cka": cka,
+            }
+            for k, v in part.items():
+                out.setdefault(k, []).append(v)
     return {k: torch.cat(v) for k, v in out.items()}
 
 
-def _check_run_args(data: PreferenceData, configs: Sequence[SweepConfig], steps: int, batch_size: int,
-                    blowup: float) -> list[SweepConfig]:
+class _Evaluator:
+    """Held-out curves during training, on fixed subsets of the validation and test pairs."""
+
+    def __init__(self, data: PreferenceData, pairs: int | None) -> None:
+        if data.val is None:
+            raise ValueError("eval_every needs a validation split: build the data with make_preference_data")
+        self.splits = {"val": data.val, "test": data.test}
+        self.n = {k: min(len(s), pairs or len(s)) for k, s in self.splits.items()}
+        self.x = {k: _answers(s, self.n[k]) for k, s in self.splits.items()}
+        self.h0 = {k: _pretrained_features(data, x) for k, x in self.x.items()}
+        self.true_val = self.h0["val"] @ data.true_head
+        self.u = data.true_head
+
+    def __call__(self, model: _Model, flat: torch.Tensor, offset: torch.Tensor) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        w = model.head(flat)
+        with torch.no_grad():
+            for k, x in self.x.items():
+                h = model.features(flat, x.expand(len(flat), -1, -1)) if model.names else self.h0[k]
+                for m, v in _split_stats(_rewards(h, w, offset), self.n[k]).items():
+                    out[f"{k}_{m}"] = v
+                if k == "val":
+                    drift = _rewards(h - self.h0[k], w, torch.zeros(len(w))) if model.names \
+                        else torch.zeros(len(w), len(x))
+                    out["drift_corr"] = _corr(drift, self.true_val)
+                    out["drift_std"] = drift.std(1)
+            out["head_cos"] = (w @ self.u) / (w.norm(dim=1) * self.u.norm())
+        return out
+
+
+def _corr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of each row of a (R, N) with b (N,); NaN for a constant row."""
+    a = a - a.mean(1, keepdim=True)
+    b = b - b.mean()
+    return (a @ b) / (a.norm(dim=1) * b.norm())
+
+
+def _check_run_args(data: PreferenceData, configs: Sequence[SweepConfig], batch_size: int, blowup: float,
+                    eval_every: int | None, eval_pairs: int | None) -> list[SweepConfig]:
     if not isinstance(data, PreferenceData):
         raise TypeError(f"data must be a PreferenceData (see make_preference_data), got {type(data).__name__}")
     configs = list(configs)
@@ -380,13 +557,15 @@ def _check_run_args(data: PreferenceData, configs: Sequence[SweepConfig], steps:
     bad = [type(c).__name__ for c in configs if not isinstance(c, SweepConfig)]
     if bad:
         raise TypeError(f"configs must all be SweepConfig, got {sorted(set(bad))}")
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if batch_size > len(data.train):
         raise ValueError(f"batch_size {batch_size} exceeds the {len(data.train)} training pairs")
     if not (isinstance(blowup, numbers.Real) and blowup > 1):
         raise ValueError(f"blowup must be a number > 1, got {blowup!r}")
+    for name, value in (("eval_every", eval_every), ("eval_pairs", eval_pairs)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0):
+            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
     return configs
 
 
@@ -409,6 +588,13 @@ def _start(data: PreferenceData, configs: Sequence[SweepConfig]) -> dict[str, to
     }
 
 
+def eval_points(steps: int, eval_every: int | None) -> list[int]:
+    """The steps (number of updates done) at which the models are evaluated: 0, k, 2k, …, and ``steps``."""
+    if eval_every is None:
+        return []
+    return sorted(set(range(0, steps + 1, eval_every)) | {steps})
+
+
 def _train_group(
     data: PreferenceData,
     configs: Sequence[SweepConfig],
@@ -417,125 +603,104 @@ def _train_group(
     steps: int,
     batch_size: int,
     blowup: float,
+    evaluator: _Evaluator | None,
+    points: list[int],
     bar: tqdm,
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
-    """Train R runs that share ``train_backbone`` and ``optimizer``.
+) -> dict[str, object]:
+    """Train R runs that share ``train_backbone`` and SGD-or-Adam(W).
 
-    Returns final parameters (``"w"`` and, if the backbone trains, ``W1``…``b2``), curves and
-    diverge_step. A run that diverges is dropped from the stack, so it is frozen and costs nothing.
+    A run that diverges is dropped from the stack, so it is frozen and costs nothing.
     """
     runs = len(configs)
-    train_backbone, adam = configs[0].train_backbone, configs[0].optimizer == "adam"
+    model = _Model(data, configs[0].train_backbone)
+    adam = configs[0].optimizer != "sgd"
     tr = data.train
     n = len(tr)
-    lr = torch.tensor([c.lr for c in configs], dtype=torch.float64)
+    lr = torch.stack([c.lr * c.lr_factors(steps) for c in configs])  # (R, steps) float64
+    wd = torch.tensor([c.weight_decay for c in configs], dtype=torch.float64)
     offset = torch.tensor([float(c.reward_offset) for c in configs])
     batches = {s: minibatch_indices(s, steps, batch_size, n) for s in sorted({c.seed for c in configs})}
     idx = torch.stack([batches[c.seed] for c in configs])  # (R, steps, B)
     threshold = blowup * initial_loss.clamp(min=math.log(2))
+    x_train = _answers(tr)
+    # A frozen backbone's features never change: compute them once, look them up per batch.
+    source = x_train if model.names else _pretrained_features(data, x_train)
 
-    params = {"w": w0.clone()}
-    if train_backbone:
-        params.update(_stack_backbone(data, runs))
-        source = torch.cat([tr.x_chosen, tr.x_rejected])
-    else:
-        # A frozen backbone's features never change: compute them once, look them up per batch.
-        source = _pretrained_features(data, torch.cat([tr.x_chosen, tr.x_rejected]))
-    final = {k: v.clone() for k, v in params.items()}
-    exp_avg = {k: torch.zeros_like(v) for k, v in params.items()} if adam else {}
-    exp_avg_sq = {k: torch.zeros_like(v) for k, v in params.items()} if adam else {}
+    flat = model.flat(w0)
+    final = flat.clone()
+    best = flat.clone()
+    best_val = torch.full((runs,), float("inf"))
+    best_step = torch.zeros(runs, dtype=torch.long)
+    exp_avg = torch.zeros_like(flat) if adam else None
+    exp_avg_sq = torch.zeros_like(flat) if adam else None
     active = torch.arange(runs)  # original positions of the runs still in the stack
     diverge_step = torch.full((runs,), -1, dtype=torch.long)
-    loss_curve = torch.full((runs, steps), float("nan"))
-    std_curve = torch.full((runs, steps), float("nan"))
+    curves = {k: torch.full((runs, steps), float("nan")) for k in ("loss", "reward_std")}
+    evals: dict[str, torch.Tensor] = {}
     beta1, beta2 = ADAM_BETAS
 
-    def per_run(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return v.view(-1, *([1] * (like.dim() - 1)))
+    def evaluate(t: int) -> None:
+        e = evaluator(model, flat, offset)
+        j = points.index(t)
+        for k, v in e.items():
+            evals.setdefault(k, torch.full((runs, len(points)), float("nan")))[active, j] = v
+        better = e["val_loss"] < best_val[active]
+        pos = active[better]
+        best_val[pos], best_step[pos], best[pos] = e["val_loss"][better], t, flat[better]
 
     for t in range(steps):
         bar.update(1)
         if not len(active):
             continue
+        if evaluator is not None and t in points:
+            evaluate(t)
         b = idx[:, t]
         pair_idx = torch.cat([b, b + n], 1)  # chosen rows, then their rejected partners
         # index_select + view: the same gather as source[pair_idx], ~5x faster on CPU.
         batch = source.index_select(0, pair_idx.flatten()).view(len(active), 2 * batch_size, -1)
-        for v in params.values():
-            v.requires_grad_(True)
-        h = _mlp(params, batch) if train_backbone else batch
-        r = _rewards(h, params["w"], offset)
+        flat.requires_grad_(True)
+        r = _rewards(model.features(flat, batch), model.head(flat), offset)
         loss = bradley_terry_loss(r[:, :batch_size], r[:, batch_size:], reduction="none").mean(1)
-        grads = torch.autograd.grad(loss.sum(), list(params.values()))
+        (grad,) = torch.autograd.grad(loss.sum(), flat)
         with torch.no_grad():
-            params = {k: v.detach() for k, v in params.items()}
+            flat = flat.detach()
             loss = loss.detach()
-            loss_curve[active, t] = loss
-            std_curve[active, t] = r.detach().std(1)
+            curves["loss"][active, t] = loss
+            curves["reward_std"][active, t] = r.detach().std(1)
             bad = ~torch.isfinite(loss) | (loss > threshold)
             if bad.any():
                 # Keep the last parameters of diverged runs and drop them from the stack.
                 gone, keep = active[bad], ~bad
                 diverge_step[gone] = t
-                for k, v in params.items():
-                    final[k][gone] = v[bad]
-                active, idx, lr, offset, threshold = active[keep], idx[keep], lr[keep], offset[keep], threshold[keep]
-                params = {k: v[keep] for k, v in params.items()}
-                grads = [g[keep] for g in grads]
-                exp_avg = {k: v[keep] for k, v in exp_avg.items()}
-                exp_avg_sq = {k: v[keep] for k, v in exp_avg_sq.items()}
+                final[gone] = flat[bad]
+                active, idx, lr, wd, offset, threshold = (
+                    active[keep], idx[keep], lr[keep], wd[keep], offset[keep], threshold[keep])
+                flat, grad = flat[keep], grad[keep]
+                if adam:
+                    exp_avg, exp_avg_sq = exp_avg[keep], exp_avg_sq[keep]
                 if not len(active):
                     continue
-            # Adam and SGD exactly as torch.optim computes them (single-tensor path), per run's lr.
+            lr_t = lr[:, t : t + 1]  # (R, 1) this step's scheduled learning rate, float64
+            # Adam(W) and SGD exactly as torch.optim computes them (single-tensor path), per run.
             if adam:
+                if wd.any():  # AdamW: param.mul_(1 - lr * weight_decay) before the Adam step
+                    flat.mul_((1 - lr_t * wd.unsqueeze(1) * model.decay).float())
                 step = t + 1
-                step_size = (lr / (1 - beta1**step)).float()
-                bc2_sqrt = (1 - beta2**step) ** 0.5
-                for (k, p), g in zip(params.items(), grads):
-                    exp_avg[k].lerp_(g, 1 - beta1)
-                    exp_avg_sq[k].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                    denom = (exp_avg_sq[k].sqrt() / bc2_sqrt).add_(ADAM_EPS)
-                    p.add_(per_run(-step_size, p) * (exp_avg[k] / denom))
+                exp_avg.lerp_(grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                step_size = (lr_t / (1 - beta1**step)).float()
+                denom = (exp_avg_sq.sqrt() / (1 - beta2**step) ** 0.5).add_(ADAM_EPS)
+                flat.add_(-step_size * (exp_avg / denom))
             else:
-                for p, g in zip(params.values(), grads):
-                    p.add_(per_run(-lr.float(), p) * g)
-    for k, v in params.items():
-        final[k][active] = v.detach()
+                flat.add_(-lr_t.float() * grad)
+    if evaluator is not None and len(active):
+        evaluate(steps)
+    final[active] = flat
     # An update in the last step can still overflow; later steps would have caught it via the loss.
-    finite = torch.stack([torch.isfinite(v).flatten(1).all(1) for v in final.values()]).all(0)
+    finite = torch.isfinite(final).all(1)
     diverge_step[~finite & (diverge_step < 0)] = steps
-    return final, {"loss": loss_curve, "reward_std": std_curve}, diverge_step
-
-
-def _assemble(
-    data: PreferenceData,
-    configs: list[SweepConfig],
-    start: dict[str, torch.Tensor],
-    final_w: torch.Tensor,
-    final_backbone: dict[str, torch.Tensor],
-    joint: torch.Tensor,
-    curves: dict[str, torch.Tensor],
-    diverge_step: torch.Tensor,
-    seconds: float,
-) -> SweepResult:
-    """Evaluate final parameters and pack everything into a SweepResult (shared by both engines)."""
-    runs = len(configs)
-    offset = torch.tensor([float(c.reward_offset) for c in configs])
-    metrics = {k: start[k] for k in ("head_std", "w0_norm", "initial_loss", "grad_norm0")}
-    evals: dict[str, torch.Tensor] = {}
-    for mask, trained in ((~joint, False), (joint, True)):
-        if mask.any():
-            bb = {k: v[mask] for k, v in final_backbone.items()} if trained else None
-            part = _evaluate(data, bb, final_w[mask], offset[mask])
-            for k, v in part.items():
-                evals.setdefault(k, torch.full((runs,), float("nan")))[mask] = v
-    diverged = diverge_step >= 0
-    for k, v in evals.items():
-        metrics[k] = torch.where(diverged, float("nan"), v)
-    metrics["diverged"] = diverged
-    metrics["diverge_step"] = diverge_step
-    return SweepResult(tuple(configs), metrics, curves, data.true_reward_std, seconds,
-                       final_head=final_w.clone(), final_backbone={k: v.clone() for k, v in final_backbone.items()})
+    return {"final": final, "best": best, "best_step": best_step, "curves": curves, "evals": evals,
+            "diverge_step": diverge_step, "model": model}
 
 
 @contextmanager
@@ -557,11 +722,15 @@ def _intra_op_threads(num_threads: int | None) -> Iterator[None]:
 def run_sweep(
     data: PreferenceData,
     configs: Sequence[SweepConfig],
-    steps: int = 200,
+    steps: int | None = None,
     batch_size: int = 64,
     progress: bool = True,
     blowup: float = 10.0,
     num_threads: int | None = 1,
+    *,
+    epochs: float | None = None,
+    eval_every: int | None = None,
+    eval_pairs: int | None = 512,
 ) -> SweepResult:
     """Train every config on ``data`` in one batched computation (see the module docstring).
 
@@ -570,108 +739,100 @@ def run_sweep(
     processes, two spinning OpenMP threads made lesson 05 take 58 s instead of 17 s, while on an idle
     machine two threads gain only ~1.4x.
     """
-    configs = _check_run_args(data, configs, steps, batch_size, blowup)
+    configs = _check_run_args(data, configs, batch_size, blowup, eval_every, eval_pairs)
+    steps = training_steps(len(data.train), batch_size, steps, epochs)
     with _intra_op_threads(num_threads):
-        return _run_batched(data, configs, steps, batch_size, progress, blowup)
+        return _run_batched(data, configs, steps, batch_size, progress, blowup, eval_every, eval_pairs)
 
 
 def _run_batched(data: PreferenceData, configs: list[SweepConfig], steps: int, batch_size: int, progress: bool,
-                 blowup: float) -> SweepResult:
+                 blowup: float, eval_every: int | None, eval_pairs: int | None) -> SweepResult:
     t0 = time.perf_counter()
     runs, d = len(configs), data.hidden_size
     start = _start(data, configs)
-    joint = torch.tensor([c.train_backbone for c in configs])
-    final_w = torch.empty(runs, d)
-    final_backbone = {k: v.repeat(runs, *([1] * (v.dim() - 1))) for k, v in _stack_backbone(data, 1).items()}
+    points = eval_points(steps, eval_every)
+    evaluator = _Evaluator(data, eval_pairs) if points else None
+    pretrained = dict(data.backbone.named_parameters())
+    out = {"final": {k: v.clone() for k, v in _stack(pretrained, runs).items()},
+           "best": {k: v.clone() for k, v in _stack(pretrained, runs).items()}}
+    heads = {"final": torch.empty(runs, d), "best": torch.empty(runs, d)}
     curves = {k: torch.empty(runs, steps) for k in ("loss", "reward_std")}
+    evals: dict[str, torch.Tensor] = {}
     diverge_step = torch.empty(runs, dtype=torch.long)
-    kinds = sorted({(c.train_backbone, c.optimizer) for c in configs})
+    best_step = torch.zeros(runs, dtype=torch.long)
+    kinds = sorted({(c.train_backbone, c.optimizer == "sgd") for c in configs})
     with tqdm(total=steps * len(kinds), desc=f"sweep of {runs} runs", disable=not progress) as bar:
         for kind in kinds:
-            ix = torch.tensor([i for i, c in enumerate(configs) if (c.train_backbone, c.optimizer) == kind])
-            params, group_curves, group_div = _train_group(
-                data, [configs[i] for i in ix], start["w0"][ix], start["initial_loss"][ix],
-                steps, batch_size, blowup, bar,
-            )
-            final_w[ix] = params["w"]
-            for k in _BACKBONE:
-                if k in params:
-                    final_backbone[k][ix] = params[k]
-            for k, v in group_curves.items():
+            ix = torch.tensor([i for i, c in enumerate(configs) if (c.train_backbone, c.optimizer == "sgd") == kind])
+            g = _train_group(data, [configs[i] for i in ix], start["w0"][ix], start["initial_loss"][ix],
+                             steps, batch_size, blowup, evaluator, points, bar)
+            model = g["model"]
+            for which in ("final", "best"):
+                heads[which][ix] = model.head(g[which])
+                for k, v in model.backbone(g[which]).items():
+                    out[which][k][ix] = v
+            for k, v in g["curves"].items():
                 curves[k][ix] = v
-            diverge_step[ix] = group_div
-    return _assemble(data, configs, start, final_w, final_backbone, joint, curves, diverge_step,
+            for k, v in g["evals"].items():
+                evals.setdefault(k, torch.full((runs, len(points)), float("nan")))[ix] = v
+            diverge_step[ix] = g["diverge_step"]
+            best_step[ix] = g["best_step"]
+    return _assemble(data, configs, start, heads, out, curves, evals, points, best_step, diverge_step, steps,
                      time.perf_counter() - t0)
 
 
-def run_sweep_loop(
+def _assemble(
     data: PreferenceData,
-    configs: Sequence[SweepConfig],
-    steps: int = 200,
-    batch_size: int = 64,
-    progress: bool = True,
-    blowup: float = 10.0,
-    num_threads: int | None = 1,
+    configs: list[SweepConfig],
+    start: dict[str, torch.Tensor],
+    heads: dict[str, torch.Tensor],
+    backbones: dict[str, dict[str, torch.Tensor]],
+    curves: dict[str, torch.Tensor],
+    evals: dict[str, torch.Tensor],
+    points: list[int],
+    best_step: torch.Tensor,
+    diverge_step: torch.Tensor,
+    steps: int,
+    seconds: float,
 ) -> SweepResult:
-    """The reference engine: for each config, a plain ``RewardMLP`` trained with ``torch.optim``.
-
-    Same arguments as :func:`run_sweep`.
-    """
-    configs = _check_run_args(data, configs, steps, batch_size, blowup)
-    with _intra_op_threads(num_threads):
-        return _run_loop(data, configs, steps, batch_size, progress, blowup)
-
-
-def _run_loop(data: PreferenceData, configs: list[SweepConfig], steps: int, batch_size: int, progress: bool,
-              blowup: float) -> SweepResult:
-    t0 = time.perf_counter()
-    runs, d = len(configs), data.hidden_size
-    start = _start(data, configs)
-    tr = data.train
-    x_all = torch.cat([tr.x_chosen, tr.x_rejected])
-    n = len(tr)
-    final_w = torch.empty(runs, d)
-    final_backbone = {k: torch.empty(runs, *v.shape[1:]) for k, v in _stack_backbone(data, 1).items()}
-    curves = {k: torch.full((runs, steps), float("nan")) for k in ("loss", "reward_std")}
-    diverge_step = torch.full((runs,), -1, dtype=torch.long)
-    for i, c in enumerate(tqdm(configs, desc=f"loop over {runs} runs", disable=not progress)):
-        with torch.random.fork_rng(devices=[]):  # RewardMLP's default head init must not move global RNG
-            model = RewardMLP(copy.deepcopy(data.backbone).requires_grad_(c.train_backbone))
-        with torch.no_grad():
-            model.score.weight.copy_(start["w0"][i].unsqueeze(0))
-        trained = list(model.parameters()) if c.train_backbone else list(model.score.parameters())
-        opt = (torch.optim.Adam(trained, lr=c.lr, betas=ADAM_BETAS, eps=ADAM_EPS) if c.optimizer == "adam"
-               else torch.optim.SGD(trained, lr=c.lr))
-        threshold = blowup * max(start["initial_loss"][i].item(), math.log(2))
-        idx = minibatch_indices(c.seed, steps, batch_size, n)
-        for t in range(steps):
-            r = model(x_all[torch.cat([idx[t], idx[t] + n])]) + c.reward_offset
-            loss = bradley_terry_loss(r[:batch_size], r[batch_size:])
-            curves["loss"][i, t], curves["reward_std"][i, t] = loss.item(), r.detach().std().item()
-            if not math.isfinite(loss.item()) or loss.item() > threshold:
-                diverge_step[i] = t
-                break
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        if diverge_step[i] < 0 and not all(torch.isfinite(p).all() for p in trained):
-            diverge_step[i] = steps  # the last update overflowed (earlier ones show in the loss)
-        final_w[i] = model.score.weight.detach().reshape(d)
-        bb = model.backbone
-        for k, v in zip(_BACKBONE, (bb.fc1.weight, bb.fc1.bias, bb.fc2.weight, bb.fc2.bias)):
-            final_backbone[k][i] = v.detach()
+    """Evaluate final (and best-step) parameters and pack everything into a SweepResult (both engines)."""
+    runs = len(configs)
     joint = torch.tensor([c.train_backbone for c in configs])
-    return _assemble(data, configs, start, final_w, final_backbone, joint, curves, diverge_step,
-                     time.perf_counter() - t0)
+    offset = torch.tensor([float(c.reward_offset) for c in configs])
+    metrics = {k: start[k] for k in ("head_std", "w0_norm", "initial_loss", "grad_norm0")}
+    diverged = diverge_step >= 0
+    for which, prefix in (("final", ""), ("best", "best_")):
+        if which == "best" and not points:
+            continue
+        evaluated: dict[str, torch.Tensor] = {}
+        for mask, trained in ((~joint, False), (joint, True)):
+            if mask.any():
+                bb = {k: v[mask] for k, v in backbones[which].items()} if trained else None
+                for k, v in _evaluate(data, bb, heads[which][mask], offset[mask]).items():
+                    evaluated.setdefault(k, torch.full((runs,), float("nan")))[mask] = v
+        for k, v in evaluated.items():
+            metrics[prefix + k] = torch.where(diverged, float("nan"), v)
+    if points:
+        metrics["best_step"] = best_step
+    metrics["diverged"] = diverged
+    metrics["diverge_step"] = diverge_step
+    return SweepResult(tuple(configs), metrics, curves, data.true_reward_std, seconds,
+                       final_head=heads["final"].clone(),
+                       final_backbone={k: v.clone() for k, v in backbones["final"].items()},
+                       evals=evals, eval_steps=torch.tensor(points, dtype=torch.long), steps=steps,
+                       forward_with=type(data.backbone).forward_with)
 
 
 __all__ = [
     "OPTIMIZERS",
+    "SCHEDULES",
     "SweepConfig",
     "SweepResult",
+    "eval_points",
     "head_weight",
     "minibatch_indices",
+    "over_runs",
     "run_sweep",
-    "run_sweep_loop",
     "sweep_grid",
+    "training_steps",
 ]
