@@ -743,6 +743,14 @@ def test_loglog_slope_accepts_the_reference_and_numpy_polyfit():
 
     assert checks.check_loglog_slope(with_polyfit)
 
+    def with_lstsq(x, y):  # a third style: the design matrix [log x, 1] and torch.linalg.lstsq, in float64
+        keep = (x > 0) & (y > 0)
+        lx, ly = x[keep].double().log(), y[keep].double().log()
+        a = torch.stack([lx, torch.ones_like(lx)], 1)
+        return torch.linalg.lstsq(a, ly[:, None]).solution[0, 0]
+
+    assert checks.check_loglog_slope(with_lstsq)
+
 
 def _fit(a, b):
     a0 = a - a.mean()
@@ -769,9 +777,13 @@ def _kept(x, y):
         (lambda x, y: (_kept(x, y)[1].log() / _kept(x, y)[0].log()).mean().item(), "not a slope"),
         (lambda x, y: None, "returned None"),
         (lambda x, y: torch.tensor(_fit(*(t.log() for t in _kept(x, y)))), "must return one number"),
+        # log x of the first probe is symmetric about 0, so only the asymmetric probes catch this one
+        (lambda x, y: (lambda lx, ly: ((lx * ly).sum() / lx.pow(2).sum()).item())(*(t.double().log() for t in _kept(x, y))),
+         "a line through the origin"),
+        (lambda x, y: 0.7, "expected"),  # the first probe's exponent, hard-coded
     ],
     ids=["zeros-kept", "linear", "swapped", "swapped-inverted", "intercept", "semi-log", "end-points", "mean-ratio",
-         "none", "polyfit-pair"],
+         "none", "polyfit-pair", "through-origin", "hard-coded"],
 )
 def test_loglog_slope_rejects_wrong_answers(wrong, hint):
     fails_with(checks.check_loglog_slope, wrong, hint)
@@ -794,6 +806,15 @@ def test_adam_first_step_accepts_the_reference_and_the_textbook_form():
 
     assert checks.check_adam_first_step(textbook)
 
+    def with_torch_optim(grad, lr):  # a third style: let torch.optim.Adam take the step on a zero parameter
+        p = torch.zeros_like(grad, requires_grad=True)
+        opt = torch.optim.Adam([p], lr=lr)
+        p.grad = grad.clone()
+        opt.step()
+        return p.detach()
+
+    assert checks.check_adam_first_step(with_torch_optim)
+
 
 @pytest.mark.parametrize(
     "wrong, hint",
@@ -806,9 +827,14 @@ def test_adam_first_step_accepts_the_reference_and_the_textbook_form():
         (lambda g, lr: -lr * torch.sign(g), "not exactly −lr·sign"),
         (lambda g, lr: -lr * g / g.abs(), "0/0"),
         (lambda g, lr: None, "returned None"),
-        (lambda g, lr: adam_reference(g, lr).flatten(), "gradient's shape"),
+        (lambda g, lr: adam_reference(g, lr).flatten(), "returned shape"),
+        (lambda g, lr: adam_reference(g, 0.01), "right for lr=0.01 only"),  # the lr argument ignored
+        (lambda g, lr: adam_reference(g.double(), lr), "in the gradient's dtype"),
+        (lambda g, lr: g.mul_(-lr).div_(g.abs() / lr + 1e-8), "changed the gradient tensor"),
+        (lambda g, lr: adam_reference(g, lr).tolist(), "must return a torch tensor"),
     ],
-    ids=["sign", "sgd", "no-bias-correction", "eps-inside", "no-lr", "sign-only", "no-eps", "none", "shape"],
+    ids=["sign", "sgd", "no-bias-correction", "eps-inside", "no-lr", "sign-only", "no-eps", "none", "shape",
+         "hard-coded-lr", "float64", "in-place", "list"],
 )
 def test_adam_first_step_rejects_wrong_answers(wrong, hint):
     fails_with(checks.check_adam_first_step, wrong, hint)
@@ -889,9 +915,26 @@ def es_with_tensors(val_loss, steps, patience):
     return steps[last_improvement[end]]
 
 
+def es_numpy(val_loss, steps, patience):
+    # A third style: NumPy arrays and an explicit "stop" index, float64.
+    import numpy as np
+
+    v, s = np.asarray(val_loss, dtype=np.float64), np.asarray(steps)
+    best, since = 0, 0
+    for i in range(1, len(v)):
+        if v[i] < v[best]:
+            best, since = i, 0
+        else:
+            since += 1
+            if since == patience:
+                break
+    return int(s[best])
+
+
 def test_early_stopping_accepts_the_reference_and_a_tensor_form(capsys):
     assert check_early_stopping_step(es_reference)
     assert check_early_stopping_step(es_with_tensors)
+    assert check_early_stopping_step(es_numpy)
     assert "✓ early_stopping_step" in capsys.readouterr().out
     assert check_early_stopping_step(not_yet) is False
 

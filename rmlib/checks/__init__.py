@@ -10,7 +10,7 @@ worksheet  module                          checkers
 02         ``rmlib.checks.variance``       check_predicted_variance, check_mc_variance, check_formula_breaker
 03         ``rmlib.checks.layer_init``     check_layer_init, check_score_head_std
 04         ``rmlib.checks.bt_loss``        check_bradley_terry_loss, check_bt_gradient, check_relative_error
-05         ``rmlib.checks.sweep``          check_loglog_slope, check_adam_first_step
+05         ``rmlib.checks.sweep``          check_loglog_slope, check_adam_first_step, check_early_stopping_step
 06         ``rmlib.checks.normalisation``  check_reward_gain_bias, check_normalise_on_reference
 =========  ==============================  =========================================================
 
@@ -33,7 +33,7 @@ from rmlib.checks._contract import CHECK_SEED, MIME_TYPE, RECORDS, TASKS, relati
 from rmlib.checks.bt_loss import check_bradley_terry_loss, check_bt_gradient, check_relative_error
 from rmlib.checks.layer_init import check_layer_init, check_score_head_std
 from rmlib.checks.normalisation import check_normalise_on_reference, check_reward_gain_bias
-from rmlib.checks.sweep import check_adam_first_step, check_loglog_slope
+from rmlib.checks.sweep import check_adam_first_step, check_early_stopping_step, check_loglog_slope
 from rmlib.checks.variance import check_formula_breaker, check_mc_variance, check_predicted_variance, mc_variance_stderr
 
 # Which worksheet each checker module belongs to (the number its notebooks' file names start with).
@@ -108,6 +108,7 @@ __all__ = [
     "check_adam_first_step",
     "check_bradley_terry_loss",
     "check_bt_gradient",
+    "check_early_stopping_step",
     "check_formula_breaker",
     "check_layer_init",
     "check_loglog_slope",

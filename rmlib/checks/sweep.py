@@ -9,86 +9,127 @@ from typing import Callable
 import torch
 
 from rmlib.seeding import make_generator
-from rmlib.checks._contract import (_as_float, _call, _checker, _close, _fail)
+from rmlib.checks._contract import _as_float, _call, _checker, _close, _fail, _tensor
+
+
+def _fit(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    """Least-squares slope and intercept of b on a."""
+    ca = a - a.mean()
+    slope = ((ca * (b - b.mean())).sum() / ca.pow(2).sum()).item()
+    return slope, (b.mean() - slope * a.mean()).item()
+
+
+# Noisy power laws y = c·x^k, each with one (0, 0) pair (a zero head sends a zero gradient). The first has
+# log x symmetric about 0 (logspace(−2, 2)); the others do not and have c ≠ 1, so a fit forced through
+# the origin, which the first cannot tell from the right one, is caught. One is float32.
+_SLOPE_PROBES = [(-2.0, 2.0, 3.0, 0.7, torch.float64), (0.5, 3.0, 0.2, 1.3, torch.float64),
+                 (-3.0, -0.5, 40.0, 0.45, torch.float32)]
 
 
 @_checker("loglog_slope")
 def check_loglog_slope(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> str:
     """Check ``fn(x, y)``: the least-squares slope of log y against log x, leaving out pairs with a zero."""
     g = make_generator(3)
-    x = torch.cat([torch.zeros(1, dtype=torch.float64), torch.logspace(-2, 2, 12, dtype=torch.float64)])
-    noise = torch.exp(0.3 * torch.randn(13, generator=g, dtype=torch.float64))
-    y = 3.0 * x**0.7 * noise  # y = 0 where x = 0: a zero head sends a zero gradient
-    value = _as_float(_call(fn, x, y, called_as="loglog_slope(x, y) with one (0, 0) pair"), "loglog_slope")
-    keep = (x > 0) & (y > 0)
-    lx, ly = x[keep].log(), y[keep].log()
+    results = []
+    for lo, hi, c, k, dtype in _SLOPE_PROBES:
+        x = torch.cat([torch.zeros(1, dtype=torch.float64), torch.logspace(lo, hi, 12, dtype=torch.float64)])
+        y = c * x**k * torch.exp(0.3 * torch.randn(13, generator=g, dtype=torch.float64))
+        x, y = x.to(dtype), y.to(dtype)
+        called = f"loglog_slope(x, y) on y = {c}·x^{k} with noise, x in [1e{lo:g}, 1e{hi:g}] and a (0, 0) pair ({dtype})"
+        value = _as_float(_call(fn, x.clone(), y.clone(), called_as=called), "loglog_slope")
+        keep = (x > 0) & (y > 0)
+        lx, ly = x[keep].double().log(), y[keep].double().log()
+        slope, intercept = _fit(lx, ly)
+        rel = 1e-6 if dtype == torch.float64 else 1e-4  # float32 logs carry ~1e-7 relative error each
+        if _close(value, slope, rel):
+            results.append(value)
+            continue
+        if not math.isfinite(value):
+            _fail(f"slope = {value}: drop the pairs where x or y is 0 before taking logs (log 0 = −inf); "
+                  "a zero head has ‖w₀‖ = 0")
+        wrong = [
+            (_fit(x[keep].double(), y[keep].double())[0],
+             "you fit y against x: take logs of both first (a power law is a line in log-log)"),
+            (1 / _fit(ly, lx)[0], "you regressed log x on log y and inverted it: regress log y on log x"),
+            (_fit(ly, lx)[0], "you regressed log x on log y: regress log y on log x"),
+            (intercept, "that is the intercept: return the slope"),
+            (_fit(x[keep].double(), ly)[0], "log y against x is a semi-log fit: take the log of x too"),
+            (((ly[-1] - ly[0]) / (lx[-1] - lx[0])).item(),
+             "you used the two end points only: fit all points by least squares"),
+            ((ly / lx).mean().item(), "the mean of log y / log x is not a slope: fit a line by least squares"),
+            (((lx * ly).sum() / lx.pow(2).sum()).item(),
+             "a line through the origin: least squares needs an intercept, so subtract the means of log x and "
+             "log y first (y = c·x^k has log c ≠ 0)"),
+        ]
+        for cand, hint in wrong:
+            if _close(value, cand, rel):
+                _fail(f"loglog_slope gave {value:.4g}, expected {slope:.4g} ({called}): {hint}")
+        _fail(f"loglog_slope gave {value:.6g}, expected the least-squares slope of log y on log x, {slope:.6g} "
+              f"({called})")
+    return ("least-squares slope of log y on log x (zero pairs left out) on three noisy power laws: "
+            + ", ".join(f"{r:.4f}" for r in results))
 
-    def fit(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
-        """Least-squares slope and intercept of b on a."""
-        ca = a - a.mean()
-        slope = ((ca * (b - b.mean())).sum() / ca.pow(2).sum()).item()
-        return slope, (b.mean() - slope * a.mean()).item()
 
-    slope, intercept = fit(lx, ly)
-    if _close(value, slope, 1e-6):
-        return f"slope {value:.4f} of log y on log x (zero pairs left out) on a noisy power law y ∝ x^0.7"
-    if not math.isfinite(value):
-        _fail(f"slope = {value}: drop the pairs where x or y is 0 before taking logs (log 0 = −inf); a zero head has ‖w₀‖ = 0")
-    wrong = [
-        (fit(x[keep], y[keep])[0], "you fit y against x: take logs of both first (a power law is a line in log-log)"),
-        (1 / fit(ly, lx)[0], "you regressed log x on log y and inverted it: regress log y on log x"),
-        (fit(ly, lx)[0], "you regressed log x on log y: regress log y on log x"),
-        (intercept, "that is the intercept: return the slope"),
-        (fit(x[keep], ly)[0], "log y against x is a semi-log fit: take the log of x too"),
-        (((ly[-1] - ly[0]) / (lx[-1] - lx[0])).item(), "you used the two end points only: fit all points by least squares"),
-        ((ly / lx).mean().item(), "the mean of log y / log x is not a slope: fit a line by least squares"),
-    ]
-    for cand, hint in wrong:
-        if _close(value, cand, 1e-6):
-            _fail(f"loglog_slope gave {value:.4g}, expected {slope:.4g}: {hint}")
-    _fail(f"loglog_slope gave {value:.6g}, expected the least-squares slope of log y on log x, {slope:.6g}")
+def _adam_step(grad: torch.Tensor, lr: float) -> torch.Tensor:
+    """What torch.optim.Adam adds to a parameter at its first step, from torch.optim itself."""
+    p = torch.zeros(grad.shape, dtype=grad.dtype, requires_grad=True)
+    opt = torch.optim.Adam([p], lr=lr)
+    p.grad = grad.clone()
+    opt.step()
+    return p.detach()
 
 
 @_checker("adam_first_step")
 def check_adam_first_step(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> str:
-    """Check ``fn(grad, lr)``: the update torch.optim.Adam adds to a parameter at its first step."""
+    """Check ``fn(grad, lr)``: the update torch.optim.Adam adds to a parameter at its first step.
+
+    Probed at two learning rates and in float64 and float32: the update has the gradient's shape and
+    dtype, and the gradient is left as it was.
+    """
     g = make_generator(4)
     scales = torch.tensor([1e-6, 1e-3, 1.0, 1e3], dtype=torch.float64)
-    grad = torch.randn(4, 50, generator=g, dtype=torch.float64) * scales[:, None]
-    grad[0, 0] = 0.0  # a parameter with zero gradient must not move
-    lr = 0.01
-    out = _call(fn, grad.clone(), lr, called_as=f"adam_first_step(grad, lr={lr}) with gradients from 1e-6 to 1e3")
-    if out is None:
-        _fail("returned None: return the update tensor (what Adam adds to the parameter)")
-    if not torch.is_tensor(out) or out.shape != grad.shape:
-        _fail(f"return a tensor with the gradient's shape {tuple(grad.shape)}, got {type(out).__name__}"
-              + (f" of shape {tuple(out.shape)}" if torch.is_tensor(out) else ""))
-    out = out.detach().double()
-    p = torch.zeros(grad.shape, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.Adam([p], lr=lr)
-    p.grad = grad.clone()
-    opt.step()
-    want = p.detach()
-    err = (out - want).abs().max().item()
-    if err <= 1e-12:
-        sizes = ", ".join(f"{want[i].abs().max().item():.3g}" for i in range(4))
-        return f"matches torch.optim.Adam; largest step per gradient scale 1e-6, 1e-3, 1, 1e3: {sizes}"
-    if not torch.isfinite(out).all():
-        _fail("NaN or inf where the gradient is 0: 0/0. Adam divides by sqrt(v̂) + eps, and eps keeps that finite")
+    base = torch.randn(4, 50, generator=g, dtype=torch.float64) * scales[:, None]
+    base[0, 0] = 0.0  # a parameter with zero gradient must not move
     beta1, beta2, eps = 0.9, 0.999, 1e-8
-    wrong = [
-        (-want, "wrong sign: the update goes against the gradient"),
-        (-lr * grad, "that is SGD's step, −lr·g: Adam divides by sqrt(v̂) + eps"),
-        (-lr * ((1 - beta1) * grad) / (((1 - beta2) * grad**2).sqrt() + eps),
-         "no bias correction: m̂ = m/(1−β1) and v̂ = v/(1−β2) undo the zero start of the averages"),
-        (-lr * grad / (grad**2 + eps).sqrt(), "eps goes outside the square root: denominator sqrt(v̂) + eps, as torch.optim.Adam"),
-        (-grad / (grad.abs() + eps), "the learning rate is missing"),
-        (-lr * torch.sign(grad), "close, but Adam has eps in the denominator: −lr·g/(|g| + eps), not exactly −lr·sign(g)"),
-    ]
-    for cand, hint in wrong:
-        if (out - cand).abs().max().item() <= 1e-12:
-            _fail(f"adam_first_step differs from torch.optim.Adam by up to {err:.3g}: {hint}")
-    _fail(f"adam_first_step differs from torch.optim.Adam's first step by up to {err:.3g}")
+    sizes = []
+    for lr, dtype in ((0.01, torch.float64), (0.37, torch.float64), (3e-4, torch.float32)):
+        grad = base.to(dtype)
+        given = grad.clone()
+        called = f"adam_first_step(grad, lr={lr}) with {dtype} gradients from 1e-6 to 1e3"
+        out = _call(fn, given, lr, called_as=called)
+        if out is None:
+            _fail("returned None: return the update tensor (what Adam adds to the parameter)")
+        out = _tensor(out, "adam_first_step", shape=tuple(grad.shape), dtype=dtype,
+                      why_dtype="return the update in the gradient's dtype")
+        if not torch.equal(given, grad):
+            _fail("adam_first_step changed the gradient tensor it was given: compute the update without "
+                  "modifying grad in place")
+        out = out.detach()
+        want = _adam_step(grad, lr)
+        err = (out - want).abs().max().item()
+        tol = 1e-12 if dtype == torch.float64 else 4 * torch.finfo(torch.float32).eps * lr  # float32: a few ulps of lr
+        if err <= tol:
+            sizes.append(f"lr={lr}: {want.abs().max().item():.3g}")
+            continue
+        if not torch.isfinite(out).all():
+            _fail("NaN or inf where the gradient is 0: 0/0. Adam divides by sqrt(v̂) + eps, and eps keeps that finite")
+        wrong = [
+            (-want, "wrong sign: the update goes against the gradient"),
+            (-lr * grad, "that is SGD's step, −lr·g: Adam divides by sqrt(v̂) + eps"),
+            (-lr * ((1 - beta1) * grad) / (((1 - beta2) * grad**2).sqrt() + eps),
+             "no bias correction: m̂ = m/(1−β1) and v̂ = v/(1−β2) undo the zero start of the averages"),
+            (-lr * grad / (grad**2 + eps).sqrt(),
+             "eps goes outside the square root: denominator sqrt(v̂) + eps, as torch.optim.Adam"),
+            (-grad / (grad.abs() + eps), "the learning rate is missing"),
+            (-lr * torch.sign(grad), "close, but Adam has eps in the denominator: −lr·g/(|g| + eps), not exactly −lr·sign(g)"),
+        ] + [(-other * grad / (grad.abs() + eps),
+              f"right for lr={other} only: the update must use the lr argument (here lr={lr})")
+             for other in (0.01, 0.37, 3e-4, 1e-3) if other != lr]
+        for cand, hint in wrong:
+            if (out - cand).abs().max().item() <= tol:
+                _fail(f"adam_first_step differs from torch.optim.Adam by up to {err:.3g} ({called}): {hint}")
+        _fail(f"adam_first_step differs from torch.optim.Adam's first step by up to {err:.3g} ({called})")
+    return "matches torch.optim.Adam's first step; largest step " + ", ".join(sizes)
 
 
 def _early_stopping_reference(val_loss: list[float], steps: list[int], patience: int, *, tie_last: bool = False,
@@ -187,3 +228,29 @@ def check_early_stopping_step(fn: Callable[[torch.Tensor, torch.Tensor, int], in
             _fail(f"early_stopping_step gave {got}, expected {want}: {hint}")
     _fail(f"early_stopping_step gave {got}, expected {want}: keep the first evaluation with the lowest validation "
           "loss seen before `patience` evaluations in a row bring no improvement (NaN is no improvement)")
+
+
+HINTS = {
+    "loglog_slope": (
+        "A power law y = c·x^k is a straight line on log-log axes. Which pairs can you not take the log of?",
+        "Drop the pairs where x or y is 0, take logs of both, and fit log y = k·log x + log c by least squares "
+        "(with an intercept): k is the slope.",
+        "keep = (x > 0) & (y > 0); lx, ly = x[keep].log(), y[keep].log(); lx = lx - lx.mean(); "
+        "return ((lx * (ly - ly.mean())).sum() / (lx ** 2).sum()).item()",
+    ),
+    "adam_first_step": (
+        "At step 1 Adam's averages have seen one gradient: m = (1−β1)·g and v = (1−β2)·g². What do the bias "
+        "corrections turn them into?",
+        "m̂ = g and v̂ = g², so the update is −lr·g/(|g| + eps): the size of the step no longer depends on the "
+        "size of the gradient.",
+        "return -lr * grad / (grad.abs() + 1e-8)",
+    ),
+    "early_stopping_step": (
+        "Walk through the evaluations in order, remembering the best validation loss so far and how many "
+        "evaluations in a row have not beaten it.",
+        "Training stops at the first evaluation that makes that count reach `patience`; the weights kept are "
+        "those of the best evaluation before it (strictly lower loss; NaN never counts as better).",
+        "best, waited = 0, 0\nfor i in range(1, len(val_loss)):\n    if val_loss[i] < val_loss[best]: best, waited = i, 0\n"
+        "    else:\n        waited += 1\n        if waited >= patience: break\nreturn int(steps[best])",
+    ),
+}
