@@ -6,9 +6,12 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
+from rmlib.theory import (crossed_mean_with_stderr, expected_initial_bt_loss, reward_difference_std,
+                          sample_hidden_states)
 from rmlib.utils import validation
 
 
@@ -142,3 +145,81 @@ def get_initialiser(name: str) -> Initialiser:
         return INITIALISERS[name]
     except KeyError:
         raise KeyError(f"unknown initialiser {name!r}; choose one of {sorted(INITIALISERS)}") from None
+
+
+# --------------------------------------------------------------- every initialiser, measured (lesson 03)
+
+
+@dataclass(frozen=True)
+class InitialiserRow:
+    """Measured (with standard error) and predicted initial statistics of one initialiser at one width.
+
+    Features are h ~ N(0, σ_h² I); ``weight_std`` is the rms weight (the mean is 0 by construction) and
+    ``w_norm`` the rms of ‖w‖ over heads. The predictions are σ (weight std), σ sqrt(d) (‖w‖),
+    σ σ_h sqrt(d) (reward std) and E[−log σ(Δ)] with Δ ~ N(0, 2dσ²σ_h²) (initial Bradley-Terry loss).
+    """
+
+    name: str
+    d: int
+    std: float
+    weight_std: float
+    weight_std_se: float
+    w_norm: float
+    w_norm_se: float
+    w_norm_theory: float
+    reward_std: float
+    reward_std_se: float
+    reward_std_theory: float
+    bt_loss: float
+    bt_loss_se: float
+    bt_loss_theory: float
+
+
+def _std_from_second_moment(moment: float, moment_se: float) -> tuple[float, float]:
+    # Delta method: se(sqrt(m)) = se(m) / (2 sqrt(m)); a zero moment (zero init) has zero error.
+    root = math.sqrt(moment)
+    return root, (moment_se / (2 * root) if root > 0 else 0.0)
+
+
+def initialiser_table(
+    widths: list[int],
+    names: list[str] | None = None,
+    n_heads: int = 128,
+    n_pairs: int = 512,
+    sigma_h: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> list[InitialiserRow]:
+    """Measure every initialiser (default: the whole catalogue) at every width, next to its theory.
+
+    Per width, ``n_pairs`` (chosen, rejected) feature pairs are drawn once and scored by ``n_heads``
+    heads of each initialiser, batched as one matmul; errors come from
+    :func:`rmlib.theory.crossed_mean_with_stderr`.
+    """
+    names = list(INITIALISERS) if names is None else list(names)
+    inits = [get_initialiser(name) for name in names]
+    rows = []
+    for d in widths:
+        h = sample_hidden_states(2 * n_pairs, d, sigma_h, generator=generator)  # chosen rows, then rejected
+        for init in inits:
+            w = init.sample(n_heads, d, generator)
+            std = init.std(d)
+            r = (w @ h.T).numpy().astype(np.float64)  # the statistics below run in NumPy (see above)
+            delta = r[:, :n_pairs] - r[:, n_pairs:]
+            reward_std, reward_std_se = _std_from_second_moment(*crossed_mean_with_stderr(r**2))
+            norm_sq = np.square(w.numpy(), dtype=np.float64).sum(1)  # i.i.d. over heads
+            w_norm, w_norm_se = _std_from_second_moment(norm_sq.mean(), norm_sq.std(ddof=1) / math.sqrt(n_heads))
+            bt_loss, bt_loss_se = crossed_mean_with_stderr(np.logaddexp(0.0, -delta))  # softplus(−Δ)
+            # Weights have mean 0 by construction, so their std is the rms weight, |w|_rms / sqrt(d).
+            weight_std, weight_std_se = w_norm / math.sqrt(d), w_norm_se / math.sqrt(d)
+            rows.append(
+                InitialiserRow(
+                    name=init.name, d=d, std=std,
+                    weight_std=weight_std, weight_std_se=weight_std_se,
+                    w_norm=w_norm, w_norm_se=w_norm_se, w_norm_theory=std * math.sqrt(d),
+                    reward_std=reward_std, reward_std_se=reward_std_se,
+                    reward_std_theory=std * sigma_h * math.sqrt(d),
+                    bt_loss=bt_loss, bt_loss_se=bt_loss_se,
+                    bt_loss_theory=expected_initial_bt_loss(reward_difference_std(d, std, sigma_h)),
+                )
+            )
+    return rows

@@ -8,6 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from rmlib import theory
+from rmlib.init import initialiser_table
 from rmlib.seeding import make_generator
 
 
@@ -142,7 +143,7 @@ def test_crossed_stderr_rejects_bad_grids(bad):
 
 
 def test_initialiser_table_measurements_match_theory():
-    rows = theory.initialiser_table([64, 512], n_heads=64, n_pairs=256, generator=make_generator(12))
+    rows = initialiser_table([64, 512], n_heads=64, n_pairs=256, generator=make_generator(12))
     from rmlib import INITIALISERS
 
     assert [(r.d, r.name) for r in rows] == [(d, n) for d in (64, 512) for n in INITIALISERS]
@@ -158,10 +159,10 @@ def test_initialiser_table_measurements_match_theory():
 
 
 def test_initialiser_table_subset_and_unknown_names():
-    rows = theory.initialiser_table([16], names=["large"], n_heads=8, n_pairs=8, generator=make_generator(0))
+    rows = initialiser_table([16], names=["large"], n_heads=8, n_pairs=8, generator=make_generator(0))
     assert [r.name for r in rows] == ["large"]
     with pytest.raises(KeyError, match="unknown initialiser"):
-        theory.initialiser_table([16], names=["kaiming"])
+        initialiser_table([16], names=["kaiming"])
 
 
 def test_excess_kurtosis_tells_normal_from_uniform():
