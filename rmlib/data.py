@@ -11,7 +11,6 @@ contain the answer, and anything training does to them can be measured against t
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rmlib.seeding import make_generator
+from rmlib.utils import validation
 
 _SCALE_SAMPLES = 16_384  # inputs used to set the true reward's std; its relative error is ~1/sqrt(2n) = 0.6%
 
@@ -112,14 +112,6 @@ class PreferenceData:
             return self.backbone(x) @ self.true_head
 
 
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return int(value)
-
-
 def _teacher(input_dim: int, hidden_size: int, gen: torch.Generator) -> MLPBackbone:
     backbone = MLPBackbone(input_dim, hidden_size)
     with torch.no_grad():
@@ -169,15 +161,12 @@ def make_preference_data(
     the same arguments always give the same tensors. The validation pairs are drawn after the test
     pairs, so ``n_val`` changes neither the training nor the test split.
     """
-    n_train = _check_positive_int("n_train", n_train)
-    n_test = _check_positive_int("n_test", n_test)
-    n_val = _check_positive_int("n_val", n_val)
-    input_dim = _check_positive_int("input_dim", input_dim)
-    hidden_size = _check_positive_int("hidden_size", hidden_size)
-    if isinstance(true_reward_std, bool) or not isinstance(true_reward_std, numbers.Real):
-        raise TypeError(f"true_reward_std must be a real number, got {type(true_reward_std).__name__}")
-    if not (math.isfinite(true_reward_std) and true_reward_std > 0):
-        raise ValueError(f"true_reward_std must be finite and positive, got {true_reward_std}")
+    n_train = validation.integer("n_train", n_train)
+    n_test = validation.integer("n_test", n_test)
+    n_val = validation.integer("n_val", n_val)
+    input_dim = validation.integer("input_dim", input_dim)
+    hidden_size = validation.integer("hidden_size", hidden_size)
+    true_reward_std = validation.real("true_reward_std", true_reward_std, positive=True)
     gen = make_generator(seed)
     backbone = _teacher(input_dim, hidden_size, gen)
     u = torch.randn(hidden_size, generator=gen)

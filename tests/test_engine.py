@@ -209,11 +209,11 @@ def test_result_helpers(data):
 @pytest.mark.parametrize(
     "kwargs, err, match",
     [
-        ({"optimizer": "rmsprop"}, ValueError, "unknown optimizer"),
+        ({"optimizer": "rmsprop"}, ValueError, "optimizer must be one of"),
         ({"init": "kaiming"}, KeyError, "unknown initialiser"),
-        ({"init": -1.0}, ValueError, "non-negative"),
+        ({"init": -1.0}, ValueError, "init std must be ≥ 0"),
         ({"init": None}, TypeError, "init"),
-        ({"lr": 0.0}, ValueError, "lr must be finite and positive"),
+        ({"lr": 0.0}, ValueError, "lr must be positive"),
         ({"lr": -1e-3}, ValueError, "lr"),
         ({"lr": float("nan")}, ValueError, "lr"),
         ({"train_backbone": 1}, TypeError, "train_backbone"),
@@ -221,7 +221,7 @@ def test_result_helpers(data):
         ({"reward_offset": float("inf")}, ValueError, "reward_offset"),
         ({"weight_decay": 0.1}, ValueError, "use optimizer='adamw'"),
         ({"optimizer": "adamw", "weight_decay": -0.1}, ValueError, "weight_decay"),
-        ({"schedule": "cosine"}, ValueError, "unknown schedule"),
+        ({"schedule": "cosine"}, ValueError, "schedule must be one of"),
         ({"warmup_ratio": 0.1}, ValueError, "needs schedule='linear'"),
         ({"schedule": "linear", "warmup_ratio": 1.0}, ValueError, "warmup_ratio"),
         ({"weight_decay": "0.1"}, TypeError, "weight_decay"),

@@ -74,7 +74,6 @@ continue.
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -87,6 +86,7 @@ from rmlib.data import PreferenceData, PreferenceSplit
 from rmlib.init import get_initialiser, layer_init
 from rmlib.losses import bradley_terry_loss, preference_accuracy
 from rmlib.seeding import make_generator
+from rmlib.utils import validation
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "linear")
@@ -95,12 +95,6 @@ ADAM_EPS = 1e-8
 DEFAULT_STEPS = 200
 EVAL_METRICS = ("loss", "acc", "reward_std", "reward_mean")
 _EVAL_CHUNK = 16  # runs evaluated together: bounds memory at ~16 × 8192 × d floats
-
-
-def _real(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -120,28 +114,19 @@ class SweepConfig:
     def __post_init__(self) -> None:
         if isinstance(self.init, str):
             get_initialiser(self.init)  # raises KeyError listing the valid names
-        elif isinstance(self.init, bool) or not isinstance(self.init, numbers.Real):
-            raise TypeError(f"init must be an initialiser name or a float std, got {type(self.init).__name__}")
-        elif not (math.isfinite(self.init) and self.init >= 0):
-            raise ValueError(f"init std must be finite and non-negative, got {self.init}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
-        if not (math.isfinite(_real("lr", self.lr)) and self.lr > 0):
-            raise ValueError(f"lr must be finite and positive, got {self.lr}")
+        else:
+            validation.real("init std", self.init, minimum=0.0)
+        validation.one_of("optimizer", self.optimizer, OPTIMIZERS)
+        validation.real("lr", self.lr, positive=True)
         if not isinstance(self.train_backbone, bool):
             raise TypeError(f"train_backbone must be a bool, got {type(self.train_backbone).__name__}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
-        if isinstance(self.reward_offset, bool) or not isinstance(self.reward_offset, numbers.Real) \
-                or not math.isfinite(self.reward_offset):
-            raise ValueError(f"reward_offset must be a finite real number, got {self.reward_offset!r}")
-        if not (math.isfinite(_real("weight_decay", self.weight_decay)) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must be finite and non-negative, got {self.weight_decay}")
+        validation.integer("seed", self.seed, minimum=0)
+        validation.real("reward_offset", self.reward_offset)
+        validation.real("weight_decay", self.weight_decay, minimum=0.0)
         if self.weight_decay > 0 and self.optimizer != "adamw":
             raise ValueError(f"weight_decay is AdamW's decoupled decay: use optimizer='adamw', not {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
-        if not (0 <= _real("warmup_ratio", self.warmup_ratio) < 1):
+        validation.one_of("schedule", self.schedule, SCHEDULES)
+        if not validation.real("warmup_ratio", self.warmup_ratio, minimum=0.0) < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.warmup_ratio > 0 and self.schedule != "linear":
             raise ValueError("warmup_ratio needs schedule='linear' (a constant schedule has no warm-up)")
@@ -238,13 +223,10 @@ def training_steps(n_train: int, batch_size: int, steps: int | None = None, epoc
     if steps is not None and epochs is not None:
         raise ValueError("give the training length as steps or as epochs, not both")
     if epochs is not None:
-        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Real) or not (math.isfinite(epochs) and epochs > 0):
-            raise ValueError(f"epochs must be a finite positive number, got {epochs!r}")
+        epochs = validation.real("epochs", epochs, positive=True)
         return max(1, math.ceil(epochs * n_train / batch_size - 1e-9))
     steps = DEFAULT_STEPS if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps <= 0:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    return int(steps)
+    return validation.integer("steps", steps)
 
 
 def over_runs(values: torch.Tensor, dim: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -557,15 +539,14 @@ def _check_run_args(data: PreferenceData, configs: Sequence[SweepConfig], batch_
     bad = [type(c).__name__ for c in configs if not isinstance(c, SweepConfig)]
     if bad:
         raise TypeError(f"configs must all be SweepConfig, got {sorted(set(bad))}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    validation.integer("batch_size", batch_size)
     if batch_size > len(data.train):
         raise ValueError(f"batch_size {batch_size} exceeds the {len(data.train)} training pairs")
-    if not (isinstance(blowup, numbers.Real) and blowup > 1):
+    if not validation.real("blowup", blowup, finite=False) > 1:
         raise ValueError(f"blowup must be a number > 1, got {blowup!r}")
     for name, value in (("eval_every", eval_every), ("eval_pairs", eval_pairs)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0):
-            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+        if value is not None:
+            validation.integer(name, value)
     return configs
 
 
@@ -709,8 +690,7 @@ def _intra_op_threads(num_threads: int | None) -> Iterator[None]:
     if num_threads is None:
         yield
         return
-    if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral) or num_threads < 1:
-        raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
+    validation.integer("num_threads", num_threads)
     before = torch.get_num_threads()
     torch.set_num_threads(int(num_threads))
     try:

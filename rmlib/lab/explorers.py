@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import io
 import math
-import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,8 +32,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from rmlib.data import PreferenceData, make_preference_data
-from rmlib.lab.engine import SweepConfig, SweepResult, run_sweep, training_steps
 from rmlib.init import INITIALISERS, Initialiser, get_initialiser
+from rmlib.lab.engine import SweepConfig, SweepResult, run_sweep, training_steps
 from rmlib.seeding import make_generator
 from rmlib.theory import (
     crossed_mean_with_stderr,
@@ -42,25 +41,11 @@ from rmlib.theory import (
     predicted_reward_variance,
     sample_hidden_states,
 )
+from rmlib.utils import validation
 
 CUSTOM = "custom"  # initialiser choice meaning "use the σ_w slider"
 HIDDEN_SIZES = (16, 64, 256, 1024, 4096)
 PNG_DPI = 80
-
-
-def _real(name: str, value: object, low: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < low:
-        raise ValueError(f"{name} must be finite and >= {low}, got {value}")
-    return value
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -107,13 +92,13 @@ def variance_explorer_result(
     heads and inputs is E[r²] (w has mean 0); scoring every input with every head is one matmul, fast
     at d = 4096, and :func:`rmlib.theory.crossed_mean_with_stderr` gives its honest standard error.
     """
-    d = _positive_int("d", d)
-    n_heads, n_inputs = _positive_int("n_heads", n_heads), _positive_int("n_inputs", n_inputs)
-    sigma_h, offset_norm = _real("sigma_h", sigma_h), _real("offset_norm", offset_norm)
+    d = validation.integer("d", d)
+    n_heads, n_inputs = validation.integer("n_heads", n_heads), validation.integer("n_inputs", n_inputs)
+    sigma_h, offset_norm = validation.real("sigma_h", sigma_h, minimum=0.0), validation.real("offset_norm", offset_norm, minimum=0.0)
     if initialiser == CUSTOM:
         if sigma_w is None:
             raise ValueError("initialiser='custom' needs sigma_w")
-        std = _real("sigma_w", sigma_w)
+        std = validation.real("sigma_w", sigma_w, minimum=0.0)
         init = Initialiser(CUSTOM, f"custom σ_w = {std:g}", "normal", lambda _d: std, "explorer slider")
     else:
         init = get_initialiser(initialiser)
