@@ -5,8 +5,8 @@ The suite runs in parallel with pytest-xdist (``-n auto --dist loadfile`` in pyp
 - every notebook runs whole in one worker, in one kernel, its cells in order (``loadfile``);
 - each worker and the notebook kernels it starts use one OpenMP thread, so that N workers on N cores
   do not fight over them;
-- the notebooks, the longest work units, are handed out first, so that no long notebook starts last
-  while the other workers sit idle.
+- the longest work units are handed out first (LONG_FIRST, then the notebooks), so that no long file
+  starts last while the other workers sit idle.
 """
 
 from __future__ import annotations
@@ -23,6 +23,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 NOTEBOOK_FOLDERS = ("notebooks", "solutions", "exercises")
+# Test files that each take longer than any single notebook (measured with --durations on a 2-core
+# machine: the browser test starts JupyterLab and Chromium, the HTML build and lesson 07's test
+# execute notebooks, test_theory and test_explorers draw large Monte Carlo samples and train). Only
+# the order depends on this list; a file missing from it just runs with the other tests.
+LONG_FIRST = ("tests/test_browser.py", "tests/test_html.py", "tests/test_theory.py", "tests/test_explorers.py",
+              "tests/test_real.py")
 WHOLE_FILE_MODES = ("loadfile", "loadscope", "no", "each")
 
 
@@ -38,11 +44,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Notebooks first (lessons, then worksheets), then the unit tests; a stable sort keeps each file's
-    # items, and so each notebook's cells, in their order. xdist hands out files in this order when
-    # --no-loadscope-reorder is given (pyproject.toml does).
+    # The long test files, then the notebooks (lessons, then worksheets), then the other tests; a stable
+    # sort keeps each file's items, and so each notebook's cells, in their order. xdist hands out files
+    # in this order because pyproject.toml passes --no-loadscope-reorder (xdist's own reordering counts
+    # tests per file, and a notebook has few "tests" however long it runs).
     def rank(item: pytest.Item) -> int:
-        top = item.path.relative_to(config.rootpath).parts[0] if item.path.is_relative_to(config.rootpath) else ""
-        return NOTEBOOK_FOLDERS.index(top) if top in NOTEBOOK_FOLDERS else len(NOTEBOOK_FOLDERS)
+        if not item.path.is_relative_to(config.rootpath):
+            return len(LONG_FIRST) + len(NOTEBOOK_FOLDERS)
+        rel = item.path.relative_to(config.rootpath)
+        if rel.as_posix() in LONG_FIRST:
+            return LONG_FIRST.index(rel.as_posix())
+        top = rel.parts[0]
+        return len(LONG_FIRST) + (NOTEBOOK_FOLDERS.index(top) if top in NOTEBOOK_FOLDERS else len(NOTEBOOK_FOLDERS))
 
     items.sort(key=rank)
