@@ -33,6 +33,16 @@ WHOLE_FILE_MODES = ("loadfile", "loadscope", "no", "each")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # At exit pytest runs gc.collect() five times to surface exceptions raised in finalizers; over a heap
+    # holding torch, transformers and a dozen notebook clients each full collection takes ~1 s, so that
+    # was 3-5 s of every worker's last seconds (measured with faulthandler stack dumps). One collection
+    # still runs every finalizer of the garbage left at exit.
+    try:
+        from _pytest.unraisableexception import gc_collect_iterations_key
+    except ImportError:  # another pytest version: keep its default
+        pass
+    else:
+        config.stash[gc_collect_iterations_key] = 1
     # nbval runs a notebook's cells as consecutive tests in one kernel: a mode that spreads single tests
     # over workers would run cell 5 in a kernel that never ran cells 1-4.
     dist = getattr(config.option, "dist", "no")
