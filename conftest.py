@@ -23,9 +23,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 NOTEBOOK_FOLDERS = ("notebooks", "solutions", "exercises")
-# Test files that each take longer than any single notebook (measured with --durations on a 2-core
-# machine: the browser test starts JupyterLab and Chromium, the HTML build and lesson 07's test
-# execute notebooks, test_theory and test_explorers draw large Monte Carlo samples and train). Only
+# The test files among the suite's longest work units (measured with --durations on a 2-core machine:
+# the browser test starts JupyterLab and Chromium, 15-20 s; the HTML build and lesson 07's test execute
+# notebooks, 5-9 s; test_theory and test_explorers draw large Monte Carlo samples and train, 4 s). Only
 # the order depends on this list; a file missing from it just runs with the other tests.
 LONG_FIRST = ("tests/test_browser.py", "tests/test_html.py", "tests/test_theory.py", "tests/test_explorers.py",
               "tests/test_real.py")
@@ -36,7 +36,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # At exit pytest runs gc.collect() five times to surface exceptions raised in finalizers; over a heap
     # holding torch, transformers and a dozen notebook clients each full collection takes ~1 s, so that
     # was 3-5 s of every worker's last seconds (measured with faulthandler stack dumps). One collection
-    # still runs every finalizer of the garbage left at exit.
+    # still finalises the garbage left at exit; the four more would only catch what the first one's
+    # finalizers leave behind.
     try:
         from _pytest.unraisableexception import gc_collect_iterations_key
     except ImportError:  # another pytest version: keep its default
