@@ -28,6 +28,9 @@ def test_same_seed_same_data_other_seed_other_data():
 
 
 def test_true_rewards_are_u_dot_pretrained_features(data):
+    # Same computation twice: bit-identical under every kernel set tried (default, AVX2, AVX-512,
+    # MKL_CBWR=COMPATIBLE). allclose's rtol 1e-5 (~80 ulps at |r| <= 12) leaves room for a BLAS that
+    # blocks the two products differently; a wrong head or feature map is off by O(1).
     assert torch.allclose(data.train.r_chosen, data.true_reward(data.train.x_chosen), atol=1e-6)
     assert torch.allclose(data.test.r_rejected, data.backbone(data.test.x_rejected) @ data.true_head, atol=1e-6)
 

@@ -1,7 +1,7 @@
 """exercises/ is generated from solutions/ by tools.exercises, and only by it."""
 
 import re
-import subprocess
+import runpy
 import sys
 from pathlib import Path
 
@@ -17,13 +17,24 @@ SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 
 
 
-def run_tool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tools", "exercises", *args], cwd=ROOT, capture_output=True, text=True)
+def run_tool(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """``python -m tools exercises ARGS`` as a developer types it (the package's ``__main__`` block, its exit
+    code and its report), run in this interpreter: a second one takes 1-10 s to start under load."""
+    monkeypatch.setattr(sys, "argv", ["tools", "exercises", *args])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module("tools", run_name="__main__", alter_sys=True)
+    return exited.value.code, capsys.readouterr().out
 
 
-def test_committed_exercises_are_exactly_what_the_generator_writes(tmp_path):
-    result = run_tool("--out", str(tmp_path))
-    assert result.returncode == 0, result.stderr
+def run_main(capsys, *args: str) -> tuple[int, str]:
+    """The tool's ``main`` called directly."""
+    code = make_exercises.main(list(args))
+    return code, capsys.readouterr().out
+
+
+def test_committed_exercises_are_exactly_what_the_generator_writes(tmp_path, capsys):
+    code, _ = run_main(capsys, "--out", str(tmp_path))
+    assert code == 0
     generated = sorted(p.name for p in tmp_path.glob("*.ipynb"))
     committed = sorted(p.name for p in (ROOT / "exercises").glob("*.ipynb"))
     assert generated == committed, "exercises/ and solutions/ hold different worksheets: run python -m tools exercises"
@@ -34,22 +45,23 @@ def test_committed_exercises_are_exactly_what_the_generator_writes(tmp_path):
         )
 
 
-def test_check_mode_passes_on_the_repository():
-    result = run_tool("--check")
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_check_mode_passes_on_the_repository(capsys):
+    code, out = run_main(capsys, "--check")
+    assert code == 0, out
 
 
-def test_check_mode_reports_a_stale_and_an_orphan_exercise(tmp_path):
-    assert run_tool("--out", str(tmp_path)).returncode == 0
+def test_check_mode_reports_a_stale_and_an_orphan_exercise(tmp_path, capsys, monkeypatch):
+    assert run_main(capsys, "--out", str(tmp_path))[0] == 0
     first = sorted(tmp_path.glob("*.ipynb"))[0]
     first.write_text(first.read_text(encoding="utf-8").replace("YOUR CODE HERE", "my edit"), encoding="utf-8")
     (tmp_path / "99_orphan.ipynb").write_text("{}", encoding="utf-8")
-    result = run_tool("--out", str(tmp_path), "--check")
-    assert result.returncode == 1
-    assert f"out of date: {first}" in result.stdout and "no solution for" in result.stdout
-    assert run_tool("--out", str(tmp_path)).returncode == 0  # regenerating repairs both
+    # Once through the command line: the exit code a CI script or a pre-commit hook sees.
+    code, out = run_tool(monkeypatch, capsys, "--out", str(tmp_path), "--check")
+    assert code == 1
+    assert f"out of date: {first}" in out and "no solution for" in out
+    assert run_main(capsys, "--out", str(tmp_path))[0] == 0  # regenerating repairs both
     assert not (tmp_path / "99_orphan.ipynb").exists()
-    assert run_tool("--out", str(tmp_path), "--check").returncode == 0
+    assert run_main(capsys, "--out", str(tmp_path), "--check") == (0, "")
 
 
 # ------------------------------------------------------------------------------------ the transformation

@@ -2,7 +2,13 @@
 test command it shows."""
 
 import re
+import sys
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # requirements.txt installs tomli on 3.10
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,3 +61,12 @@ def test_lesson_table_links_every_lesson():
     assert lessons, "no lessons found"
     for name in lessons:
         assert f"](notebooks/{name})" in readme, f"README's lesson table does not link {name}"
+
+
+def test_the_test_command_runs_in_parallel_with_each_notebook_whole():
+    # README's `python3 -m pytest` is parallel through addopts; nbval needs a notebook's cells in one
+    # worker and one kernel, which --dist loadfile (or loadscope) guarantees and --dist load does not.
+    ini = tomllib.loads(ROOT.joinpath("pyproject.toml").read_text(encoding="utf-8"))["tool"]["pytest"]["ini_options"]
+    opts = ini["addopts"].split()
+    assert opts[opts.index("-n") + 1] == "auto", "the README's test command must run in parallel"
+    assert opts[opts.index("--dist") + 1] in ("loadfile", "loadscope"), "a notebook must run whole in one worker"
