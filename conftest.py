@@ -1,7 +1,8 @@
 """Test-run settings for the whole repository: the unit tests in tests/ and the notebooks that nbval
 executes in notebooks/, solutions/ and exercises/ (a root conftest applies to all of them).
 
-The suite runs in parallel with pytest-xdist (``-n auto --dist loadfile`` in pyproject.toml):
+The README's test command runs the suite in parallel with pytest-xdist (``-n auto --dist loadfile``,
+course.py's PARALLEL):
 - every notebook runs whole in one worker, in one kernel, its cells in order (``loadfile``);
 - each worker and the notebook kernels it starts use one OpenMP thread, so that N workers on N cores
   do not fight over them;
@@ -54,14 +55,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if getattr(config.option, "numprocesses", None) and dist not in WHOLE_FILE_MODES:
         raise pytest.UsageError(
             f"--dist {dist} splits a notebook's cells over several workers; use --dist loadfile "
-            "(pyproject.toml's default) or run serially with -n 0"
+            "(what course.py test passes) or run serially with -n 0"
         )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # The long test files, then the notebooks (lessons, then worksheets), then the other tests; a stable
     # sort keeps each file's items, and so each notebook's cells, in their order. xdist hands out files
-    # in this order because pyproject.toml passes --no-loadscope-reorder (xdist's own reordering counts
+    # in this order because course.py passes --no-loadscope-reorder (xdist's own reordering counts
     # tests per file, and a notebook has few "tests" however long it runs).
     def rank(item: pytest.Item) -> int:
         if not item.path.is_relative_to(config.rootpath):

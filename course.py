@@ -4,7 +4,7 @@
     python3 course.py lab [ARGS]      create (or reuse) .venv, install the learner environment
                                       (requirements.txt), open JupyterLab on notebooks/
     python3 course.py test [ARGS]     the same with the developer environment (requirements-dev.txt),
-                                      then run the test suite: python -m pytest ARGS
+                                      then run the test suite in parallel: python -m pytest -n auto … ARGS
     python3 course.py install [--dev] only create or update .venv
 
 On Windows type ``py`` instead of ``python3``. It runs with any Python 3.10 or newer, including a
@@ -39,6 +39,11 @@ VENV = ROOT / ".venv"
 LEARNER = "requirements.txt"
 DEVELOPER = "requirements-dev.txt"
 NO_DEPS = "requirements-nodeps.txt"  # installed with --no-deps after the others
+# The suite runs in parallel (pytest-xdist, a developer tool): one worker per core, at most 4 (each worker
+# and its notebook kernel hold torch in memory), and `--dist loadfile` keeps each notebook whole in one
+# worker so its cells run in order in one kernel (conftest.py refuses a mode that would split one).
+# `--no-loadscope-reorder` keeps conftest.py's longest-first order. `course.py test -n 0` runs serially.
+PARALLEL = ("-n", "auto", "--maxprocesses", "4", "--dist", "loadfile", "--no-loadscope-reorder")
 FILES = {LEARNER: [LEARNER, NO_DEPS], DEVELOPER: [DEVELOPER, LEARNER, NO_DEPS]}  # what each one reads
 STAMP = "course-install.json"  # in .venv: what the environment was built from
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -199,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     # `-m jupyterlab`, not `-m jupyter lab`: the latter looks `jupyter-lab` up on PATH and can start
     # another environment's JupyterLab (and kernel) instead of this one's.
-    tail = ["jupyterlab", "notebooks", *rest] if args.command == "lab" else ["pytest", *rest]
+    tail = ["jupyterlab", "notebooks", *rest] if args.command == "lab" else ["pytest", *PARALLEL, *rest]
     print("course.py: " + " ".join(["python", "-m", *tail]), flush=True)
     return subprocess.run([str(python), "-m", *tail], cwd=ROOT).returncode
 

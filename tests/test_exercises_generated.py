@@ -21,6 +21,7 @@ def run_tool(monkeypatch, capsys, *args: str) -> tuple[int, str]:
     """``python -m tools exercises ARGS`` as a developer types it (the package's ``__main__`` block, its exit
     code and its report), run in this interpreter: a second one takes 1-10 s to start under load."""
     monkeypatch.setattr(sys, "argv", ["tools", "exercises", *args])
+    monkeypatch.delitem(sys.modules, "tools.__main__", raising=False)  # run it afresh as __main__
     with pytest.raises(SystemExit) as exited:
         runpy.run_module("tools", run_name="__main__", alter_sys=True)
     return exited.value.code, capsys.readouterr().out

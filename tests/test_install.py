@@ -304,8 +304,8 @@ def test_default_backbone_loads_the_packaged_checkpoint_before_trying_the_hub(mo
 @pytest.mark.parametrize("argv, tail, dev", [
     (["lab"], ["-m", "jupyterlab", "notebooks"], False),  # not `-m jupyter lab`: that runs PATH's jupyter-lab
     (["lab", "--port", "8890"], ["-m", "jupyterlab", "notebooks", "--port", "8890"], False),
-    (["test"], ["-m", "pytest"], True),
-    (["test", "-k", "loss", "tests/test_losses.py"], ["-m", "pytest", "-k", "loss", "tests/test_losses.py"], True),
+    (["test"], ["-m", "pytest", *course.PARALLEL], True),  # the README's test command runs in parallel
+    (["test", "-n", "0", "tests/test_losses.py"], ["-m", "pytest", *course.PARALLEL, "-n", "0", "tests/test_losses.py"], True),
 ])
 def test_commands_run_the_venv_python_and_pass_arguments_through(monkeypatch, tmp_path, argv, tail, dev):
     venv_python, calls = tmp_path / "python", []

@@ -64,9 +64,13 @@ def test_lesson_table_links_every_lesson():
 
 
 def test_the_test_command_runs_in_parallel_with_each_notebook_whole():
-    # README's `python3 -m pytest` is parallel through addopts; nbval needs a notebook's cells in one
-    # worker and one kernel, which --dist loadfile (or loadscope) guarantees and --dist load does not.
-    ini = tomllib.loads(ROOT.joinpath("pyproject.toml").read_text(encoding="utf-8"))["tool"]["pytest"]["ini_options"]
-    opts = ini["addopts"].split()
+    # README's `python3 course.py test` runs pytest with course.py's PARALLEL options; nbval needs a
+    # notebook's cells in one worker and one kernel, which --dist loadfile (or loadscope) guarantees and
+    # --dist load does not. A bare pytest (learner environment, no xdist) must stay serial and runnable.
+    import course
+
+    opts = list(course.PARALLEL)
     assert opts[opts.index("-n") + 1] == "auto", "the README's test command must run in parallel"
     assert opts[opts.index("--dist") + 1] in ("loadfile", "loadscope"), "a notebook must run whole in one worker"
+    ini = tomllib.loads(ROOT.joinpath("pyproject.toml").read_text(encoding="utf-8"))["tool"]["pytest"]["ini_options"]
+    assert "-n" not in ini["addopts"].split(), "addopts must not need pytest-xdist, a developer-only tool"
