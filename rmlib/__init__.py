@@ -21,7 +21,8 @@ lesson  module                    names it introduces
                   interactive explorers, plot helpers, the real backbone (``rmlib.lab.real``, lesson 07),
                   DeepSpeed ZeRO-3 (``rmlib.lab.zero3``, 07) and TRL's trainer (``rmlib.lab.trainer``, 08).
 ``rmlib.checks``  the worksheets' self-checks, one module per worksheet.
-``rmlib.utils``   argument validation and statistics over runs, shared by everything above.
+``rmlib.utils``   argument validation (``rmlib.utils.validation``), shared by everything above. The one rule
+                  for statistics over runs (diverged runs left out and counted) is ``rmlib.lab.engine.over_runs``.
 """
 
 from rmlib.data import PreferenceData, make_preference_data
