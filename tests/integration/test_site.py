@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.test_browser import (  # the repo's chromium setup
+from tests.integration.test_browser import (  # the repo's chromium setup
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,

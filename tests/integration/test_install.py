@@ -18,7 +18,7 @@ import pytest
 
 import course
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 # The learner environment must stay at or under 2.0 GB on Linux with the CPU build of torch; measured
 # 1,840 MiB (1.93 GB) with Python 3.11 on Linux x86-64, README "Platforms".
