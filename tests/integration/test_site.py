@@ -86,8 +86,14 @@ def test_site_is_the_one_builder():
 
 
 def test_every_site_module_is_small():
+    import ast
+
     for module in sorted((ROOT / "tools" / "site").glob("*.py")):
-        assert len(module.read_text(encoding="utf-8").splitlines()) <= 400, module
+        text = module.read_text(encoding="utf-8")
+        assert len(text.splitlines()) <= 400, module
+        functions = [f for f in ast.walk(ast.parse(text)) if isinstance(f, ast.FunctionDef)]
+        long = [f.name for f in functions if f.end_lineno - f.lineno >= 60]
+        assert not long, f"{module.name}: functions over 60 lines: {long}"
 
 
 def test_reader_hides_only_the_stamped_launch_cells():
