@@ -122,3 +122,16 @@ def test_the_test_command_runs_in_parallel_with_each_notebook_whole():
     assert opts[opts.index("--dist") + 1] in ("loadfile", "loadscope"), "a notebook must run whole in one worker"
     ini = tomllib.loads(ROOT.joinpath("pyproject.toml").read_text(encoding="utf-8"))["tool"]["pytest"]["ini_options"]
     assert "-n" not in ini["addopts"].split(), "addopts must not need pytest-xdist, a developer-only tool"
+
+def test_quick_loop_deselects_every_integration_test():
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "not slow", "tests/integration"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert "no tests collected" in proc.stdout and "deselected" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_website_home_page_gives_the_readme_commands():
+    intro = ROOT.joinpath("website/intro.md").read_text(encoding="utf-8")
+    for command in (*readme_commands()["posix"], readme_commands()["windows"][0]):
+        assert f"`{command}`" in intro, f"website/intro.md does not give {command!r}"

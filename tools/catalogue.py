@@ -105,7 +105,11 @@ def _lesson(entry: dict, where: str) -> Lesson:
     prerequisites = entry.get("prerequisites", [])
     if not isinstance(prerequisites, list) or not all(isinstance(p, str) for p in prerequisites):
         raise StampError(f"{where}: `prerequisites` must be a list of lesson numbers like \"02\"")
+    if not isinstance(entry.get("background", ""), str):
+        raise StampError(f"{where}: `background` must be a string")
     worksheet = entry.get("worksheet")
+    if worksheet is not None and not isinstance(worksheet, dict):
+        raise StampError(f"{where}: `worksheet` must be a table, got {worksheet!r}")
     return Lesson(
         number=_field(entry, "number", str, where), title=_field(entry, "title", str, where),
         notebook=_field(entry, "notebook", str, where), minutes=_field(entry, "minutes", int, where),
