@@ -1,4 +1,4 @@
-"""Stamp launch badges and the Colab setup cell into every notebook, and launch links into README.md.
+"""Stamp launch badges and the Colab setup cell into every notebook, and the table of lessons into README.md.
 
 The repository URL and branch live in one place, ``[tool.course]`` in pyproject.toml. This command
 derives everything else from them:
