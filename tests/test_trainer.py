@@ -6,8 +6,12 @@ tensor it records; and everything must run with every socket connection refused.
 
 from __future__ import annotations
 
+import gc
 import math
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -118,6 +122,45 @@ def test_config_is_cpu_fp32():
     config = rt.reward_config(max_steps=1)
     assert config.bf16 is False and config.use_cpu and not config.gradient_checkpointing
     assert config.logging_steps == 1 and config.report_to == []
+
+
+def test_output_folder_lives_as_long_as_the_config(tokenizer, data, tmp_path):
+    """The temporary output folder goes with its config (and so with the trainer that holds it)."""
+    config = rt.reward_config(max_steps=1)
+    folder = Path(config.output_dir)
+    assert folder.is_dir() and folder.name.startswith("rmlib-trl-")
+    del config
+    gc.collect()
+    assert not folder.exists()
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tiny = BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16,
+                                                    num_hidden_layers=1, num_attention_heads=2,
+                                                    intermediate_size=32, num_labels=1))
+    built = rt.make_trainer(tiny, data[0], None, tokenizer, max_steps=1, per_device_train_batch_size=2)
+    folder = Path(built.args.output_dir)
+    built.train()
+    assert folder.is_dir()  # alive while the trainer is
+    del built
+    gc.collect()
+    assert not folder.exists()
+    # A folder the caller names is the caller's: never created or removed by us.
+    mine = tmp_path / "keep"
+    config = rt.reward_config(output_dir=str(mine))
+    del config
+    gc.collect()
+    assert not mine.exists()
+
+
+def test_output_folder_is_removed_at_exit_while_the_config_is_alive():
+    """A notebook kernel ends with its trainers alive: the folder must still go when the process exits."""
+    code = ("from rmlib.lab import trainer as rt\n"
+            "config = rt.reward_config()\n"
+            "print(config.output_dir)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    folder = Path(done.stdout.strip().splitlines()[-1])
+    assert folder.name.startswith("rmlib-trl-")
+    assert not folder.exists()
 
 
 def test_trl_accuracy_counts_ties_as_wrong():

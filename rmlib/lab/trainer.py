@@ -10,7 +10,9 @@ head, a ``RewardConfig``, ``RewardTrainer(...)``. What TRL computes is recorded,
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
@@ -90,11 +92,25 @@ def freeze_below(model: nn.Module, layer: int) -> nn.Module:
 
 
 def reward_config(**overrides: Any) -> Any:
-    """``trl.RewardConfig`` with :data:`CPU_FP32` and a temporary output folder; ``overrides`` win."""
+    """``trl.RewardConfig`` with :data:`CPU_FP32` and a temporary output folder; ``overrides`` win.
+
+    The temporary folder lives as long as the config (a trainer holds its config, so as long as the
+    trainer): it is removed when the config is garbage-collected or, if the config is still alive, when
+    the interpreter (or notebook kernel) exits. An ``output_dir`` passed in ``overrides`` is left alone.
+    """
     from trl import RewardConfig
 
-    kwargs = {"output_dir": tempfile.mkdtemp(prefix="rmlib-trl-"), **CPU_FP32, **overrides}
-    return RewardConfig(**kwargs)
+    if "output_dir" in overrides:
+        return RewardConfig(**{**CPU_FP32, **overrides})
+    folder = tempfile.mkdtemp(prefix="rmlib-trl-")
+    try:
+        config = RewardConfig(**{"output_dir": folder, **CPU_FP32, **overrides})
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    # weakref.finalize also runs at interpreter exit (atexit=True) for configs that are still alive.
+    weakref.finalize(config, shutil.rmtree, folder, ignore_errors=True)
+    return config
 
 
 @dataclass
