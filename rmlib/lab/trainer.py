@@ -26,7 +26,7 @@ from rmlib.lab import real
 CPU_FP32 = {
     "bf16": False,  # RewardConfig turns bf16 autocast on unless fp16 is set; we measure fp32
     "use_cpu": True,
-    "gradient_checkpointing": False,  # TRL's default is True: recomputes activations, ~20% slower
+    "gradient_checkpointing": False,  # TRL's default is True: it recomputes activations to save memory; slower
     "report_to": "none",  # no tracker (wandb, tensorboard) and no network
     "save_strategy": "no",
     "disable_tqdm": True,
