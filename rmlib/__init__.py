@@ -9,7 +9,8 @@ lesson  module                    names it introduces
 01      ``rmlib.model``           TinyRewardModel, RewardModelConfig (``model.score``, ``config.hidden_size``)
 01      ``rmlib.seeding``         make_generator, seed_everything
 02      ``rmlib.theory``          predicted_reward_variance, conditional_reward_variance, variance_with_stderr,
-                                  train_head_on_preferences (04: sample_prompt_response_pairs)
+                                  train_head_on_preferences (04: sample_prompt_response_pairs;
+                                  06: clustered_mean_with_stderr)
 03      ``rmlib.init``            layer_init, score_head_std, init_score_head, INITIALISERS
 04      ``rmlib.losses``          bradley_terry_loss, preference_accuracy, reward_margin
 05      ``rmlib.data``            make_preference_data, PreferenceData (synthetic data with a known true reward)

@@ -5,10 +5,13 @@
   coefficient always has the same meaning". Bradley-Terry is blind to the offset and the training
   run decides the scale; normalisation pins both down. OpenAI also applies it *before* training
   (``normalize_before`` in lm-human-preferences' ``train_reward.py``), to the fresh reward model on
-  policy samples: then the head's init std no longer sets the initial reward scale, and a zero head,
-  whose rewards have std 0, cannot be normalised (``fit`` raises). ``normalize_before`` and
-  ``train_normalised_heads`` run it for linear heads on frozen features: under Adam the raw weight's
-  size still sets how fast the head can turn.
+  policy samples, targeting the training labels' scales (for comparison labels, which have none:
+  mean 0, std 1). Then the head's init std no longer sets the initial reward scale. ``fit`` refuses a
+  reference std ≤ ``rel_tol``·max(1, |mean|): the zero head, and also any head so small that its
+  rewards' std falls under that floor (absolute, 1e-6, when |mean| < 1), although its rewards still
+  have a spread. ``normalize_before`` and ``train_normalised_heads`` run it for linear heads on frozen
+  features: under Adam the raw weight's size still sets how fast the head can turn (how far, in ηT/σ,
+  depends on the learning rate and the number of steps).
 * **Reward centring** (Eisenstein et al. 2023; TRL's ``center_rewards_coefficient``): during
   training, add c·mean((r_c + r_r)²) to the Bradley-Terry loss, which pulls the rewards of each pair
   towards a zero mean without touching their difference.
@@ -71,7 +74,9 @@ class NormalisedHeads:
     """H linear heads with OpenAI's gain and bias: reward_k(h) = gain_k · (w_k · h) + bias_k.
 
     ``weight`` is (H, d), ``gain`` and ``bias`` are (H,). lm-human-preferences keeps the gain and the
-    bias as trainable variables of the reward model (``rewards.py``: ``reward_norm/gain``, ``bias``).
+    bias as trainable variables of the reward model (``rewards.py``: ``reward_norm/gain``, ``bias``);
+    its head, an ``fc_layer``, also has a bias of its own, b in gain·(w·h + b) + bias, left out here:
+    under a loss that sees only reward differences neither bias gets a gradient.
     """
 
     weight: torch.Tensor
@@ -90,11 +95,16 @@ def normalize_before(heads: torch.Tensor, reference_states: torch.Tensor) -> Nor
     """lm-human-preferences' ``normalize_before`` for linear heads on fixed features.
 
     Each row w_k of ``heads`` (H, d) gets the gain and bias (``RewardNormalizer.fit``) that give its
-    rewards on ``reference_states`` (N, d), the hidden states of policy samples, mean 0 and std 1. A
-    head whose reference rewards have no spread (the zero head) raises ``ValueError``.
+    rewards on ``reference_states`` (N, d), the hidden states of policy samples, mean 0 and std 1 (the
+    target lm-human-preferences uses for comparison labels). A head whose reference rewards have a std
+    at or below ``fit``'s floor, 1e-6·max(1, |mean|), raises ``ValueError``: the zero head, but also a
+    nonzero head scaled small enough (a 1e-30 head whose rewards have std ~1e-30), so "the init std
+    drops out" holds for every scale above that floor, not for every c > 0. Heads and states of
+    different dtypes raise ``TypeError``.
     """
     validation.float_tensor("heads", heads, ndim=2, finite=True)
     validation.float_tensor("reference_states", reference_states, ndim=2, finite=True)
+    validation.same_dtype(("heads", "reference_states"), heads, reference_states)
     if reference_states.shape[1] != heads.shape[1]:
         raise ValueError(f"reference_states have {reference_states.shape[1]} features, the heads {heads.shape[1]}")
     fits = [RewardNormalizer.fit(reference_states @ w) for w in heads]
@@ -109,10 +119,14 @@ def train_normalised_heads(heads: NormalisedHeads, h_chosen: torch.Tensor, h_rej
     The features are frozen: only the heads learn. Adam works coordinate by coordinate, so the H heads
     stacked in one tensor train exactly as H separate optimisers would. Returns the trained heads; the
     ones passed in are left unchanged. (Bradley-Terry gives the bias zero gradient: it stays put.)
+    PyTorch's Adam (eps 1e-8); lm-human-preferences' ``utils/core.py: minimize`` uses eps 1e-5 and a
+    learning rate decaying linearly to 0.
     """
     validation.float_tensor("h_chosen", h_chosen, ndim=2, finite=True)
     validation.float_tensor("h_rejected", h_rejected, ndim=2, finite=True)
     validation.same_shape(("h_chosen", "h_rejected"), h_chosen, h_rejected)
+    validation.same_dtype(("h_chosen", "heads.weight"), h_chosen, heads.weight)
+    validation.same_dtype(("h_rejected", "heads.weight"), h_rejected, heads.weight)
     lr = validation.real("lr", lr, positive=True)
     steps = validation.integer("steps", steps)
     params = [t.detach().clone().requires_grad_() for t in (heads.weight, heads.gain, heads.bias)]

@@ -185,6 +185,25 @@ def crossed_mean_with_stderr(values: torch.Tensor | np.ndarray) -> tuple[float, 
     return float(x.mean()), math.sqrt(var_mean)
 
 
+def clustered_mean_with_stderr(values: torch.Tensor | np.ndarray) -> tuple[float, float]:
+    """Mean of a (repeats × clusters) grid and its standard error when only the clusters are independent.
+
+    The columns are clusters (prompts, say) that every repeat (row: a policy seed) shares, with
+    something fixed per cluster (its target, its reference policy); the repeats of one cluster are
+    correlated, different clusters are independent. So average each cluster over the repeats first
+    and treat the C cluster means as the i.i.d. sample: std(cluster means)/sqrt(C). The i.i.d. formula
+    over all R·C entries is too small when the repeats of a cluster agree. (When the rows share
+    something too, use :func:`crossed_mean_with_stderr`.)
+    """
+    if not isinstance(values, (torch.Tensor, np.ndarray)) or values.ndim != 2:
+        raise ValueError("values must be a 2-D tensor or array (repeats × clusters)")
+    if values.shape[0] < 1 or values.shape[1] < 2:
+        raise ValueError(f"need at least 1 repeat and 2 clusters, got shape {tuple(values.shape)}")
+    x = (values.detach().cpu().numpy() if torch.is_tensor(values) else values).astype(np.float64)
+    cluster_means = x.mean(0)
+    return float(x.mean()), float(cluster_means.std(ddof=1) / math.sqrt(cluster_means.size))
+
+
 def sample_prompt_response_pairs(
     n_pairs: int,
     d: int,

@@ -327,6 +327,20 @@ def test_normalize_before_refuses_a_zero_head_and_bad_input():
         normalize_before([[1.0] * 16], ref)
 
 
+def test_normalize_before_floor_refuses_tiny_nonzero_heads_and_mixed_dtypes():
+    ref, u = _states(64), _states(1, seed=2)[0]
+    # fit's floor is absolute (1e-6) when |mean| < 1: a nonzero head with reward std ~1e-30 is refused
+    # although its rewards have a spread; the same direction at std ~1 is fine
+    with pytest.raises(ValueError, match="zero variance"):
+        normalize_before(1e-30 * u[None] / u.norm(), ref)
+    assert normalize_before(u[None] / u.norm(), ref).gain.shape == (1,)
+    with pytest.raises(TypeError, match="same dtype.*float32.*float64"):
+        normalize_before(u[None], ref.double())
+    start = normalize_before(u[None], ref)
+    with pytest.raises(TypeError, match="same dtype"):
+        train_normalised_heads(start, _states(10).double(), _states(10).double(), steps=1)
+
+
 def test_training_stacked_heads_equals_training_each_alone():
     ref, h_c, h_r = _states(128), _states(200, seed=4), _states(200, seed=5)
     start = normalize_before(_states(3, seed=6), ref)

@@ -142,6 +142,31 @@ def test_crossed_stderr_rejects_bad_grids(bad):
         theory.crossed_mean_with_stderr(bad)
 
 
+def test_clustered_stderr_is_calibrated_where_the_naive_one_is_not():
+    # 2000 independent (3 repeats × 64 clusters) grids: a shared per-cluster value plus independent
+    # noise, as three policy seeds share 64 prompts. The spread of the grid means is the true standard
+    # error (its own estimate good to 1/sqrt(2·2000) ≈ 1.6 %; allow 4 of those plus the ~1 % bias of
+    # the mean of a std over 63 degrees of freedom). The i.i.d. formula over 192 entries comes out small.
+    g = make_generator(12)
+    reps, repeats, clusters = 2000, 3, 64
+    grids = torch.randn(reps, 1, clusters, generator=g, dtype=torch.float64) + torch.randn(reps, repeats, clusters, generator=g, dtype=torch.float64)
+    true_se = grids.mean((1, 2)).std().item()
+    clustered = np.mean([theory.clustered_mean_with_stderr(x)[1] for x in grids])
+    naive = (grids.flatten(1).std(1) / math.sqrt(repeats * clusters)).mean().item()
+    assert 0.92 < clustered / true_se < 1.08, clustered / true_se
+    assert naive / true_se < 0.85, naive / true_se
+    mean, se = theory.clustered_mean_with_stderr(grids[0])
+    assert mean == pytest.approx(grids[0].mean().item())
+    assert se == pytest.approx(grids[0].mean(0).std().item() / 8)
+    assert theory.clustered_mean_with_stderr(grids[0].numpy()) == pytest.approx((mean, se))
+
+
+@pytest.mark.parametrize("bad", [torch.ones(5), torch.ones(3, 1), torch.ones(0, 4), torch.ones(2, 2, 2), [[1.0, 2.0], [3.0, 4.0]]])
+def test_clustered_stderr_rejects_bad_grids(bad):
+    with pytest.raises(ValueError, match="2-D|at least"):
+        theory.clustered_mean_with_stderr(bad)
+
+
 def test_initialiser_table_measurements_match_theory():
     rows = initialiser_table([64, 512], n_heads=64, n_pairs=256, generator=make_generator(12))
     from rmlib import INITIALISERS

@@ -65,6 +65,13 @@ def same_shape(names: tuple[str, str], a: torch.Tensor, b: torch.Tensor) -> None
         raise ValueError(f"{names[0]} and {names[1]} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
+def same_dtype(names: tuple[str, str], a: torch.Tensor, b: torch.Tensor) -> None:
+    """Two tensors that meet in one matrix product: torch refuses mixed dtypes with a bare RuntimeError."""
+    if a.dtype != b.dtype:
+        raise TypeError(f"{names[0]} and {names[1]} must have the same dtype, got {a.dtype} and {b.dtype}: "
+                        "convert one of them (.to(other.dtype))")
+
+
 def one_of(name: str, value: Any, options: Collection[Any]) -> Any:
     """``value`` if it is one of ``options``."""
     if value not in options:
