@@ -7,7 +7,9 @@ course.py's PARALLEL):
 - each worker and the notebook kernels it starts use one OpenMP thread, so that N workers on N cores
   do not fight over them;
 - the longest work units are handed out first (LONG_FIRST, then the notebooks), so that no long file
-  starts last while the other workers sit idle.
+  starts last while the other workers sit idle;
+- every test under tests/integration/ is marked ``slow``, so ``python3 course.py test -m "not slow"`` is
+  the quick loop (unit tests and notebooks) and the plain test command still runs everything.
 """
 
 from __future__ import annotations
@@ -24,25 +26,20 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 NOTEBOOK_FOLDERS = ("notebooks", "solutions", "exercises")
-# The suite's longest work units, longest first (measured with --durations on a 2-core machine): the
-# install test (CI only) builds a fresh environment, minutes; the gradebook test grades six submissions,
-# 30 s; lesson 08 trains with TRL, 20 s with one thread; the site test builds the website, 20-40 s; the
-# browser test starts JupyterLab and Chromium, 15-20 s; lessons 05 and 07 and the trainer, ZeRO-3 and
-# theory tests, 7-12 s. Only the order depends on this list; a file missing from it just runs with the
-# other tests.
-LONG_FIRST = ("tests/test_install.py", "tests/test_grade.py", "notebooks/08_trl_reward_trainer.ipynb",
-              "tests/test_site.py", "tests/test_browser.py", "notebooks/05_initialisation_and_training.ipynb",
+# The suite's longest work units, longest first (timings in benchmarks/README.md). Only the order depends
+# on this list; a file missing from it just runs with the other tests.
+LONG_FIRST = ("tests/integration/test_install.py", "tests/integration/test_grade.py",
+              "notebooks/08_trl_reward_trainer.ipynb", "tests/integration/test_site.py",
+              "tests/integration/test_browser.py", "notebooks/05_initialisation_and_training.ipynb",
               "notebooks/07_real_pretrained_backbone.ipynb", "tests/test_trainer.py", "tests/test_zero3.py",
               "tests/test_theory.py", "tests/test_explorers.py", "tests/test_real.py")
+# Tests that install, build the website, drive a browser or grade a class: `-m "not slow"` leaves them out.
+INTEGRATION = "tests/integration"
 WHOLE_FILE_MODES = ("loadfile", "loadscope", "no", "each")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # At exit pytest runs gc.collect() five times to surface exceptions raised in finalizers; over a heap
-    # holding torch, transformers and a dozen notebook clients each full collection takes ~1 s, so that
-    # was 3-5 s of every worker's last seconds (measured with faulthandler stack dumps). One collection
-    # still finalises the garbage left at exit; the four more would only catch what the first one's
-    # finalizers leave behind.
+    # One gc pass at exit instead of pytest's five: each full pass over torch's heap costs about a second.
     try:
         from _pytest.unraisableexception import gc_collect_iterations_key
     except ImportError:  # another pytest version: keep its default
@@ -59,18 +56,25 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+@pytest.hookimpl(tryfirst=True)  # mark before `-m` deselects
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # The long test files, then the notebooks (lessons, then worksheets), then the other tests; a stable
     # sort keeps each file's items, and so each notebook's cells, in their order. xdist hands out files
     # in this order because course.py passes --no-loadscope-reorder (xdist's own reordering counts
     # tests per file, and a notebook has few "tests" however long it runs).
+    def rel(item: pytest.Item) -> str | None:
+        return item.path.relative_to(config.rootpath).as_posix() if item.path.is_relative_to(config.rootpath) else None
+
     def rank(item: pytest.Item) -> int:
-        if not item.path.is_relative_to(config.rootpath):
+        path = rel(item)
+        if path is None:
             return len(LONG_FIRST) + len(NOTEBOOK_FOLDERS)
-        rel = item.path.relative_to(config.rootpath)
-        if rel.as_posix() in LONG_FIRST:
-            return LONG_FIRST.index(rel.as_posix())
-        top = rel.parts[0]
+        if path in LONG_FIRST:
+            return LONG_FIRST.index(path)
+        top = path.split("/", 1)[0]
         return len(LONG_FIRST) + (NOTEBOOK_FOLDERS.index(top) if top in NOTEBOOK_FOLDERS else len(NOTEBOOK_FOLDERS))
 
+    for item in items:
+        if (rel(item) or "").startswith(INTEGRATION + "/"):
+            item.add_marker(pytest.mark.slow)
     items.sort(key=rank)

@@ -6,7 +6,9 @@
   run decides the scale; normalisation pins both down. OpenAI also applies it *before* training
   (``normalize_before`` in lm-human-preferences' ``train_reward.py``), to the fresh reward model on
   policy samples: then the head's init std no longer sets the initial reward scale, and a zero head,
-  whose rewards have std 0, cannot be normalised (``fit`` raises).
+  whose rewards have std 0, cannot be normalised (``fit`` raises). ``normalize_before`` and
+  ``train_normalised_heads`` run it for linear heads on frozen features: under Adam the raw weight's
+  size still sets how fast the head can turn.
 * **Reward centring** (Eisenstein et al. 2023; TRL's ``center_rewards_coefficient``): during
   training, add c·mean((r_c + r_r)²) to the Bradley-Terry loss, which pulls the rewards of each pair
   towards a zero mean without touching their difference.
@@ -64,6 +66,67 @@ def normalize_rewards(rewards: torch.Tensor, reference_rewards: torch.Tensor) ->
     return RewardNormalizer.fit(reference_rewards)(rewards)
 
 
+@dataclass(frozen=True)
+class NormalisedHeads:
+    """H linear heads with OpenAI's gain and bias: reward_k(h) = gain_k · (w_k · h) + bias_k.
+
+    ``weight`` is (H, d), ``gain`` and ``bias`` are (H,). lm-human-preferences keeps the gain and the
+    bias as trainable variables of the reward model (``rewards.py``: ``reward_norm/gain``, ``bias``).
+    """
+
+    weight: torch.Tensor
+    gain: torch.Tensor
+    bias: torch.Tensor
+
+    def rewards(self, states: torch.Tensor) -> torch.Tensor:
+        """Rewards of every head for ``states`` (N, d): shape (H, N)."""
+        validation.float_tensor("states", states, ndim=2)
+        if states.shape[1] != self.weight.shape[1]:
+            raise ValueError(f"states have {states.shape[1]} features, the heads read {self.weight.shape[1]}")
+        return (self.weight @ states.T) * self.gain[:, None] + self.bias[:, None]
+
+
+def normalize_before(heads: torch.Tensor, reference_states: torch.Tensor) -> NormalisedHeads:
+    """lm-human-preferences' ``normalize_before`` for linear heads on fixed features.
+
+    Each row w_k of ``heads`` (H, d) gets the gain and bias (``RewardNormalizer.fit``) that give its
+    rewards on ``reference_states`` (N, d), the hidden states of policy samples, mean 0 and std 1. A
+    head whose reference rewards have no spread (the zero head) raises ``ValueError``.
+    """
+    validation.float_tensor("heads", heads, ndim=2, finite=True)
+    validation.float_tensor("reference_states", reference_states, ndim=2, finite=True)
+    if reference_states.shape[1] != heads.shape[1]:
+        raise ValueError(f"reference_states have {reference_states.shape[1]} features, the heads {heads.shape[1]}")
+    fits = [RewardNormalizer.fit(reference_states @ w) for w in heads]
+    as_tensor = lambda values: torch.tensor(values, dtype=heads.dtype)
+    return NormalisedHeads(heads.detach().clone(), as_tensor([f.gain for f in fits]), as_tensor([f.bias for f in fits]))
+
+
+def train_normalised_heads(heads: NormalisedHeads, h_chosen: torch.Tensor, h_rejected: torch.Tensor,
+                           lr: float = 1e-3, steps: int = 200) -> NormalisedHeads:
+    """Full-batch Adam on the Bradley-Terry loss of every head, training its weight, gain and bias.
+
+    The features are frozen: only the heads learn. Adam works coordinate by coordinate, so the H heads
+    stacked in one tensor train exactly as H separate optimisers would. Returns the trained heads; the
+    ones passed in are left unchanged. (Bradley-Terry gives the bias zero gradient: it stays put.)
+    """
+    validation.float_tensor("h_chosen", h_chosen, ndim=2, finite=True)
+    validation.float_tensor("h_rejected", h_rejected, ndim=2, finite=True)
+    validation.same_shape(("h_chosen", "h_rejected"), h_chosen, h_rejected)
+    lr = validation.real("lr", lr, positive=True)
+    steps = validation.integer("steps", steps)
+    params = [t.detach().clone().requires_grad_() for t in (heads.weight, heads.gain, heads.bias)]
+    trained = NormalisedHeads(*params)
+    optimiser = torch.optim.Adam(params, lr=lr)
+    for _ in range(steps):
+        # mean over pairs per head, summed over heads: each head gets its own loss's gradient
+        loss = bradley_terry_loss(trained.rewards(h_chosen), trained.rewards(h_rejected), reduction="none").mean(1).sum()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return NormalisedHeads(*(p.detach() for p in params))
+
+
 def centering_penalty(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
     """mean((r_c + r_r)²): zero exactly when every pair's two rewards sum to zero."""
     validation.float_tensor("r_chosen", r_chosen, nonempty=False, finite=True)
@@ -86,4 +149,12 @@ def centred_bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, coefficien
     return bradley_terry_loss(r_chosen, r_rejected) + coefficient * penalty
 
 
-__all__ = ["RewardNormalizer", "centering_penalty", "centred_bt_loss", "normalize_rewards"]
+__all__ = [
+    "NormalisedHeads",
+    "RewardNormalizer",
+    "centering_penalty",
+    "centred_bt_loss",
+    "normalize_before",
+    "normalize_rewards",
+    "train_normalised_heads",
+]

@@ -1,5 +1,6 @@
 """The launch stamper (tools.launch): badges, the Colab-only setup cell, README links, check mode."""
 
+import re
 import subprocess
 import sys
 import types
@@ -22,6 +23,19 @@ real = ["sentence-transformers>=5.0.0", "transformers>=4.0.0", "torch>=2.5.0"]
 [tool.course]
 repository = "https://github.com/someone/demo"
 branch = "dev"
+title = "A demo course"
+[[tool.course.lessons]]
+number = "01"
+title = "Demo"
+notebook = "notebooks/01_demo.ipynb"
+minutes = 10
+objectives = "read |Δ| in a table"
+prerequisites = []
+[tool.course.lessons.worksheet]
+notebook = "exercises/01_demo.ipynb"
+title = "Demo"
+minutes = 5
+practise = "the demo"
 """
 README = "# Demo\n\n<!-- launch:begin -->\nstale text\n<!-- launch:end -->\n\nafter\n"
 
@@ -45,7 +59,8 @@ def course(tmp_path):
     for folder in FOLDERS:
         (tmp_path / folder).mkdir()
     nbformat.write(lesson(), tmp_path / "notebooks" / "01_demo.ipynb")
-    nbformat.write(lesson("# 01 — Demo worksheet"), tmp_path / "exercises" / "01_demo.ipynb")
+    nbformat.write(lesson("# 01 — Worksheet: Demo"), tmp_path / "exercises" / "01_demo.ipynb")
+    nbformat.write(lesson("# 01 — Worksheet: Demo"), tmp_path / "solutions" / "01_demo.ipynb")
     return tmp_path
 
 
@@ -63,10 +78,10 @@ def test_config_is_read_from_pyproject(course):
 
 
 def test_stamp_inserts_badge_and_setup_after_title_and_is_idempotent(course):
-    generated = ["notebooks/01_demo.ipynb", "exercises/01_demo.ipynb", "README.md", "binder/requirements.txt",
-                 "requirements-min-base.txt", "requirements-min.txt"]
-    assert launch.run(course, check=True) == generated
-    assert launch.run(course) == generated
+    everything = ["notebooks/01_demo.ipynb", "solutions/01_demo.ipynb", "exercises/01_demo.ipynb", "README.md",
+                  "binder/requirements.txt", "requirements-min-base.txt", "requirements-min.txt"]
+    assert launch.run(course, check=True) == everything
+    assert launch.run(course) == everything
     before = {p: p.read_bytes() for p in course.rglob("*") if p.is_file()}
     assert launch.run(course) == []
     assert launch.run(course, check=True) == []
@@ -85,6 +100,9 @@ def test_stamp_inserts_badge_and_setup_after_title_and_is_idempotent(course):
     readme = (course / "README.md").read_text()
     assert "stale text" not in readme and readme.endswith("<!-- launch:end -->\n\nafter\n")
     assert "blob/dev/notebooks/01_demo.ipynb" in readme and "blob/dev/exercises/01_demo.ipynb" in readme
+    (row,) = [line for line in readme.splitlines() if line.startswith("| 01 |")]
+    assert "[Demo](notebooks/01_demo.ipynb) | read \\|Δ\\| in a table | 10 |" in row, row
+    assert "[Demo](exercises/01_demo.ipynb) (5 min; [solution](solutions/01_demo.ipynb)): the demo" in row
     binder = (course / "binder" / "requirements.txt").read_text().splitlines()
     assert binder[-2:] == ["torch==2.13.0+cpu", "numpy==2.4.6"]
     assert (course / "requirements-min.txt").read_text().splitlines()[2:] == [
@@ -95,7 +113,7 @@ def test_stamp_inserts_badge_and_setup_after_title_and_is_idempotent(course):
 def test_changing_the_repository_restamps_everything(course):
     launch.run(course)
     (course / "pyproject.toml").write_text(PYPROJECT.replace("someone/demo", "fork/demo2"))
-    assert len(launch.run(course, check=True)) == 3
+    assert len(launch.run(course, check=True)) == 4
     launch.run(course)
     nb = nbformat.read(course / "notebooks" / "01_demo.ipynb", as_version=4)
     assert len(nb.cells) == 4, "re-stamping must update the stamped cells, not add more"
@@ -251,3 +269,72 @@ def test_binder_requirements_need_exact_pins():
         binder.binder_requirements("torch==2.0\nnumpy>=2\n", "3.11")
     with pytest.raises(course_config.StampError, match="runtime.txt"):
         binder.binder_python("3.11")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The course catalogue ([[tool.course.lessons]]): the README's table comes from it, and it must agree
+# with the notebooks
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_catalogue_lists_every_course_notebook_under_its_own_title():
+    from tools.catalogue import course_notebooks, load_catalogue, notebook_title
+
+    catalogue = load_catalogue()
+    listed = {p for lesson in catalogue.lessons for p in (lesson.notebook, lesson.worksheet and lesson.worksheet.notebook,
+                                                          lesson.worksheet and lesson.worksheet.solution) if p}
+    assert listed == set(course_notebooks())
+    for lesson in catalogue.lessons:
+        nb = nbformat.read(ROOT / lesson.notebook, as_version=4)
+        assert notebook_title(nb, lesson.notebook) == f"{lesson.number} — {lesson.title}"
+        assert lesson.minutes > 0 and lesson.objectives
+
+
+def test_readme_table_is_generated_from_the_catalogue():
+    from tools.catalogue import load_catalogue
+
+    catalogue, config = load_catalogue(), course_config.load_config()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert stamp.readme_block(config, catalogue) in readme
+    rows = [line for line in readme.splitlines() if re.match(r"\| \d\d \|", line)]
+    assert [row.split(" | ")[0].strip("| ") for row in rows] == [lesson.number for lesson in catalogue.lessons]
+
+
+def _retimed(number: str) -> list:
+    # Lessons 01-05 get new minute estimates in the catalogue while their notebooks still state the old
+    # ones; strict xfail: once a notebook states the catalogue's number, drop it from this set.
+    return [pytest.mark.xfail(strict=True, reason="the notebook still states its old estimate")] if number in {"01", "02", "03", "04", "05"} else []
+
+
+def _stated_times() -> list:
+    from tools.catalogue import load_catalogue
+
+    params = []
+    for lesson in load_catalogue().lessons:
+        params.append(pytest.param(lesson.notebook, lesson.minutes, marks=_retimed(lesson.number), id=lesson.notebook))
+        if lesson.worksheet:
+            params.append(pytest.param(lesson.worksheet.notebook, lesson.worksheet.minutes, id=lesson.worksheet.notebook))
+    return params
+
+
+@pytest.mark.parametrize("path, minutes", _stated_times())
+def test_a_stated_time_is_the_catalogue_time(path, minutes):
+    from tools.catalogue import stated_minutes
+
+    stated = stated_minutes(nbformat.read(ROOT / path, as_version=4))
+    assert stated in (None, minutes), f"{path} says about {stated} minutes, the catalogue {minutes}"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t.replace('title = "A demo course"\n', ""), "needs `title`"),
+    (lambda t: t.replace("minutes = 10", 'minutes = "ten"'), "`minutes` must be a non-empty int"),
+    (lambda t: t.replace("prerequisites = []", 'prerequisites = ["02"]'), "prerequisites \\['02'\\] are not earlier lessons"),
+    (lambda t: t.replace('notebook = "notebooks/01_demo.ipynb"', 'notebook = "notebooks/01_other.ipynb"'),
+     r"no such notebook \['notebooks/01_other.ipynb'\]; not in the catalogue \['notebooks/01_demo.ipynb'\]"),
+    (lambda t: t.replace('title = "Demo"\nnotebook', 'title = "Demo, renamed"\nnotebook'), "the catalogue says '01 — Demo, renamed'"),
+    (lambda t: t.split("[tool.course.lessons.worksheet]")[0], r"not in the catalogue \['exercises/01_demo.ipynb'"),
+])
+def test_a_catalogue_that_drifts_from_the_notebooks_is_refused(course, change, message):
+    (course / "pyproject.toml").write_text(change(PYPROJECT))
+    with pytest.raises(course_config.StampError, match=message):
+        launch.run(course, check=True)

@@ -1,5 +1,5 @@
 """The declared versions agree everywhere: pyproject.toml's lower bounds, the lowest-versions requirement
-files generated from them, the Colab setup cells, requirements.txt's pins and README's version facts.
+files generated from them, the Colab setup cells, requirements.txt's pins and the version facts of README.md and INSTALL.md.
 
 Each test names the file to regenerate or fix when it fails (a drift between them is a bug: a learner
 would install versions the course never ran on)."""
@@ -101,23 +101,23 @@ def test_pinned_versions_meet_the_declared_minimums():
                 f"requirements.txt pins {req.name}=={pinned[key]}, outside pyproject's {requirement}")
 
 
-def test_readme_states_the_minimums_pyproject_declares():
-    """README's version facts (transformers >= 5.0 for lessons 07/08, ipywidgets 7 works) follow pyproject."""
-    readme = (ROOT / "README.md").read_text()
+def test_install_guide_states_the_minimums_pyproject_declares():
+    """INSTALL.md's version facts (transformers >= 5.0 for lessons 07/08, ipywidgets 7 works) follow pyproject."""
+    readme = (ROOT / "INSTALL.md").read_text()
     bounds = _lower_bounds([*CONFIG.dependencies, *(r for reqs in CONFIG.extras.values() for r in reqs)])
     core = _lower_bounds(CONFIG.dependencies)
     assert readme.count("**Lowest versions.**") == 1
     line = readme.split("**Lowest versions.**")[1].split("\n\n")[0].replace("\n", " ")  # its paragraph
     for name in ("torch", "numpy", "matplotlib", "ipywidgets", "transformers", "trl", "deepspeed"):
         version = core.get(name) or bounds[name]
-        assert f"{name} ≥ {version}" in line, f"README's lowest-versions line does not say {name} ≥ {version}: {line}"
-    assert f"torch ≥ {bounds['torch']}" in line, "README must give the extras' torch minimum too"
+        assert f"{name} ≥ {version}" in line, f"INSTALL.md's lowest-versions paragraph does not say {name} ≥ {version}: {line}"
+    assert f"torch ≥ {bounds['torch']}" in line, "INSTALL.md must give the extras' torch minimum too"
 
 
 def test_readme_python_versions_are_those_the_pins_support():
-    """README's 'Python 3.10–3.14' is requires-python's floor and the classifiers' range; the pins'
-    markers only split at 3.11 (numpy, matplotlib, ipykernel, transformers, TRL), within that range."""
-    readme = (ROOT / "README.md").read_text()
+    """README's and INSTALL.md's 'Python 3.10–3.14' is requires-python's floor and the classifiers' range;
+    the pins' markers only split at 3.11 (numpy, matplotlib, ipykernel, transformers, TRL), within it."""
+    readme = (ROOT / "README.md").read_text() + (ROOT / "INSTALL.md").read_text()
     claims = set(re.findall(r"Python 3\.(\d+)–3\.(\d+)", readme))
     assert claims == {("10", "14")}, claims
     text = (ROOT / "pyproject.toml").read_text()

@@ -293,3 +293,70 @@ def test_centred_loss_uses_the_one_bradley_terry_loss(monkeypatch):
     rc, rr = torch.tensor([1.0, -2.0]), torch.tensor([0.5, 3.0])
     normalize.centred_bt_loss(rc, rr, 0.01)
     assert len(calls) == 1 and calls[0][0] is rc and calls[0][1] is rr
+
+
+# normalize_before and Adam on normalised heads (lesson 06, section 8)
+
+from rmlib.normalize import NormalisedHeads, normalize_before, train_normalised_heads  # noqa: E402
+
+
+def _states(n: int, d: int = 16, seed: int = 1) -> torch.Tensor:
+    return torch.randn(n, d, generator=rmlib.make_generator(seed)) + 0.5
+
+
+def test_normalize_before_gives_mean_zero_std_one_and_drops_the_scale():
+    ref, u = _states(256), _states(1, seed=2)[0]
+    heads = normalize_before(torch.stack([0.02 * u, u, 10.0 * u]), ref)
+    on_ref = heads.rewards(ref).double()
+    assert torch.allclose(on_ref.mean(1), torch.zeros(3, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(on_ref.std(1, correction=0), torch.ones(3, dtype=torch.float64), atol=1e-5)
+    other = heads.rewards(_states(50, seed=3))
+    # float32 rewards of size ~1: the three scales agree to a few ulps
+    assert torch.allclose(other[0], other[1], atol=1e-5) and torch.allclose(other[0], other[2], atol=1e-5)
+
+
+def test_normalize_before_refuses_a_zero_head_and_bad_input():
+    ref = _states(64)
+    with pytest.raises(ValueError, match="zero variance"):
+        normalize_before(torch.zeros(2, 16), ref)
+    with pytest.raises(ValueError, match="features"):
+        normalize_before(torch.ones(2, 8), ref)
+    with pytest.raises(ValueError, match="2-D"):
+        normalize_before(torch.ones(16), ref)
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        normalize_before([[1.0] * 16], ref)
+
+
+def test_training_stacked_heads_equals_training_each_alone():
+    ref, h_c, h_r = _states(128), _states(200, seed=4), _states(200, seed=5)
+    start = normalize_before(_states(3, seed=6), ref)
+    together = train_normalised_heads(start, h_c, h_r, lr=1e-2, steps=30)
+    for k in range(3):
+        alone = train_normalised_heads(NormalisedHeads(start.weight[k:k + 1], start.gain[k:k + 1], start.bias[k:k + 1]),
+                                       h_c, h_r, lr=1e-2, steps=30)
+        # same arithmetic per coordinate; only the matmul's summation order may differ (float32 ulps)
+        assert torch.allclose(alone.weight[0], together.weight[k], atol=1e-5)
+        assert torch.allclose(alone.gain[0], together.gain[k], rtol=1e-5)
+    assert torch.equal(together.bias, start.bias)  # Bradley-Terry gives the bias zero gradient
+    assert not torch.equal(together.weight, start.weight) and start.weight.grad is None  # input left alone
+
+
+def test_under_adam_a_large_raw_head_barely_turns():
+    ref, h_c, h_r = _states(128), _states(400, seed=4), _states(400, seed=5)
+    h_c = h_c + torch.linspace(0, 1, 16)  # chosen answers differ along a fixed direction: something to learn
+    u = _states(1, seed=7)[0]
+    start = normalize_before(torch.stack([0.02 * u / u.norm(), 10.0 * u / u.norm()]), ref)
+    end = train_normalised_heads(start, h_c, h_r, lr=1e-3, steps=100)
+    cos = F.cosine_similarity(end.weight, start.weight, dim=1)
+    # Adam moves a coordinate by about lr per step: 100 steps turn a std-10 head by ~1e-2 at most
+    assert cos[1] > 0.999 and cos[0] < 0.9, cos
+
+
+@pytest.mark.parametrize("kwargs, error", [({"lr": 0.0}, ValueError), ({"steps": 0}, ValueError),
+                                           ({"steps": 1.5}, TypeError)])
+def test_train_normalised_heads_rejects_bad_arguments(kwargs, error):
+    start = normalize_before(_states(2, seed=6), _states(64))
+    with pytest.raises(error):
+        train_normalised_heads(start, _states(10), _states(10), **kwargs)
+    with pytest.raises(ValueError, match="same shape"):
+        train_normalised_heads(start, _states(10), _states(9))

@@ -6,8 +6,12 @@ tensor it records; and everything must run with every socket connection refused.
 
 from __future__ import annotations
 
+import gc
 import math
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -70,7 +74,7 @@ def test_hook_reproduces_trl_rewards(evaluated, data):
 
 
 def test_initial_predictions_hold_on_the_recorded_tensor(evaluated):
-    _, metrics, record = evaluated
+    built, metrics, record = evaluated
     p_c, p_r, _, _ = record.pairs()
     p = torch.cat([p_c, p_r])
     sq = p.pow(2).sum(1).mean().item()
@@ -89,8 +93,11 @@ def test_initial_predictions_hold_on_the_recorded_tensor(evaluated):
     assert abs(losses.mean().item() - predicted) < 4 * losses.std().item() / math.sqrt(len(losses))
     # TRL's one head is one draw from that distribution.
     assert abs(metrics["eval_loss"] - predicted) < 4 * losses.std().item()
-    # E||p||^2 on the pooler output, as lesson 07 measured on its sentences (1.70) and lesson 08 here (1.73).
+    # E||p||^2 on the pooler output (1.73 on these texts). The checkpoint's pooler is untrained (zero bias,
+    # random weights of std 0.0091), so this is a random projection of [CLS] through tanh: d·σ_P²·E‖h‖² ≈ 1.8.
     assert 1.4 < sq < 2.0, sq
+    pooler = built.model.base_model.pooler.dense
+    assert (pooler.bias == 0).all()
 
 
 def test_runs_offline_with_sockets_forbidden(monkeypatch, tokenizer, data):
@@ -118,6 +125,123 @@ def test_config_is_cpu_fp32():
     config = rt.reward_config(max_steps=1)
     assert config.bf16 is False and config.use_cpu and not config.gradient_checkpointing
     assert config.logging_steps == 1 and config.report_to == []
+
+
+def test_output_folder_lives_as_long_as_the_config(tokenizer, data, tmp_path):
+    """The temporary output folder goes with its config (and so with the trainer that holds it)."""
+    config = rt.reward_config(max_steps=1)
+    folder = Path(config.output_dir)
+    assert folder.is_dir() and folder.name.startswith("rmlib-trl-")
+    del config
+    gc.collect()
+    assert not folder.exists()
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tiny = BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16,
+                                                    num_hidden_layers=1, num_attention_heads=2,
+                                                    intermediate_size=32, num_labels=1))
+    built = rt.make_trainer(tiny, data[0], None, tokenizer, max_steps=1, per_device_train_batch_size=2)
+    folder = Path(built.args.output_dir)
+    built.train()
+    assert folder.is_dir()  # alive while the trainer is
+    del built
+    gc.collect()
+    assert not folder.exists()
+    # A folder the caller names is the caller's: never created or removed by us.
+    mine = tmp_path / "keep"
+    config = rt.reward_config(output_dir=str(mine))
+    del config
+    gc.collect()
+    assert not mine.exists()
+
+
+def test_output_folder_is_removed_at_exit_while_the_config_is_alive():
+    """A notebook kernel ends with its trainers alive: the folder must still go when the process exits."""
+    code = ("from rmlib.lab import trainer as rt\n"
+            "config = rt.reward_config()\n"
+            "print(config.output_dir)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    folder = Path(done.stdout.strip().splitlines()[-1])
+    assert folder.name.startswith("rmlib-trl-")
+    assert not folder.exists()
+
+
+def _tiny_bert(vocab_size: int, seed: int = 0):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)  # transformers draws the random weights from the global generator
+    return BertForSequenceClassification(BertConfig(vocab_size=vocab_size, hidden_size=16, num_hidden_layers=1,
+                                                    num_attention_heads=2, intermediate_size=32, num_labels=1))
+
+
+def test_head_bias_gradient_is_trl_s_bit_for_bit(tokenizer, data):
+    """The replayed bias gradient equals TRL's compute_loss's, bits included; B = 8 cancels exactly."""
+    model = _tiny_bert(tokenizer.vocab_size)
+    with torch.no_grad():
+        model.classifier.weight.normal_(0.0, 1.0, generator=rmlib.make_generator(4))
+    built = rt.make_trainer(model, data[0], None, tokenizer, max_steps=1)
+    seen = {}
+    for size in (3, 4, 5, 8):
+        for start in (0, 8):
+            batch = built.data_collator([data[0][i] for i in range(start, start + size)])
+            model.zero_grad()
+            with rt.record_head(model) as rec:
+                built.compute_loss(model, dict(batch)).backward()
+            replayed = rt.head_bias_gradient(model.classifier, rec.inputs[0])
+            assert torch.equal(model.classifier.bias.grad, replayed), (size, start)
+            seen.setdefault(size, []).append(replayed.item())
+    assert seen[8] == [0.0, 0.0]  # the pairs' terms cancel in the sum TRL's batch size 8 makes
+    assert max(abs(g) for gs in seen.values() for g in gs) < 1e-6  # otherwise only rounding residues
+    with pytest.raises(ValueError, match="chosen rows then rejected"):
+        rt.head_bias_gradient(model.classifier, torch.zeros(3, 16))
+    with pytest.raises(ValueError, match="no bias"):
+        rt.head_bias_gradient(torch.nn.Linear(16, 1, bias=False), torch.zeros(2, 16))
+
+
+def test_train_heads_replays_a_head_only_trl_run(tokenizer, data):
+    model = _tiny_bert(tokenizer.vocab_size, seed=1)
+    model.base_model.requires_grad_(False)
+    built = rt.make_trainer(model, data[0], None, tokenizer, max_steps=6, per_device_train_batch_size=2)
+    w0, b0 = model.classifier.weight.detach().clone(), model.classifier.bias.detach().clone()
+    with rt.record_head(model) as seen:
+        built.train()
+    fed = torch.cat(seen.inputs)
+    w, b = rt.train_heads(fed, torch.arange(len(fed)).view(1, 6, 4), w0, b0, lr=built.args.learning_rate)
+    travel = (model.classifier.weight - w0).abs().max().item()
+    assert travel > 1e-4  # the head moved
+    # Float32 rounding between the batched replay and TRL's step: far below the movement.
+    assert (w - model.classifier.weight).abs().max().item() < 1e-3 * travel
+    # Several runs at once are independent runs: the stacked result equals one run at a time.
+    feats = torch.randn(12, 5, generator=rmlib.make_generator(0))
+    batches = torch.stack([rt.epoch_batches(6, 2, 2, rmlib.make_generator(s)) for s in range(3)])
+    starts = torch.randn(3, 5, generator=rmlib.make_generator(1))
+    w_all, b_all = rt.train_heads(feats, batches, starts, torch.zeros(3), lr=1e-2)
+    for k in range(3):
+        w_k, b_k = rt.train_heads(feats, batches[k : k + 1], starts[k : k + 1], torch.zeros(1), lr=1e-2)
+        assert torch.allclose(w_all[k], w_k[0], atol=1e-6) and torch.allclose(b_all[k], b_k[0], atol=1e-6)
+    for bad, match in (
+        (dict(features=feats, batches=batches, w0=starts[:2], b0=torch.zeros(2), lr=1e-2), "batches"),
+        (dict(features=feats, batches=batches, w0=starts, b0=torch.zeros(2), lr=1e-2), "w0"),
+        (dict(features=feats[:, :4], batches=batches, w0=starts, b0=torch.zeros(3), lr=1e-2), "features"),
+        (dict(features=feats, batches=batches, w0=starts, b0=torch.zeros(3), lr=0.0), "positive"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            rt.train_heads(**bad)
+
+
+def test_epoch_batches():
+    batches = rt.epoch_batches(10, 4, 3, rmlib.make_generator(0))
+    assert batches.shape == (6, 8)  # 2 full batches of 4 per epoch (the last 2 pairs are dropped)
+    chosen, rejected = batches[:, :4], batches[:, 4:]
+    assert torch.equal(rejected, chosen + 10)  # each chosen row's rejected partner
+    for epoch in range(3):
+        rows = chosen[2 * epoch : 2 * epoch + 2].flatten()
+        assert len(set(rows.tolist())) == 8 and rows.max() < 10  # no pair twice within an epoch
+    assert torch.equal(batches, rt.epoch_batches(10, 4, 3, rmlib.make_generator(0)))  # seeded
+    for bad in (dict(n_pairs=0), dict(batch_size=11), dict(epochs=1.5), dict(batch_size=True)):
+        kwargs = {**dict(n_pairs=10, batch_size=4, epochs=1, generator=rmlib.make_generator(0)), **bad}
+        with pytest.raises(ValueError):
+            rt.epoch_batches(**kwargs)
 
 
 def test_trl_accuracy_counts_ties_as_wrong():

@@ -6,7 +6,7 @@ import importlib
 import sys
 
 COMMANDS = {
-    "launch": ("tools.launch", "stamp Colab/Binder badges, the Colab setup cell, README links, binder/"),
+    "launch": ("tools.launch", "stamp Colab/Binder badges, the Colab setup cell, README's lesson table (from the catalogue), binder/"),
     "exercises": ("tools.exercises", "generate exercises/ from solutions/"),
     "site": ("tools.site", "execute every notebook (cached) and build the course website in _build/html"),
     "grade": ("tools.grade", "run submitted worksheets, write a gradebook CSV and print a summary table"),

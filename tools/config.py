@@ -1,4 +1,6 @@
-"""Where the course is published: ``[tool.course]`` and the package metadata of pyproject.toml."""
+"""Where the course is published: ``[tool.course]`` and the package metadata of pyproject.toml.
+
+The catalogue of lessons in the same table is read by ``tools.catalogue``."""
 
 from __future__ import annotations
 
@@ -51,10 +53,19 @@ class CourseConfig:
         return f"{self.distribution} @ git+{self.repository}.git@{self.branch}"
 
 
+def read_pyproject(pyproject: Path | None = None) -> dict:
+    """pyproject.toml, parsed (the repository's own by default)."""
+    pyproject = pyproject or ROOT / "pyproject.toml"
+    try:
+        return tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise StampError(f"{pyproject}: not valid TOML: {err}") from None
+
+
 def load_config(pyproject: Path | None = None) -> CourseConfig:
     """Read ``[tool.course]`` (repository, branch) and the package name and extras from pyproject.toml."""
     pyproject = pyproject or ROOT / "pyproject.toml"
-    data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    data = read_pyproject(pyproject)
     course = data.get("tool", {}).get("course")
     if not isinstance(course, dict):
         raise StampError(f"{pyproject}: missing [tool.course] table with `repository` and `branch`")

@@ -1,4 +1,4 @@
-"""Stamp launch badges and the Colab setup cell into every notebook, and launch links into README.md.
+"""Stamp launch badges and the Colab setup cell into every notebook, and the table of lessons into README.md.
 
 The repository URL and branch live in one place, ``[tool.course]`` in pyproject.toml. This command
 derives everything else from them:
@@ -8,7 +8,9 @@ derives everything else from them:
   repository only when running on Colab (without touching torch, numpy, matplotlib or ipywidgets,
   which Colab already has) and does nothing anywhere else;
 * in README.md, the block between ``<!-- launch:begin -->`` and ``<!-- launch:end -->``: the Binder
-  badge and a table of Colab/Binder links to every lesson and worksheet;
+  badge and the table of lessons and worksheets, with their Colab/Binder links, generated from the
+  course catalogue (``[[tool.course.lessons]]``, see ``tools.catalogue``), which is first checked
+  against the notebooks (every one listed, under its own title);
 * ``binder/requirements.txt``: the pins of requirements.txt for Binder's one Python version
   (``binder/runtime.txt``), with torch taken from PyTorch's CPU-only wheel index;
 * ``requirements-min.txt`` and ``requirements-min-base.txt``: every dependency pinned at its lower bound
@@ -32,16 +34,12 @@ from pathlib import Path
 
 import nbformat
 
-from tools import FOLDERS, ROOT
+from tools import ROOT
 from tools.binder import binder_python, binder_requirements
+from tools.catalogue import course_notebooks, load_catalogue
 from tools.config import StampError, load_config
 from tools.minimums import min_files
 from tools.stamp import readme_block, stamp_notebook, stamp_readme
-
-
-def course_notebooks(root: Path) -> list[Path]:
-    """Every notebook of the three course folders, in a stable order."""
-    return [p for folder in FOLDERS for p in sorted((root / folder).glob("*.ipynb"))]
 
 
 def run(root: Path | None = None, check: bool = False) -> list[str]:
@@ -49,20 +47,20 @@ def run(root: Path | None = None, check: bool = False) -> list[str]:
     root = root or ROOT
     config = load_config(root / "pyproject.toml")
     stale, notebooks = [], {}
-    for path in course_notebooks(root):
-        rel = path.relative_to(root).as_posix()
-        nb = nbformat.read(path, as_version=4)
+    for rel in course_notebooks(root):
+        nb = nbformat.read(root / rel, as_version=4)
         stamped = stamp_notebook(nb, rel, config)
         notebooks[rel] = stamped
         if stamped != nb:
             stale.append(rel)
             if not check:
-                nbformat.write(stamped, path)
+                nbformat.write(stamped, root / rel)
+    catalogue = load_catalogue(root, notebooks)
     binder = root / "binder"
     python = binder_python((binder / "runtime.txt").read_text(encoding="utf-8"))
     requirements = (root / "requirements.txt").read_text(encoding="utf-8")
     generated = [
-        (root / "README.md", lambda text: stamp_readme(text, readme_block(config, notebooks))),
+        (root / "README.md", lambda text: stamp_readme(text, readme_block(config, catalogue))),
         (binder / "requirements.txt", lambda _: binder_requirements(requirements, python)),
     ]
     for name, content in min_files(list(config.dependencies), config.extras).items():

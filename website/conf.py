@@ -1,15 +1,14 @@
-"""Sphinx configuration of the course website. Build it with ``python -m tools site`` (see tools/site.py),
+"""Sphinx configuration of the course website. Build it with ``python -m tools site`` (see tools/site/),
 which lays out the source folder, executes the notebooks into the jupyter-cache and runs Sphinx here."""
 
-import re
-
-from tools import ROOT
 from tools import site as course_site
-from tools.config import load_config
+from tools.catalogue import parse_catalogue
+from tools.config import load_config, read_pyproject
+from tools.site.mathjax import MATHJAX_SCRIPT, mathjax_folder
 
 course = load_config()  # [tool.course] in pyproject.toml: where the launch buttons point
 
-project = re.search(r"^# (.+)$", (ROOT / "README.md").read_text(encoding="utf-8"), re.MULTILINE)[1].strip()
+project = parse_catalogue(read_pyproject()).title
 html_title = project
 author = "the course authors"
 copyright = "the course authors, MIT licence"
@@ -26,15 +25,19 @@ nb_execution_cache_path = str(course_site.DEFAULT_CACHE)  # tools.site passes it
 nb_execution_timeout = course_site.TIMEOUT
 nb_execution_raise_on_error = True
 nb_merge_streams = True  # one output block per stream, not one per print
-nb_custom_formats = {".ipynb": ("tools.site.read_notebook", {}, False)}  # hides the stamped Colab cells
+nb_custom_formats = {".ipynb": ("tools.site.pages.read_notebook", {}, False)}  # hides the stamped Colab cells
 # No live widgets on a static page: the explorers' figure (text/html from website/kernel_startup.py)
 # is shown, and no widget JavaScript is loaded (its default comes from a CDN).
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
+# The checkers' structured record (application/vnd.rmlib.check+json) never reaches myst-nb: with the
+# Sphinx builder myst-nb renders every type of a display before choosing one, and warns on a type it
+# has no renderer for, so a priority override cannot silence it. tools.site.execute drops the record
+# before caching; its text/plain line is what the page shows.
 nb_ipywidgets_js = {}
 
-# MathJax 3 served from the site (tools.site unpacks it from npm's mathjax package).
-mathjax_path = course_site.MATHJAX_SCRIPT
-html_static_path = ["_static", str(course_site.mathjax_folder())]
+# MathJax 3 served from the site (tools.site.mathjax unpacks it from npm's mathjax package).
+mathjax_path = MATHJAX_SCRIPT
+html_static_path = ["_static", str(mathjax_folder())]
 html_css_files = ["course.css"]
 
 html_theme = "sphinx_book_theme"

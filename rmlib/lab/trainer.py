@@ -10,7 +10,9 @@ head, a ``RewardConfig``, ``RewardTrainer(...)``. What TRL computes is recorded,
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
@@ -24,7 +26,7 @@ from rmlib.lab import real
 CPU_FP32 = {
     "bf16": False,  # RewardConfig turns bf16 autocast on unless fp16 is set; we measure fp32
     "use_cpu": True,
-    "gradient_checkpointing": False,  # TRL's default is True: recomputes activations, ~20% slower
+    "gradient_checkpointing": False,  # TRL's default is True: it recomputes activations to save memory; slower
     "report_to": "none",  # no tracker (wandb, tensorboard) and no network
     "save_strategy": "no",
     "disable_tqdm": True,
@@ -90,11 +92,25 @@ def freeze_below(model: nn.Module, layer: int) -> nn.Module:
 
 
 def reward_config(**overrides: Any) -> Any:
-    """``trl.RewardConfig`` with :data:`CPU_FP32` and a temporary output folder; ``overrides`` win."""
+    """``trl.RewardConfig`` with :data:`CPU_FP32` and a temporary output folder; ``overrides`` win.
+
+    The temporary folder lives as long as the config (a trainer holds its config, so as long as the
+    trainer): it is removed when the config is garbage-collected or, if the config is still alive, when
+    the interpreter (or notebook kernel) exits. An ``output_dir`` passed in ``overrides`` is left alone.
+    """
     from trl import RewardConfig
 
-    kwargs = {"output_dir": tempfile.mkdtemp(prefix="rmlib-trl-"), **CPU_FP32, **overrides}
-    return RewardConfig(**kwargs)
+    if "output_dir" in overrides:
+        return RewardConfig(**{**CPU_FP32, **overrides})
+    folder = tempfile.mkdtemp(prefix="rmlib-trl-")
+    try:
+        config = RewardConfig(**{"output_dir": folder, **CPU_FP32, **overrides})
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    # weakref.finalize also runs at interpreter exit (atexit=True) for configs that are still alive.
+    weakref.finalize(config, shutil.rmtree, folder, ignore_errors=True)
+    return config
 
 
 @dataclass
@@ -178,6 +194,88 @@ def evaluate(built: Any) -> tuple[dict[str, float], HeadRecord]:
     return metrics, record
 
 
+def head_bias_gradient(head: nn.Linear, inputs: torch.Tensor) -> torch.Tensor:
+    """The gradient TRL's Bradley-Terry loss puts on the head's bias for one batch, replayed from the head up.
+
+    ``inputs`` are what the head reads for one batch as TRL stacks it, ``[chosen…, rejected…]`` (2B rows);
+    the loss is the mean Bradley-Terry loss of ``torch.chunk(head(inputs).squeeze(-1), 2)``, as in
+    ``RewardTrainer.compute_loss``. Exactly, the bias gradient is zero; in float32 it is one sum over
+    ``[−g₁ … −g_B, +g₁ … +g_B]`` whose rounding depends on B (lesson 08 compares this with TRL's own
+    ``compute_loss``, bit for bit). Leaves ``head``'s gradients as they were.
+    """
+    from rmlib.losses import bradley_terry_loss
+
+    if inputs.ndim != 2 or inputs.shape[0] % 2 or inputs.shape[0] == 0:
+        raise ValueError(f"inputs must be (2B, d) with chosen rows then rejected rows, got shape {tuple(inputs.shape)}")
+    if head.bias is None:
+        raise ValueError("the head has no bias")
+    bias = head.bias.detach().clone().requires_grad_(True)
+    rewards = nn.functional.linear(inputs, head.weight.detach(), bias).squeeze(-1)
+    chosen, rejected = torch.chunk(rewards, 2)
+    (grad,) = torch.autograd.grad(bradley_terry_loss(chosen, rejected), bias)
+    return grad
+
+
+def epoch_batches(n_pairs: int, batch_size: int, epochs: int, generator: torch.Generator) -> torch.Tensor:
+    """(steps, 2·batch_size) rows of a (2·n_pairs, d) feature table [chosen…, rejected…], TRL's way per batch.
+
+    Each epoch visits the pairs in a fresh random order (incomplete last batches are dropped); each
+    row of the result is one batch, its chosen rows then the rows of their rejected partners.
+    """
+    for name, value in (("n_pairs", n_pairs), ("batch_size", batch_size), ("epochs", epochs)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if batch_size > n_pairs:
+        raise ValueError(f"batch_size {batch_size} is larger than the {n_pairs} pairs")
+    per_epoch = n_pairs // batch_size
+    order = torch.stack([torch.randperm(n_pairs, generator=generator)[: per_epoch * batch_size]
+                         for _ in range(epochs)]).view(-1, batch_size)
+    return torch.cat([order, order + n_pairs], 1)
+
+
+def train_heads(features: torch.Tensor, batches: torch.Tensor, w0: torch.Tensor, b0: torch.Tensor, lr: float,
+                max_grad_norm: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train R score heads (weight ``w0`` (R, d), bias ``b0`` (R,)) on fixed head inputs with TRL's optimiser.
+
+    What ``RewardTrainer`` does when everything below the head is frozen, for R runs at once: per step,
+    run r reads ``features[batches[r, step]]`` ([chosen…, rejected…]), takes the mean Bradley-Terry loss,
+    clips its own gradient (weight and bias together) to norm ``max_grad_norm`` as the Trainer does,
+    and takes a ``torch.optim.AdamW(fused=True)`` step (the Trainer's default ``adamw_torch_fused``:
+    betas (0.9, 0.999), eps 1e-8, no weight decay) at a learning rate that falls linearly from ``lr``
+    to 0 with no warm-up (``lr_scheduler_type="linear"``). Adam acts element by element, so one
+    optimiser over the stacked runs is R independent ones. Returns the final (weights, biases).
+    """
+    from rmlib.losses import bradley_terry_loss
+
+    if w0.ndim != 2 or b0.shape != w0.shape[:1]:
+        raise ValueError(f"w0 must be (R, d) and b0 (R,), got {tuple(w0.shape)} and {tuple(b0.shape)}")
+    if batches.ndim != 3 or batches.shape[0] != w0.shape[0] or batches.shape[2] % 2:
+        raise ValueError(f"batches must be (R, steps, 2B) with R = {w0.shape[0]}, got {tuple(batches.shape)}")
+    if features.ndim != 2 or features.shape[1] != w0.shape[1]:
+        raise ValueError(f"features must be (n, {w0.shape[1]}), got {tuple(features.shape)}")
+    if not lr > 0 or not max_grad_norm > 0:
+        raise ValueError(f"lr and max_grad_norm must be positive, got {lr!r} and {max_grad_norm!r}")
+    steps, half = batches.shape[1], batches.shape[2] // 2
+    weight = w0.detach().clone().float().requires_grad_(True)
+    bias = b0.detach().clone().float().requires_grad_(True)
+    optimizer = torch.optim.AdamW([weight, bias], lr=lr, weight_decay=0.0, fused=True)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: max(0.0, (steps - k) / steps))
+    for step in range(steps):
+        inputs = features[batches[:, step]]  # (R, 2B, d)
+        rewards = torch.baddbmm(bias[:, None, None], inputs, weight[:, :, None]).squeeze(-1)
+        loss = bradley_terry_loss(rewards[:, :half], rewards[:, half:], reduction="none").mean(1)
+        optimizer.zero_grad()
+        loss.sum().backward()  # runs do not interact: each gets its own mean loss's gradient
+        with torch.no_grad():
+            norm = (weight.grad.pow(2).sum(1) + bias.grad.pow(2)).sqrt()
+            clip = (max_grad_norm / (norm + 1e-6)).clamp(max=1.0)  # torch.nn.utils.clip_grad_norm_'s rule
+            weight.grad.mul_(clip[:, None])
+            bias.grad.mul_(clip)
+        optimizer.step()
+        schedule.step()
+    return weight.detach(), bias.detach()
+
+
 def trl_accuracy(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
     """The accuracy TRL's ``RewardTrainer`` logs: ``(r_c > r_r).mean()``, so a tie counts as wrong."""
     return (chosen > rejected).float().mean()
@@ -186,14 +284,17 @@ def trl_accuracy(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
 __all__ = [
     "CPU_FP32",
     "HeadRecord",
+    "epoch_batches",
     "evaluate",
     "freeze_below",
+    "head_bias_gradient",
     "quiet",
     "record_head",
     "reward_config",
     "reward_model",
     "tokenise_pairs",
     "make_trainer",
+    "train_heads",
     "trl_accuracy",
     "trl_missing",
 ]

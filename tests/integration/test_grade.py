@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORKSHEET = "03_layer_init.ipynb"
 TIMEOUT = "15"  # seconds per cell: the slowest legitimate cell (imports under load) takes ~5 s
 

@@ -1,17 +1,16 @@
-"""The course website (tools.site, website/conf.py): the builder's parts, then one built site checked
+"""The course website (tools/site/, website/conf.py): the builder's parts, then one built site checked
 statically (every page, every link, nothing loaded from the internet) and in headless Chromium.
 
-The site is built once per test process (a session fixture; under pytest-xdist a file lock makes a
-second worker reuse the first one's build). It uses the shared jupyter-cache, so a developer who ran
-``python -m tools site`` has every page with outputs; on a fresh checkout only lesson 02, the page
-the browser opens, is executed, and the other pages show their code without outputs. Skips when the
-site packages (requirements-site.txt) or npm are missing, except under CI (env ``CI`` set).
+The site is built once per test process (a session fixture) into a fresh temporary folder with a fresh
+jupyter-cache, so nothing an earlier run left on disk (a failed build's state, a stale cache) changes
+the result. It executes lesson 02, the page the browser opens, and worksheet 02 in both versions (their
+check cells display the checkers' records); the other pages show their code without outputs. Skips when
+the site packages (requirements-site.txt) or npm are missing, except under CI (env ``CI`` set).
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import http.server
 import os
@@ -23,27 +22,31 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.test_browser import (  # the repo's chromium setup
+from tests.integration.test_browser import (  # the repo's chromium setup
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
     _require_browser,
 )
-from tools import ROOT, site
+from tools import ROOT
 from tools import __main__ as tools_main
+from tools.catalogue import course_notebooks, load_catalogue
 from tools.config import load_config
+from tools.site import INTRO, build, execute, mathjax, pages
+from tools.site import check as site_check
 
 # Sphinx's and myst-parser's own deprecation notices about each other are not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning")
 
-SITE_OUT = ROOT / "_build" / "test-site" / "html"
 LESSON = "notebooks/02_variance_of_initial_rewards.ipynb"  # executed by the test build, opened in the browser
+WORKSHEETS = ("exercises/02_variance_monte_carlo.ipynb", "solutions/02_variance_monte_carlo.ipynb")  # check records
+SITE_OUT: Path | None = None  # set by the `built` fixture
 
 
 def _require_site_tools() -> None:
     missing = [m for m in ("sphinx", "myst_nb", "jupyter_cache", "sphinx_book_theme") if not _importable(m)]
     reason = f"site packages missing: {missing} (pip install -r requirements-site.txt)" if missing else None
-    if reason is None and shutil.which("npm") is None and not (site.MATHJAX_DIR / site.MATHJAX_SCRIPT).exists():
+    if reason is None and shutil.which("npm") is None and not (mathjax.MATHJAX_DIR / mathjax.MATHJAX_SCRIPT).exists():
         reason = "npm not found: the site fetches MathJax with `npm pack`"
     if reason:
         if os.environ.get("CI"):
@@ -59,28 +62,13 @@ def _importable(module: str) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _exclusive(lock: Path):
-    """One builder at a time (pytest-xdist workers); a no-op where fcntl is missing (Windows)."""
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    with open(lock, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="session")
-def built() -> site.Build:
+def built(tmp_path_factory) -> build.Build:
+    global SITE_OUT
     _require_site_tools()
-    with _exclusive(SITE_OUT.parent / "build.lock"):
-        return site.build(SITE_OUT, site.DEFAULT_CACHE, jobs=2, execute=[LESSON], quiet=True)
+    folder = tmp_path_factory.mktemp("site")
+    SITE_OUT = folder / "html"
+    return build.build(SITE_OUT, folder / "cache", jobs=2, execute=[LESSON, *WORKSHEETS], quiet=True)
 
 
 def _page(path: str) -> str:
@@ -97,6 +85,17 @@ def test_site_is_the_one_builder():
     assert "html" not in tools_main.COMMANDS and not (ROOT / "tools" / "build_html.py").exists()
 
 
+def test_every_site_module_is_small():
+    import ast
+
+    for module in sorted((ROOT / "tools" / "site").glob("*.py")):
+        text = module.read_text(encoding="utf-8")
+        assert len(text.splitlines()) <= 400, module
+        functions = [f for f in ast.walk(ast.parse(text)) if isinstance(f, ast.FunctionDef)]
+        long = [f.name for f in functions if f.end_lineno - f.lineno >= 60]
+        assert not long, f"{module.name}: functions over 60 lines: {long}"
+
+
 def test_reader_hides_only_the_stamped_launch_cells():
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# 09 — Title"),
@@ -104,40 +103,42 @@ def test_reader_hides_only_the_stamped_launch_cells():
         nbformat.v4.new_code_cell("pass", metadata={"course": {"launch_stamp": "setup"}, "tags": ["keep"]}),
         nbformat.v4.new_code_cell("1 + 1"),
     ])
-    read = site.read_notebook(nbformat.writes(nb))
+    read = pages.read_notebook(nbformat.writes(nb))
     assert [c.metadata.get("tags", []) for c in read.cells] == [[], ["remove-cell"], ["keep", "remove-cell"], []]
     assert [c.source for c in read.cells] == [c.source for c in nb.cells], "the cells still run"
 
 
-@pytest.mark.parametrize("source, expected", [
-    ("# 02 — T\n\n**What you need:** lesson 01; $x$. About 30 minutes; fast.\n\nmore", "lesson 01; $x$."),
-    ("# 07 — T\n\n**What you need:**\n\n- lesson 02\n- the `real` extra.\n", "lesson 02 the `real` extra."),
-    ("# 09 — T\n\nno such line", ""),
-])
-def test_prerequisites_come_from_the_title_cell(source, expected):
-    assert site.prerequisites(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(source)])) == expected
-
-
-def test_home_page_is_generated_from_readme_and_lessons():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    notebooks = {p: site.read_notebook((ROOT / p).read_text(encoding="utf-8")) for p in site.course_notebooks()}
-    home = site.home_page(readme, notebooks)
-    lessons = site._table(readme, "Lessons")
-    assert len(lessons) == sum(p.startswith("notebooks/") for p in notebooks) >= 7
-    for number, lesson, able, minutes in lessons:
-        row = next(line for line in home.splitlines() if line.startswith(f"| {number} | {lesson} ({minutes} min)"))
-        assert able in row
-    assert "$\\operatorname{Var}(X) =" in home, "lesson 02's prerequisites (with their math) are on the map"
+def test_home_page_is_generated_from_the_catalogue():
+    catalogue = load_catalogue()
+    home = pages.home_page(catalogue, INTRO.read_text(encoding="utf-8"))
+    assert home.splitlines()[2] == f"# {catalogue.title}"
+    assert "README" not in home.split("-->", 1)[1], "nothing on the home page comes from README.md"
+    for lesson in catalogue.lessons:
+        row = next(line for line in home.splitlines() if line.startswith(f"| {lesson.number} | "))
+        assert f"[{lesson.title}]({lesson.notebook}) ({lesson.minutes} min)" in row
+        assert lesson.objectives.replace("|", r"\|") in row
+        if lesson.worksheet:
+            assert f"[{lesson.worksheet.title}]({lesson.worksheet.notebook}) ({lesson.worksheet.minutes} min" in row
+    assert "$\\operatorname{Var}(X) =" in home, "lesson 02's background (with its math) is on the map"
+    assert "lessons 01, 02, 03" in home, "lesson 04's prerequisites"
     toc = re.findall(r"```\{toctree\}\n:caption: ([^\n]+)\n:hidden:\n\n(.*?)```", home, re.DOTALL)
     assert [caption for caption, _ in toc] == ["Lessons and worksheets", "Solutions"]
     course = toc[0][1].split()
     assert course[:3] == ["notebooks/01_anatomy_of_a_reward_model", "notebooks/02_variance_of_initial_rewards",
                           "exercises/02_variance_monte_carlo"], "each lesson is followed by its worksheet"
-    assert sorted(course + toc[1][1].split()) == sorted(p.removesuffix(".ipynb") for p in notebooks)
+    assert sorted(course + toc[1][1].split()) == sorted(p.removesuffix(".ipynb") for p in course_notebooks())
 
-    unlisted = re.sub(r"^\| 03 .*\n", "", readme, flags=re.MULTILINE)
-    with pytest.raises(SystemExit, match="does not list.*03_implementing_layer_init"):
-        site.home_page(unlisted, notebooks)
+
+def test_check_records_are_dropped_and_their_text_line_kept():
+    from rmlib.checks import MIME_TYPE
+
+    record = {"output_type": "display_data", "metadata": {},
+              "data": {MIME_TYPE: {"task": "x", "status": "passed"}, "text/plain": "✓ x: fine"}}
+    figure = {"output_type": "display_data", "metadata": {}, "data": {"image/png": "AAAA", "text/plain": "<Figure>"}}
+    nb = nbformat.from_dict({"cells": [{"cell_type": "code", "source": "", "metadata": {}, "execution_count": 1,
+                                        "outputs": [record, figure]}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    execute.drop_unrenderable(nb)
+    assert [o["data"] for o in nb.cells[0].outputs] == [{"text/plain": "✓ x: fine"}, figure["data"]]
 
 
 def _fake_site(root: Path, body: str, css: str = "") -> Path:
@@ -152,7 +153,7 @@ def _fake_site(root: Path, body: str, css: str = "") -> Path:
 def test_site_check_accepts_local_resources_and_plain_links(tmp_path):
     body = ('<a href="https://colab.research.google.com/github/x">Colab</a> <a href="other.html#there">x</a> '
             '<a href="#here">top</a> <img src="data:image/png;base64,AAAA"> <a href="mailto:a@b.c">mail</a>')
-    check = site.check_site(_fake_site(tmp_path, body, css="@font-face { src: url(fonts/x.woff2) }"))
+    check = site_check.check_site(_fake_site(tmp_path, body, css="@font-face { src: url(fonts/x.woff2) }"))
     assert check.pages == 2 and check.problems == []
 
 
@@ -169,29 +170,32 @@ def test_site_check_accepts_local_resources_and_plain_links(tmp_path):
     ('<img src="_images/missing.png">', "", "broken link: index.html: _images/missing.png"),
 ])
 def test_site_check_finds_external_resources_and_broken_links(tmp_path, body, css, problem):
-    problems = site.check_site(_fake_site(tmp_path, body, css)).problems
+    problems = site_check.check_site(_fake_site(tmp_path, body, css)).problems
     assert len(problems) == 1 and problems[0].startswith(problem), problems
 
 
 def test_cache_is_emptied_when_rmlib_or_the_kernel_startup_change(tmp_path, monkeypatch):
     pytest.importorskip("jupyter_cache")
     cache_dir = tmp_path / "cache"
-    site.open_cache(cache_dir)
+    execute.open_cache(cache_dir)
     (cache_dir / "marker").write_text("old outputs")
-    site.open_cache(cache_dir)
+    execute.open_cache(cache_dir)
     assert (cache_dir / "marker").exists(), "same fingerprint: the cache is kept"
-    monkeypatch.setattr(site, "fingerprint", lambda: "changed")
-    site.open_cache(cache_dir)
+    monkeypatch.setattr(execute, "fingerprint", lambda: "changed")
+    execute.open_cache(cache_dir)
     assert not (cache_dir / "marker").exists(), "a new fingerprint empties the cache"
     assert (cache_dir / "course-fingerprint.txt").read_text().strip() == "changed"
 
 
-def test_fingerprint_covers_rmlib_and_the_kernel_startup(tmp_path, monkeypatch):
-    before = site.fingerprint()
+def test_fingerprint_covers_rmlib_the_kernel_startup_and_the_output_format(tmp_path, monkeypatch):
+    before = execute.fingerprint()
     startup = tmp_path / "startup.py"
-    startup.write_text(site.KERNEL_STARTUP.read_text() + "\n# changed\n")
-    monkeypatch.setattr(site, "KERNEL_STARTUP", startup)
-    assert site.fingerprint() != before
+    startup.write_text(execute.KERNEL_STARTUP.read_text() + "\n# changed\n")
+    monkeypatch.setattr(execute, "KERNEL_STARTUP", startup)
+    assert execute.fingerprint() != before
+    monkeypatch.undo()
+    monkeypatch.setattr(execute, "OUTPUTS_VERSION", execute.OUTPUTS_VERSION + 1)
+    assert execute.fingerprint() != before
 
 
 def test_progress_bar_leaves_its_final_line_not_a_frozen_zero(tmp_path):
@@ -205,7 +209,7 @@ def test_progress_bar_leaves_its_final_line_not_a_frozen_zero(tmp_path):
         nbformat.v4.new_code_cell("from tqdm.auto import tqdm, trange\nfor _ in tqdm(range(300), desc='steps'): pass\n"
                                   "for _ in trange(5, desc='hidden', disable=True): pass"),
     ]), path)
-    nb, _ = site._execute(path)
+    nb, _ = execute.execute(path)
     outputs = coalesce_streams(nb.cells[1].outputs)
     assert [o.get("name") for o in outputs] == ["stdout"], outputs
     assert outputs[0].text.strip().startswith("steps: 100%|") and "300/300" in outputs[0].text
@@ -217,18 +221,31 @@ def test_a_failing_notebook_stops_the_build_with_its_name_and_error(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 99 — x"), nbformat.v4.new_code_cell("1 / 0")])
     (tmp_path / "notebooks").mkdir()
     nbformat.write(nb, tmp_path / "notebooks" / "99_bad.ipynb")
-    cache = site.open_cache(tmp_path / "cache")
+    cache = execute.open_cache(tmp_path / "cache")
     with pytest.raises(SystemExit, match=r"(?s)notebooks/99_bad.ipynb failed to execute.*ZeroDivisionError"):
-        site.execute_missing(cache, tmp_path, {"notebooks/99_bad.ipynb": nb}, ["notebooks/99_bad.ipynb"], jobs=1)
-    assert site.cached_record(cache, nb) is None, "nothing cached for a failed notebook"
+        execute.execute_missing(cache, tmp_path, {"notebooks/99_bad.ipynb": nb}, ["notebooks/99_bad.ipynb"], jobs=1)
+    assert execute.cached_record(cache, nb) is None, "nothing cached for a failed notebook"
+
+
+def test_a_failed_build_leaves_nothing_the_next_build_reads(tmp_path):
+    out = tmp_path / "html"
+    work = build.working_folder(out)
+    (work / "doctrees").mkdir()
+    (work / "doctrees" / "environment.pickle").write_text("half-written by a build that failed")
+    assert not (build.working_folder(out) / "doctrees").exists(), "an unfinished build's state is removed"
+    (work / "doctrees").mkdir()
+    (work / build.COMPLETE).write_text("")
+    again = build.working_folder(out)
+    assert (again / "doctrees").exists(), "a finished build's state is kept (incremental rebuilds)"
+    assert not (again / build.COMPLETE).exists(), "until this build finishes too"
 
 
 def test_execute_selects_notebooks_by_path_prefix():
-    paths = site.course_notebooks()
-    assert site._selected(paths, None) == paths
-    assert site._selected(paths, ["notebooks/02"]) == [LESSON]
+    paths = course_notebooks()
+    assert build.selected(paths, None) == paths
+    assert build.selected(paths, ["notebooks/02"]) == [LESSON]
     with pytest.raises(SystemExit, match="no notebook matches"):
-        site._selected(paths, ["notebook/02"])
+        build.selected(paths, ["notebook/02"])
 
 
 def test_pages_workflow_publishes_what_the_same_command_builds():
@@ -240,7 +257,9 @@ def test_pages_workflow_publishes_what_the_same_command_builds():
     assert any(run.strip() == "python -m tools site" for run in runs), runs
     assert any("requirements-site.txt" in run for run in runs), "the workflow installs the site packages"
     upload = next(step for step in steps if step.get("uses", "").startswith("actions/upload-pages-artifact"))
-    assert Path(upload["with"]["path"]) == site.DEFAULT_OUT.relative_to(ROOT)
+    from tools.site import DEFAULT_OUT
+
+    assert Path(upload["with"]["path"]) == DEFAULT_OUT.relative_to(ROOT)
     assert any(step.get("uses", "").startswith("actions/deploy-pages") for step in steps)
 
 
@@ -257,12 +276,12 @@ def test_site_requirements_are_pinned():
 
 
 def test_every_notebook_has_a_page_and_the_site_is_self_contained(built):
-    assert built.check.pages >= len(site.course_notebooks()) + 1
-    for path in site.course_notebooks():
+    assert built.check.pages >= len(course_notebooks()) + 1
+    for path in course_notebooks():
         assert (SITE_OUT / Path(path).with_suffix(".html")).exists(), path
-    assert LESSON not in built.unexecuted
+    assert set(built.executed) == {LESSON, *WORKSHEETS}, "a fresh cache: exactly the selected notebooks ran"
     # build() refuses a site with problems; check again here so that this test can fail on its own.
-    assert site.check_site(SITE_OUT).problems == []
+    assert site_check.check_site(SITE_OUT).problems == []
 
 
 def test_lesson_page_has_launch_buttons_download_and_previous_next(built):
@@ -362,3 +381,18 @@ def test_site_in_chromium_math_images_search_and_nothing_from_the_internet(serve
     assert not offsite, f"requests that leave the site: {offsite}"
     assert not failed, f"failed requests: {failed}"
     print(f"browser check: lesson 02 shows {len(images)} images; search for layer_init: {len(hits)} hits; {len(requests)} requests, all local")
+
+
+def test_worksheet_pages_show_each_check_line(built):
+    from rmlib.checks import MIME_TYPE
+
+    solution, exercise = _page(WORKSHEETS[1]), _page(WORKSHEETS[0])
+    assert re.search(r"✓ predict_reward_variance", solution), "the worked solution's checks pass on the page"
+    assert "not implemented yet" in exercise, "the blank worksheet's checks say so"
+    assert MIME_TYPE not in solution and MIME_TYPE not in exercise
+
+
+def test_home_page_shows_the_course_map(built):
+    home = (SITE_OUT / "index.html").read_text(encoding="utf-8")
+    for lesson in load_catalogue().lessons:
+        assert f'href="{Path(lesson.notebook).with_suffix(".html").as_posix()}"' in home, lesson.notebook
