@@ -78,6 +78,24 @@ def test_static_stand_in_is_the_current_figure(variance):
     assert variance.png.startswith(b"\x89PNG")
 
 
+def test_display_carries_the_png_under_ipywidgets_7_and_8(variance, monkeypatch):
+    """What IPython's display() sends: ipywidgets 7 goes through _ipython_display_, 8 through the bundle."""
+    import IPython.display
+    from IPython.core.formatters import format_display_data
+
+    if hasattr(variance, "_ipython_display_"):  # ipywidgets 7 (Colab's 7.7.1)
+        shown = []
+        monkeypatch.setattr(IPython.display, "display", lambda data, raw=False: shown.append((data, raw)))
+        monkeypatch.setattr(type(variance), "_handle_displayed", lambda self, **kwargs: None)
+        variance._ipython_display_()
+        ((data, raw),) = shown
+        assert raw
+    else:
+        data, _ = format_display_data(variance)
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert base64.b64decode(data["image/png"]) == variance.png
+
+
 def test_same_controls_give_the_same_numbers():
     a = explorers.variance_explorer_result(d=64, sigma_h=2.0, offset_norm=5.0, initialiser="hf_default")
     b = explorers.variance_explorer_result(d=64, sigma_h=2.0, offset_norm=5.0, initialiser="hf_default")

@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = """\
 [project]
 name = "demo-course"
+dependencies = ["torch>=2.3.0", "numpy>=2.0.0"]
 [project.optional-dependencies]
-real = ["sentence-transformers==5.0.0", "transformers==4.0.0"]
+real = ["sentence-transformers>=5.0.0", "transformers>=4.0.0", "torch>=2.5.0"]
 [tool.course]
 repository = "https://github.com/someone/demo"
 branch = "dev"
@@ -78,7 +79,7 @@ def test_config_is_read_from_pyproject(course):
 
 def test_stamp_inserts_badge_and_setup_after_title_and_is_idempotent(course):
     everything = ["notebooks/01_demo.ipynb", "solutions/01_demo.ipynb", "exercises/01_demo.ipynb", "README.md",
-                  "binder/requirements.txt"]
+                  "binder/requirements.txt", "requirements-min-base.txt", "requirements-min.txt"]
     assert launch.run(course, check=True) == everything
     assert launch.run(course) == everything
     before = {p: p.read_bytes() for p in course.rglob("*") if p.is_file()}
@@ -104,6 +105,9 @@ def test_stamp_inserts_badge_and_setup_after_title_and_is_idempotent(course):
     assert "[Demo](exercises/01_demo.ipynb) (5 min; [solution](solutions/01_demo.ipynb)): the demo" in row
     binder = (course / "binder" / "requirements.txt").read_text().splitlines()
     assert binder[-2:] == ["torch==2.13.0+cpu", "numpy==2.4.6"]
+    assert (course / "requirements-min.txt").read_text().splitlines()[2:] == [
+        "torch==2.5.0", "numpy==2.0.0", "sentence-transformers==5.0.0", "transformers==4.0.0"]
+    assert (course / "requirements-min-base.txt").read_text().splitlines()[2:] == ["torch==2.3.0", "numpy==2.0.0"]
 
 
 def test_changing_the_repository_restamps_everything(course):
@@ -128,10 +132,10 @@ def test_stamped_cells_move_back_after_the_title(course):
     assert nbformat.read(path, as_version=4).cells[3].source == "x = 1"
 
 
-def run_setup_cell(source: str, on_colab: bool, monkeypatch) -> list[list[str]]:
-    """Execute the setup cell's source with subprocess.run recorded instead of run."""
+def run_setup_cell(source: str, on_colab: bool, monkeypatch, pip=lambda cmd: None) -> list[list[str]]:
+    """Execute the setup cell's source with subprocess.run recorded (and ``pip`` called) instead of run."""
     calls = []
-    monkeypatch.setattr(subprocess, "run", lambda cmd, check: calls.append(cmd))
+    monkeypatch.setattr(subprocess, "run", lambda cmd, check: (calls.append(cmd), pip(cmd)))
     if on_colab:
         monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     else:
@@ -145,13 +149,37 @@ def test_setup_cell_does_nothing_off_colab(monkeypatch):
     assert run_setup_cell(stamp.setup_source(config, []), on_colab=False, monkeypatch=monkeypatch) == []
 
 
-def test_setup_cell_installs_only_the_course_package_on_colab(monkeypatch):
+def test_setup_cell_installs_the_course_without_deps_then_asks_only_for_lower_bounds(monkeypatch):
     config = course_config.load_config()
-    (cmd,) = run_setup_cell(stamp.setup_source(config, []), on_colab=True, monkeypatch=monkeypatch)
-    assert cmd[:4] == [sys.executable, "-m", "pip", "install"] and "--no-deps" in cmd
-    assert cmd[-1] == f"{config.distribution} @ git+{config.repository}.git@{config.branch}"
-    for pkg in ("torch", "numpy", "matplotlib", "ipywidgets"):
-        assert not any(arg.startswith(pkg) for arg in cmd), f"the Colab setup must not reinstall {pkg}"
+    course, deps = run_setup_cell(stamp.setup_source(config, []), on_colab=True, monkeypatch=monkeypatch)
+    assert course[:4] == [sys.executable, "-m", "pip", "install"] and "--no-deps" in course
+    assert course[-1] == f"{config.distribution} @ git+{config.repository}.git@{config.branch}"
+    # Colab's torch, numpy, matplotlib and ipywidgets are kept unless older than the course's minimum:
+    # the cell passes pyproject's lower bounds, never an exact pin, so pip changes nothing that meets them.
+    assert deps[5:] == list(config.dependencies)
+    assert all(">=" in arg and "==" not in arg for arg in deps[5:])
+
+
+def test_setup_cell_reports_what_pip_changed_in_one_line(monkeypatch, capsys):
+    import importlib.metadata as metadata
+
+    config = course_config.load_config()
+    versions = {"torch": "2.8.0", "numpy": "2.0.2", "ipywidgets": "7.7.1", "pytest": None}
+
+    def version(name):
+        if versions.get(name, "1.0") is None:
+            raise metadata.PackageNotFoundError(name)
+        return versions.get(name, "1.0")
+
+    monkeypatch.setattr(metadata, "version", version)
+    calls = run_setup_cell(stamp.setup_source(config, []), on_colab=True, monkeypatch=monkeypatch,
+                           pip=lambda cmd: versions.update(pytest="8.4.2") if "--no-deps" not in cmd else None)
+    assert len(calls) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("Colab setup: pytest absent -> 8.4.2") and out.count("\n") == 1
+    assert "restart the session" in out  # pytest is imported in this process, as numpy would be on Colab
+    run_setup_cell(stamp.setup_source(config, []), on_colab=True, monkeypatch=monkeypatch)
+    assert capsys.readouterr().out == "Colab setup: every package already met the course's minimums\n"
 
 
 def test_colab_extras_install_that_extra(course, monkeypatch):
@@ -159,7 +187,8 @@ def test_colab_extras_install_that_extra(course, monkeypatch):
     stamped = stamp.stamp_notebook(lesson(extras="real"), "notebooks/06_real.ipynb", config)
     calls = run_setup_cell(stamped.cells[2].source, on_colab=True, monkeypatch=monkeypatch)
     assert len(calls) == 2 and "--no-deps" in calls[0]
-    assert calls[1][-2:] == ["sentence-transformers==5.0.0", "transformers==4.0.0"]
+    # one requirement per package, with the highest lower bound of the core and the extra
+    assert calls[1][5:] == ["torch>=2.5.0", "numpy>=2.0.0", "sentence-transformers>=5.0.0", "transformers>=4.0.0"]
 
 
 @pytest.mark.parametrize(

@@ -255,6 +255,47 @@ def test_stats_find_outlier_and_dead_dims():
     assert stats.centred_cosine == pytest.approx(-1 / 199, abs=0.01)  # random directions, sum zero
 
 
+def test_mean_position_is_the_masked_mean(backbone):
+    mean = real.sentence_hidden_states(backbone, real.SENTENCES[:3], position="mean")
+    batch = backbone.tokenizer(list(real.SENTENCES[:1]), return_tensors="pt")
+    with torch.no_grad():
+        alone = backbone.model(**batch).last_hidden_state[0].mean(0)  # no padding: a plain mean
+    assert mean.shape == (3, 384)
+    assert torch.allclose(mean[0], alone, atol=1e-5)  # padding is excluded by the mask
+
+
+def test_weight_stats_separate_random_from_structured():
+    gen = rmlib.make_generator(0)
+    layer = torch.nn.Linear(300, 200)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(200, 300, generator=gen) * 0.03)
+        layer.bias.zero_()
+    random = real.weight_stats(layer)
+    assert random.shape == (200, 300) and random.bias_all_zero is True
+    assert random.std == pytest.approx(0.03, rel=0.02)
+    assert abs(random.excess_kurtosis) < 4 * math.sqrt(24 / 60_000)  # Gaussian: 0 within 4 standard errors
+    assert random.edge_ratio == pytest.approx(1.0, abs=0.05)  # Bai-Yin edge std*(sqrt(200)+sqrt(300))
+    with torch.no_grad():  # add a rank-one "learned" direction: the top singular value leaves the edge
+        layer.weight.add_(torch.outer(torch.ones(200), torch.ones(300)) * 0.01)
+        layer.bias.fill_(0.1)
+    structured = real.weight_stats(layer)
+    assert structured.edge_ratio > 1.5 and structured.bias_all_zero is False
+    assert real.weight_stats(torch.nn.Linear(4, 3, bias=False)).bias_all_zero is None
+    with pytest.raises(TypeError, match="nn.Linear"):
+        real.weight_stats(torch.nn.Conv1d(2, 2, 1))
+    with pytest.raises(ValueError, match="finite"):
+        layer.weight.data[0, 0] = float("nan")
+        real.weight_stats(layer)
+
+
+def test_packaged_pooler_is_an_untrained_random_layer(backbone):
+    pooler = real.weight_stats(backbone.model.pooler.dense)
+    trained = real.weight_stats(backbone.model.encoder.layer[-1].output.dense)
+    assert pooler.bias_all_zero and abs(pooler.excess_kurtosis) < 4 * math.sqrt(24 / 384**2)
+    assert 0.95 < pooler.edge_ratio < 1.05
+    assert trained.excess_kurtosis > 5 and trained.edge_ratio > 2 and not trained.bias_all_zero
+
+
 def test_stats_reject_bad_input():
     with pytest.raises(TypeError, match="shape"):
         real.hidden_state_stats(torch.zeros(10))

@@ -36,6 +36,13 @@ def test_missing_dependencies_reported_by_pypi_name(monkeypatch):
         zero3.run_zero3_experiment()
 
 
+def test_accelerate_is_part_of_the_extra(monkeypatch):
+    # transformers' HfDeepSpeedConfig subclasses accelerate's: without accelerate the child would fail.
+    monkeypatch.setitem(sys.modules, "accelerate", None)
+    assert "accelerate" in zero3.missing_zero3_dependencies()
+    assert "accelerate" in zero3.zero3_extra_message()
+
+
 def test_no_message_when_nothing_missing():
     assert zero3.zero3_extra_message(missing=[]) is None
 
@@ -99,7 +106,14 @@ def test_zero3_experiment():
     assert z3.linear_max_abs <= 1 / math.sqrt(fan_in)
     # Normal draws: relative standard error of the sample std 1/sqrt(2n); allow 4 of them.
     tol = 4 / math.sqrt(2 * d)
-    assert abs(z3.score_std_loaded / z3.initializer_range - 1) < tol, z3.score_std_loaded
+    # DeepSpeed gathers only tensors that carry a ds_id: state_dict() returns detached tensors without
+    # one (transformers < 5.0 gathered nothing), state_dict(keep_vars=True) the parameters themselves.
+    assert z3.detached_with_ds_id == 0 and z3.score_numel_in_detached_gather == 0
+    assert z3.kept_with_ds_id == z3.n_state_tensors > 0 and z3.score_numel_in_kept_gather == d
+    if tuple(int(p) for p in z3.transformers_version.split(".")[:2]) >= (5, 0):
+        assert abs(z3.score_std_loaded / z3.initializer_range - 1) < tol, z3.score_std_loaded
+    else:  # the trap: the head was never initialised (whatever memory held)
+        assert not abs(z3.score_std_loaded / z3.initializer_range - 1) < tol, z3.score_std_loaded
     assert z3.target_std == score_head_std(d)
     # open-instruct's call changes nothing; the gathered one draws exactly the intended numbers.
     assert z3.naive_unchanged and z3.score_std_naive == z3.score_std_loaded

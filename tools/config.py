@@ -33,6 +33,7 @@ class CourseConfig:
     branch: str
     distribution: str
     extras: dict[str, list[str]]
+    dependencies: tuple[str, ...] = ()  # [project] dependencies
 
     @property
     def repository(self) -> str:
@@ -81,6 +82,7 @@ def load_config(pyproject: Path | None = None) -> CourseConfig:
         branch=branch,
         distribution=project["name"],
         extras={k: list(v) for k, v in project.get("optional-dependencies", {}).items()},
+        dependencies=tuple(project.get("dependencies", [])),
     )
 
 

@@ -12,7 +12,9 @@ derives everything else from them:
   course catalogue (``[[tool.course.lessons]]``, see ``tools.catalogue``), which is first checked
   against the notebooks (every one listed, under its own title);
 * ``binder/requirements.txt``: the pins of requirements.txt for Binder's one Python version
-  (``binder/runtime.txt``), with torch taken from PyTorch's CPU-only wheel index.
+  (``binder/runtime.txt``), with torch taken from PyTorch's CPU-only wheel index;
+* ``requirements-min.txt`` and ``requirements-min-base.txt``: every dependency pinned at its lower bound
+  in pyproject.toml, for the lowest-versions job (``tools/minimums.py``).
 
 Usage::
 
@@ -36,6 +38,7 @@ from tools import ROOT
 from tools.binder import binder_python, binder_requirements
 from tools.catalogue import course_notebooks, load_catalogue
 from tools.config import StampError, load_config
+from tools.minimums import min_files
 from tools.stamp import readme_block, stamp_notebook, stamp_readme
 
 
@@ -56,10 +59,13 @@ def run(root: Path | None = None, check: bool = False) -> list[str]:
     binder = root / "binder"
     python = binder_python((binder / "runtime.txt").read_text(encoding="utf-8"))
     requirements = (root / "requirements.txt").read_text(encoding="utf-8")
-    for path, make in (
+    generated = [
         (root / "README.md", lambda text: stamp_readme(text, readme_block(config, catalogue))),
         (binder / "requirements.txt", lambda _: binder_requirements(requirements, python)),
-    ):
+    ]
+    for name, content in min_files(list(config.dependencies), config.extras).items():
+        generated.append((root / name, lambda _, content=content: content))
+    for path, make in generated:
         text = path.read_text(encoding="utf-8") if path.exists() else ""
         new = make(text)
         if new != text:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import nbformat
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from tools import STAMP_KEY
 from tools.catalogue import Catalogue, Lesson, markdown_cell, notebook_title
@@ -24,23 +28,63 @@ def badge_source(config: CourseConfig, path: str) -> str:
     )
 
 
+def _name(requirement: str) -> str:
+    return re.match(r"[A-Za-z0-9._-]+", requirement)[0]
+
+
+def colab_requirements(config: CourseConfig, extras: list[str]) -> list[str]:
+    """What a notebook's Colab cell asks pip for: the core dependencies, then its extras, one requirement
+    per package, with the highest lower bound pyproject gives it and any other bound kept."""
+    merged: dict[str, list[SpecifierSet]] = {}
+    for requirement in [*config.dependencies, *(req for extra in extras for req in config.extras[extra])]:
+        req = Requirement(requirement)
+        merged.setdefault(req.name, []).append(req.specifier)
+    out = []
+    for name, specifiers in merged.items():
+        specs = [spec for specifier in specifiers for spec in specifier]
+        lower = [spec for spec in specs if spec.operator == ">="]
+        rest = sorted({str(spec) for spec in specs if spec.operator != ">="})
+        if lower:
+            rest.insert(0, str(max(lower, key=lambda spec: Version(spec.version))))
+        out.append(name + ",".join(rest))
+    return out
+
+
 def setup_source(config: CourseConfig, extras: list[str]) -> str:
-    """The Colab-only setup cell: installs only the course package (and any requested extra)."""
-    runs = [f"    subprocess.run([*pip, \"--no-deps\", {json.dumps(config.pip_target())}], check=True)"]
-    requirements = [req for extra in extras for req in config.extras[extra]]
-    if requirements:
-        runs.append(f"    # this notebook also needs the optional extra(s) {', '.join(extras)} of the course package")
-        runs.append(f"    subprocess.run([*pip, {', '.join(json.dumps(r) for r in requirements)}], check=True)")
+    """The Colab-only setup cell: installs the course package without its dependencies, then asks pip for
+    pyproject's lower bounds, which upgrades only what Colab has older than them, and says what changed."""
+    requirements = colab_requirements(config, extras)
+    names = list(dict.fromkeys(_name(r) for r in requirements))
+    wanted = "course package" + (f" and its extra(s) {', '.join(extras)}" if extras else "")
     return (
-        "# Setup for Google Colab: install the course library `rmlib` from the repository. Colab already\n"
-        "# has torch, numpy, matplotlib and ipywidgets, so they are left alone (--no-deps).\n"
-        "# Anywhere else (your laptop, Binder) this cell does nothing.\n"
+        f"# Setup for Google Colab: install the {wanted} from the repository. Colab already has\n"
+        "# torch, numpy, matplotlib and ipywidgets: pip upgrades a package only if it is older than the course's\n"
+        "# minimum (pyproject.toml), and the last line says what changed. Anywhere else this cell does nothing.\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
         "    import subprocess\n"
+        "    from importlib.metadata import PackageNotFoundError, version\n"
         "\n"
-        '    pip = [sys.executable, "-m", "pip", "install", "-q"]\n' + "\n".join(runs)
+        "    def installed(names):\n"
+        "        found = {}\n"
+        "        for name in names:\n"
+        "            try:\n"
+        "                found[name] = version(name)\n"
+        "            except PackageNotFoundError:\n"
+        "                found[name] = None\n"
+        "        return found\n"
+        "\n"
+        f"    names = {json.dumps(names)}\n"
+        "    before = installed(names)\n"
+        '    pip = [sys.executable, "-m", "pip", "install", "-q"]\n'
+        f"    subprocess.run([*pip, \"--no-deps\", {json.dumps(config.pip_target())}], check=True)\n"
+        f"    subprocess.run([*pip, {', '.join(json.dumps(r) for r in requirements)}], check=True)\n"
+        "    after = installed(names)\n"
+        "    changed = [name for name in names if after[name] != before[name]]\n"
+        "    restart = \" (already imported: restart the session, then run the notebook again)\" if any(n in sys.modules for n in changed) else \"\"\n"
+        '    print("Colab setup:", "; ".join(f"{n} {before[n] or \'absent\'} -> {after[n]}" for n in changed) + restart\n'
+        '          if changed else "every package already met the course\'s minimums")'
     )
 
 

@@ -220,10 +220,33 @@ class Explorer(widgets.VBox):
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         # Live frontends render the widget view; a static page without widget state shows the PNG.
-        data = super()._repr_mimebundle_(**kwargs)
+        widget_bundle = getattr(super(), "_repr_mimebundle_", None)
+        data = widget_bundle(**kwargs) if widget_bundle is not None else self._widget_view_bundle()
         if data is not None:
             data["image/png"] = base64.b64encode(self.png).decode()
         return data
+
+    def _widget_view_bundle(self) -> dict[str, Any] | None:
+        """ipywidgets 7 has no _repr_mimebundle_: the same bundle its _ipython_display_ builds."""
+        if self._view_name is None:
+            return None
+        return {
+            "text/plain": repr(self)[:110],
+            "application/vnd.jupyter.widget-view+json": {
+                "version_major": 2, "version_minor": 0, "model_id": self._model_id,
+            },
+        }
+
+    if not hasattr(widgets.Widget, "_repr_mimebundle_"):
+        # ipywidgets 7 (Colab's) displays widgets through _ipython_display_, which IPython prefers to any
+        # _repr_mimebundle_: display the bundle with the PNG ourselves, then do what its display does.
+        def _ipython_display_(self, **kwargs: Any) -> None:
+            from IPython.display import display
+
+            data = self._repr_mimebundle_()
+            if data is not None:
+                display(data, raw=True)
+                self._handle_displayed(**kwargs)
 
 
 def variance_explorer(

@@ -280,25 +280,30 @@ def head_module(model: nn.Module) -> nn.Linear:
 @torch.no_grad()
 def sentence_hidden_states(
     backbone: LoadedBackbone, sentences: Sequence[str] = SENTENCES,
-    position: Literal["head", "first", "last"] = "head",
+    position: Literal["head", "first", "last", "mean"] = "head",
 ) -> torch.Tensor:
     """Final hidden state of each sentence that a reward head would read, shape (n, hidden_size), float32.
 
     ``position="head"`` reads what the architecture's classifier head reads (:func:`head_input_kind`:
     the pooler output for BERT, the last non-pad token for decoders). ``"first"`` reads the raw
     first-token state (BERT's [CLS], the pooler's input); ``"last"`` the last token of the attention
-    mask (for a decoder that is the head's input unless a pad-equal eos ends the text).
+    mask (for a decoder that is the head's input unless a pad-equal eos ends the text); ``"mean"``
+    the mean of the last hidden states over the attention mask (what sentence-transformers
+    checkpoints such as all-MiniLM-L6-v2 were trained to produce).
     """
     if isinstance(sentences, str) or not sentences or not all(isinstance(s, str) for s in sentences):
         raise TypeError("sentences must be a non-empty sequence of strings")
-    if position not in ("head", "first", "last"):
-        raise ValueError(f"position must be 'head', 'first' or 'last', got {position!r}")
+    if position not in ("head", "first", "last", "mean"):
+        raise ValueError(f"position must be 'head', 'first', 'last' or 'mean', got {position!r}")
     batch = backbone.tokenizer(list(sentences), padding=True, return_tensors="pt")
     if position == "head":
         return head_input_states(backbone.model, batch["input_ids"], batch["attention_mask"])
     h = backbone.model(**batch).last_hidden_state.float()
     if position == "first":
         return h[:, 0]
+    if position == "mean":
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        return (h * mask).sum(1) / mask.sum(1)
     last = batch["attention_mask"].sum(1) - 1  # right padding: last real token
     return h[torch.arange(h.shape[0]), last]
 
@@ -352,6 +357,49 @@ def hidden_state_stats(h: torch.Tensor, outlier_factor: float = 10.0, dead_facto
         dead_dims=torch.nonzero(std < dead_factor * std.median()).flatten(),
         raw_cosine=_mean_pairwise_cosine(h),
         centred_cosine=_mean_pairwise_cosine(h - mean),
+    )
+
+
+@dataclass(frozen=True)
+class WeightStats:
+    """Evidence on whether a Linear layer was trained or is still its random initialisation."""
+
+    shape: tuple[int, int]  # (out_features, in_features)
+    std: float  # std of the weight entries
+    excess_kurtosis: float  # E[z^4] - 3 of the standardised entries: 0 for a Gaussian init
+    top_singular: float  # largest singular value of the weight
+    random_edge: float  # std * (sqrt(out) + sqrt(in)): where a random matrix's largest singular value sits
+    bias_all_zero: bool | None  # every bias entry exactly 0 (None: the layer has no bias)
+
+    @property
+    def edge_ratio(self) -> float:
+        """top_singular / random_edge: ≈ 1 for i.i.d. random entries, > 1 once training adds structure."""
+        return self.top_singular / self.random_edge
+
+
+def weight_stats(layer: nn.Linear) -> WeightStats:
+    """Measure ``layer`` for the marks of an untrained random init (see :class:`WeightStats`).
+
+    A trained weight has low-rank structure that lifts its top singular value above the random-matrix
+    edge (Bai-Yin: σ(√m + √n) for i.i.d. entries of std σ) and usually heavy-tailed entries; a freshly
+    drawn N(0, σ²) weight sits at the edge with excess kurtosis ≈ 0 (standard error √(24/N) for N entries).
+    """
+    if not isinstance(layer, nn.Linear):
+        raise TypeError(f"expected an nn.Linear, got {type(layer).__name__}")
+    weight = layer.weight.detach().double()
+    if weight.numel() < 2 or not torch.isfinite(weight).all():
+        raise ValueError("the weight must have at least 2 finite entries")
+    std = weight.std().item()
+    z = (weight - weight.mean()) / std
+    out_features, in_features = weight.shape
+    bias = layer.bias
+    return WeightStats(
+        shape=(out_features, in_features),
+        std=std,
+        excess_kurtosis=z.pow(4).mean().item() - 3.0,
+        top_singular=torch.linalg.matrix_norm(weight, ord=2).item(),
+        random_edge=std * (math.sqrt(out_features) + math.sqrt(in_features)),
+        bias_all_zero=None if bias is None else bool((bias.detach() == 0).all()),
     )
 
 

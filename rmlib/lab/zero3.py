@@ -7,7 +7,10 @@
 2. saves a tiny Llama causal LM (random weights, nothing downloaded) and loads it back with
    ``AutoModelForSequenceClassification.from_pretrained(..., num_labels=1)`` under a ZeRO-3 config,
    the call open-instruct's ``reward_modeling.py`` makes (accelerate turns ``zero.Init`` on for
-   stage 3 by default); ``score`` is a new, missing-from-the-checkpoint weight;
+   stage 3 by default); ``score`` is a new, missing-from-the-checkpoint weight; then it replays the
+   one line with which transformers collects the missing weights to gather before initialising them,
+   as transformers < 5.0 wrote it (``state_dict()``: detached tensors) and as 5.0 does
+   (``state_dict(keep_vars=True)``: the parameters), and counts what ``GatheredParameters`` gathers;
 3. calls ``layer_init(model.score, 1/sqrt(d+1))`` as open-instruct does, outside any
    ``GatheredParameters``;
 4. does it again the way OpenRLHF does: inside ``GatheredParameters([weight], modifier_rank=0)``,
@@ -48,7 +51,8 @@ INSTALL_HINT = 'pip install -e ".[zero3]"'
 # The smallest config that turns ZeRO stage 3 on; DeepSpeed wants a batch size in any config.
 DS_CONFIG = {"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": 1}
 RESULT_TAG = "ZERO3_RESULT "  # the child's one line of JSON; DeepSpeed logs to stdout too
-_MODULES = {"deepspeed": "deepspeed", "transformers": "transformers"}  # module -> PyPI name
+# module -> PyPI name. transformers' HfDeepSpeedConfig is accelerate's (transformers/integrations/deepspeed.py).
+_MODULES = {"deepspeed": "deepspeed", "transformers": "transformers", "accelerate": "accelerate"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,13 @@ class Zero3Result:
     score_local_numel: int
     score_full_shape: list[int]
     score_std_loaded: float  # after from_pretrained
+    transformers_version: str
+    # 2b. what GatheredParameters gathers from the list transformers hands it for the missing weights
+    detached_with_ds_id: int  # of state_dict().values() (transformers < 5.0): tensors carrying a ds_id
+    kept_with_ds_id: int  # of state_dict(keep_vars=True).values() (transformers >= 5.0)
+    n_state_tensors: int  # entries of the state dict
+    score_numel_in_detached_gather: int  # score.weight's elements inside GatheredParameters(state_dict())
+    score_numel_in_kept_gather: int  # ...inside GatheredParameters(state_dict(keep_vars=True))
     target_std: float  # 1/sqrt(d+1)
     naive_unchanged: bool  # 3. gathered weight bit-identical before and after the naive layer_init
     score_std_naive: float
@@ -175,6 +186,16 @@ def _child(hidden_size: int, fan_in: int, seed: int) -> Zero3Result:
         score_local = score.numel()
         loaded = gathered(score)
 
+        # 2b. transformers' _initialize_missing_keys (modeling_utils.py) gathers the weights it is about
+        # to initialise: 4.x collected them from state_dict(), 5.0 from state_dict(keep_vars=True).
+        detached = list(model.state_dict().values())
+        kept = list(model.state_dict(keep_vars=True).values())
+        with deepspeed.zero.GatheredParameters(detached, modifier_rank=0):
+            numel_detached = score.numel()
+        with deepspeed.zero.GatheredParameters(kept, modifier_rank=0):
+            numel_kept = score.numel()
+        import transformers
+
         # 3. open-instruct's call, outside GatheredParameters
         target = score_head_std(hidden_size)
         layer_init(model.score, target, generator=make_generator(seed))
@@ -229,6 +250,12 @@ def _child(hidden_size: int, fan_in: int, seed: int) -> Zero3Result:
             score_local_numel=score_local,
             score_full_shape=list(score.ds_shape),
             score_std_loaded=loaded.std().item(),
+            transformers_version=transformers.__version__,
+            detached_with_ds_id=sum(hasattr(t, "ds_id") for t in detached),
+            kept_with_ds_id=sum(hasattr(t, "ds_id") for t in kept),
+            n_state_tensors=len(kept),
+            score_numel_in_detached_gather=numel_detached,
+            score_numel_in_kept_gather=numel_kept,
             target_std=target,
             naive_unchanged=torch.equal(naive, loaded),
             score_std_naive=naive.std().item(),
