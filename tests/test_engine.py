@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from rmlib.data import make_preference_data
-from rmlib.lab._reference_loop import _linear_schedule_with_warmup, run_sweep_loop
-from rmlib.lab.engine import (SweepConfig, head_weight, minibatch_indices, over_runs, run_sweep, sweep_grid,
+from rmlib.lab.sweep.reference import _linear_schedule_with_warmup, run_sweep_loop
+from rmlib.lab.sweep import (SweepConfig, head_weight, minibatch_indices, over_runs, run_sweep, sweep_grid,
                               training_steps)
 
 STEPS = 40
