@@ -6,6 +6,7 @@ Notation: d = hidden size, w ~ N(0, σ_w² I) the score-head weight, h the hidde
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -273,6 +274,7 @@ def adam_step(
     weight_decay: float | torch.Tensor | None = None,
     betas: tuple[float, float] = ADAM_BETAS,
     eps: float = ADAM_EPS,
+    decay_columns: Sequence[slice] | None = None,
 ) -> None:
     """One Adam update of ``param`` in place, as ``torch.optim.Adam`` computes it; with ``weight_decay``,
     first AdamW's decoupled decay param ← param · (1 − lr · λ), as ``torch.optim.AdamW``.
@@ -280,13 +282,16 @@ def adam_step(
     m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², param ← param − lr/(1 − β₁ᵗ) · m / (sqrt(v / (1 − β₂ᵗ)) + ε),
     with ``step`` = t counted from 1 and the moments ``exp_avg``, ``exp_avg_sq`` updated in place. Elementwise,
     so one call updates a whole stack of independent models: ``lr`` and ``weight_decay`` may be tensors
-    that broadcast against ``param`` (one learning rate per row, float64 like a scheduler's numbers). A
-    zero gradient with zero moments gives a step of exactly 0. The sweep engine (:mod:`rmlib.lab.sweep`)
+    that broadcast against ``param`` (one learning rate per row, float64 like a scheduler's numbers), and
+    ``decay_columns`` limits the decay to some ranges of the last dimension, as a parameter group with
+    ``weight_decay=0`` exempts biases. A zero gradient with zero moments gives a step of exactly 0. The sweep engine (:mod:`rmlib.lab.sweep`)
     trains with this function; ``tests/test_theory.py`` checks it against ``torch.optim``.
     """
     beta1, beta2 = betas
     if weight_decay is not None:
-        param.mul_(_like(1 - lr * weight_decay, param))
+        factor = _like(1 - lr * weight_decay, param)
+        for cols in [slice(None)] if decay_columns is None else decay_columns:
+            param[..., cols].mul_(factor)
     exp_avg.lerp_(grad, 1 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
     # The order of torch.optim's single-tensor Adam, in place on one buffer: sqrt(v)/sqrt(1 - β₂ᵗ) + ε.

@@ -31,8 +31,8 @@ class FlatLayout:
         sizes = [self.d] + [self.pretrained[k].numel() for k in self.names]
         self.bounds = torch.tensor([0, *sizes]).cumsum(0).tolist()
         # Hugging Face's Trainer decays every weight but no bias (nor LayerNorm): the head and weight matrices.
-        self.decay = torch.cat([torch.ones(self.d)] + [torch.full((self.pretrained[k].numel(),),
-                               0.0 if k.endswith("bias") else 1.0) for k in self.names])
+        self.decayed = [slice(a, b) for k, a, b in zip(["head", *self.names], self.bounds, self.bounds[1:])
+                        if not k.endswith("bias")]
 
     def flat(self, w: torch.Tensor) -> torch.Tensor:
         """(R, P) start: the heads w (R, d) and, if trained, copies of the pretrained backbone."""
@@ -49,6 +49,23 @@ class FlatLayout:
     def features(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """x (R, N, in) inputs if the backbone trains, else (R, N, d) or (N, d) pretrained features."""
         return self.forward_with(self.backbone(flat), x) if self.names else x
+
+    def loss_and_grad(self, flat: torch.Tensor, batch: torch.Tensor, offset: torch.Tensor,
+                      b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each run's minibatch loss (R,), its rewards (R, 2b) and its gradient (R, P), without a graph.
+
+        The head and each backbone tensor enter autograd as separate leaves viewing ``flat``: a gradient
+        taken through slices of one leaf would cost a zero-filled (R, P) tensor and a sum per slice.
+        """
+        sizes = [self.d] + [s.numel() for s in self.shapes]
+        leaves = [v.detach().requires_grad_(True) for v in flat.split(sizes, 1)]
+        head, params = leaves[0], {k: v.view(len(flat), *s) for k, v, s in zip(self.names, leaves[1:], self.shapes)}
+        h = self.forward_with(params, batch) if self.names else batch
+        r = rewards(h, head, offset)
+        loss = bradley_terry_loss(r[:, :b], r[:, b:], reduction="none").mean(1)
+        grads = torch.autograd.grad(loss.sum(), leaves)
+        grad = grads[0] if len(grads) == 1 else torch.cat(grads, 1)
+        return loss.detach(), r.detach(), grad
 
 
 class RunStack:
@@ -103,7 +120,7 @@ class _Group:
             flat=flat,
             pairs=torch.cat([idx, idx + n], 2),  # (R, steps, 2B): chosen rows, then their rejected partners
             lr_table=torch.stack([c.lr * c.lr_factors(steps) for c in configs]),  # (R, steps) float64
-            decay=wd.unsqueeze(1) * layout.decay if bool(wd.any()) else None,  # (R, P) float64
+            weight_decay=wd.unsqueeze(1) if bool(wd.any()) else None,  # (R, 1) float64
             offset=torch.tensor([float(c.reward_offset) for c in configs]),
             threshold=blowup * initial_loss.clamp(min=math.log(2)),
             exp_avg=torch.zeros_like(flat) if self.adam else None,
@@ -129,15 +146,10 @@ class _Group:
         s, b = self.stack, self.batch_size
         # index_select + view: the same gather as source[pairs], ~5x faster on CPU.
         batch = self.source.index_select(0, s["pairs"][:, t].flatten()).view(len(s), 2 * b, -1)
-        flat = s["flat"].requires_grad_(True)
-        r = rewards(self.layout.features(flat, batch), self.layout.head(flat), s["offset"])
-        loss = bradley_terry_loss(r[:, :b], r[:, b:], reduction="none").mean(1)
-        (grad,) = torch.autograd.grad(loss.sum(), flat)
-        flat.requires_grad_(False)
+        loss, r, grad = self.layout.loss_and_grad(s["flat"], batch, s["offset"], b)
         with torch.no_grad():
-            loss = loss.detach()
             out.curves["loss"][rows[s.positions], t] = loss
-            out.curves["reward_std"][rows[s.positions], t] = r.detach().std(1)
+            out.curves["reward_std"][rows[s.positions], t] = r.std(1)
             bad = ~torch.isfinite(loss) | (loss > s["threshold"])
             if bad.any():
                 # Keep the last parameters of diverged runs and drop them from the stack.
@@ -150,7 +162,7 @@ class _Group:
             lr = s["lr_table"][:, t : t + 1]  # (R, 1) this step's scheduled learning rate, float64
             if self.adam:  # Adam(W) as torch.optim computes it, one learning rate per run
                 adam_step(s["flat"], grad, s["exp_avg"], s["exp_avg_sq"], t + 1, lr,
-                          s["decay"] if "decay" in s else None)
+                          s["weight_decay"] if "weight_decay" in s else None, decay_columns=self.layout.decayed)
             else:
                 s["flat"].add_(-lr.float() * grad)
 
