@@ -7,7 +7,7 @@ Usage::
     python benchmarks/sweep_speed.py --threads 1  # both engines on one intra-op thread
 
 The loop is what one would write by hand: for each configuration an ``nn.Module`` (``RewardMLP``),
-``torch.optim.Adam`` or ``SGD``, and the same minibatches (``rmlib/lab/_reference_loop.py``, not course API). Both
+``torch.optim.Adam`` or ``SGD``, and the same minibatches (``rmlib/lab/sweep/reference.py``, not course API). Both
 engines must agree: every curve and metric within the tolerances below, and the same runs diverging
 at the same step. Exit status 1 if they do not. The last lines are ``speedup in CPU time: N.Nx`` and
 ``speedup: N.Nx`` (wall time).
@@ -22,7 +22,7 @@ import time
 import torch
 
 from rmlib import INITIALISERS, make_preference_data, run_sweep, sweep_grid
-from rmlib.lab._reference_loop import run_sweep_loop
+from rmlib.lab.sweep.reference import run_sweep_loop
 
 # Both engines do the same float32 operations, but batched and per-run matmuls sum in different
 # orders (float32 eps = 1.2e-7). In these non-chaotic settings the losses, accuracies, reward stds

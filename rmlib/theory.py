@@ -6,11 +6,15 @@ Notation: d = hidden size, w ~ N(0, σ_w² I) the score-head weight, h the hidde
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from rmlib.utils import validation
+
+ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults
+ADAM_EPS = 1e-8
 
 
 def conditional_reward_variance(h: torch.Tensor, std: float) -> torch.Tensor:
@@ -264,8 +268,8 @@ def train_head_on_preferences(
     w = w0.detach().clone().requires_grad_(True)
     b = (torch.zeros(heads, dtype=w0.dtype) + bias0).detach().requires_grad_(True)
     params = (w, b)
-    # Adam as torch.optim.Adam computes it (betas 0.9, 0.999; eps 1e-8), written out: constructing
-    # torch.optim.Adam imports torch's compiler stack, seconds on first use.
+    # Adam written out (adam_step below): constructing torch.optim.Adam imports torch's compiler stack,
+    # seconds on first use.
     moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
     first = a_preferred.T  # (n, S)
     for t in range(1, steps + 1):
@@ -275,8 +279,45 @@ def train_head_on_preferences(
         grads = torch.autograd.grad(loss.mean(0).sum(), params)
         with torch.no_grad():
             for p, g, (m, v) in zip(params, grads, moments):
-                m.mul_(0.9).add_(g, alpha=0.1)
-                v.mul_(0.999).addcmul_(g, g, value=0.001)
-                # a zero gradient leaves m = v = 0 and the step 0 / (0 + eps) = 0 exactly
-                p.sub_(lr * (m / (1 - 0.9**t)) / ((v / (1 - 0.999**t)).sqrt() + 1e-8))
+                adam_step(p, g, m, v, t, lr)
     return w.detach(), b.detach()
+
+
+def adam_step(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    step: int,
+    lr: float | torch.Tensor,
+    weight_decay: float | torch.Tensor | None = None,
+    betas: tuple[float, float] = ADAM_BETAS,
+    eps: float = ADAM_EPS,
+    decay_columns: Sequence[slice] | None = None,
+) -> None:
+    """One Adam update of ``param`` in place, as ``torch.optim.Adam`` computes it; with ``weight_decay``,
+    first AdamW's decoupled decay param ← param · (1 − lr · λ), as ``torch.optim.AdamW``.
+
+    m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², param ← param − lr/(1 − β₁ᵗ) · m / (sqrt(v / (1 − β₂ᵗ)) + ε),
+    with ``step`` = t counted from 1 and the moments ``exp_avg``, ``exp_avg_sq`` updated in place. Elementwise,
+    so one call updates a whole stack of independent models: ``lr`` and ``weight_decay`` may be tensors
+    that broadcast against ``param`` (one learning rate per row, float64 like a scheduler's numbers), and
+    ``decay_columns`` limits the decay to some ranges of the last dimension, as a parameter group with
+    ``weight_decay=0`` exempts biases. A zero gradient with zero moments gives a step of exactly 0. The sweep engine (:mod:`rmlib.lab.sweep`)
+    trains with this function; ``tests/test_theory.py`` checks it against ``torch.optim``.
+    """
+    beta1, beta2 = betas
+    if weight_decay is not None:
+        factor = _like(1 - lr * weight_decay, param)
+        for cols in [slice(None)] if decay_columns is None else decay_columns:
+            param[..., cols].mul_(factor)
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    # The order of torch.optim's single-tensor Adam, in place on one buffer: sqrt(v)/sqrt(1 - β₂ᵗ) + ε.
+    update = exp_avg_sq.sqrt().div_((1 - beta2**step) ** 0.5).add_(eps)
+    torch.div(exp_avg, update, out=update)
+    param.sub_(update.mul_(_like(lr / (1 - beta1**step), param)))
+
+
+def _like(x: float | torch.Tensor, param: torch.Tensor) -> float | torch.Tensor:
+    return x.to(param.dtype) if torch.is_tensor(x) else x

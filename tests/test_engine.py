@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from rmlib.data import make_preference_data
-from rmlib.lab._reference_loop import _linear_schedule_with_warmup, run_sweep_loop
-from rmlib.lab.engine import (SweepConfig, head_weight, minibatch_indices, over_runs, run_sweep, sweep_grid,
+from rmlib.lab.sweep.reference import _linear_schedule_with_warmup, run_sweep_loop
+from rmlib.lab.sweep import (SweepConfig, head_weight, minibatch_indices, over_runs, run_sweep, sweep_grid,
                               training_steps)
 
 STEPS = 40
@@ -263,3 +263,31 @@ def test_thread_setting_is_restored_and_does_not_change_results(data):
     assert torch.allclose(one.curves["loss"], default.curves["loss"], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="no learning rates"):
         sweep_grid(["zero"], ["adam", "sgd"], {"adam": [1e-3]})
+
+
+def test_run_stack_drops_runs_from_every_per_run_tensor_at_once():
+    from rmlib.lab.sweep.train import RunStack
+
+    stack = RunStack(flat=torch.arange(12.0).view(4, 3), lr=torch.tensor([1.0, 2.0, 3.0, 4.0]), skip=None)
+    assert len(stack) == 4 and "skip" not in stack and "lr" in stack
+    gone, left = stack.drop(torch.tensor([False, True, False, False]))
+    assert gone.tolist() == [1] and left["lr"].tolist() == [2.0] and left["flat"].tolist() == [[3.0, 4.0, 5.0]]
+    # Positions stay those of the original stack, so results land in the right rows.
+    gone, left = stack.drop(torch.tensor([False, False, True]))
+    assert gone.tolist() == [3] and stack.positions.tolist() == [0, 2]
+    assert stack["lr"].tolist() == [1.0, 3.0] and stack["flat"][:, 0].tolist() == [0.0, 6.0]
+    with pytest.raises(ValueError, match="first dimension"):
+        RunStack(flat=torch.zeros(3, 2), lr=torch.zeros(2))
+
+
+def test_head_initialiser_is_the_catalogue_entry_or_a_normal_of_the_given_std():
+    from rmlib.init import INITIALISERS
+
+    assert SweepConfig(init="pytorch_default").initialiser is INITIALISERS["pytorch_default"]
+    c = SweepConfig(init=0.5)
+    assert c.initialiser.std(64) == 0.5 and c.init_label == "std 0.5" and c.head_std(8) == 0.5
+    # A head drawn through the initialiser equals the catalogue's own apply on an nn.Linear(d, 1).
+    for init in ("pytorch_default", "score_head"):
+        layer = torch.nn.Linear(16, 1, bias=False)
+        INITIALISERS[init].apply(layer, generator=__import__("rmlib").make_generator(2 * 3))
+        assert torch.equal(head_weight(SweepConfig(init=init, seed=3), 16), layer.weight.detach().reshape(16))
