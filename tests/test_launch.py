@@ -272,9 +272,9 @@ def test_readme_table_is_generated_from_the_catalogue():
 
 
 def _retimed(number: str) -> list:
-    # Lessons 01-05 get new minute estimates in the catalogue while their notebooks still state the old
+    # Lesson 05 gets a new minute estimate in the catalogue while their notebooks still state the old
     # ones; strict xfail: once a notebook states the catalogue's number, drop it from this set.
-    return [pytest.mark.xfail(strict=True, reason="the notebook still states its old estimate")] if number in {"04", "05"} else []
+    return [pytest.mark.xfail(strict=True, reason="the notebook still states its old estimate")] if number in {"05"} else []
 
 
 def _stated_times() -> list:
