@@ -8,6 +8,8 @@ is right, raises ``AssertionError`` with a hint naming the likely mistake when i
 worksheet  module                          checkers
 =========  ==============================  =========================================================
 02         ``rmlib.checks.variance``       check_predicted_variance, check_mc_variance, check_formula_breaker
+02, 03     ``rmlib.checks.derivations``    check_std_for_unit_variance, check_assumption_lines (02),
+                                          check_default_head_reward_std (03)
 03         ``rmlib.checks.layer_init``     check_layer_init, check_score_head_std
 04         ``rmlib.checks.bt_loss``        check_bradley_terry_loss, check_bt_gradient, check_relative_error
 05         ``rmlib.checks.sweep``          check_loglog_slope, check_adam_first_step, check_early_stopping_step
@@ -30,6 +32,7 @@ import importlib
 import pkgutil
 
 from rmlib.checks._contract import CHECK_SEED, MIME_TYPE, RECORDS, TASKS, relative_error
+from rmlib.checks.derivations import check_assumption_lines, check_default_head_reward_std, check_std_for_unit_variance
 from rmlib.checks.bt_loss import check_bradley_terry_loss, check_bt_gradient, check_relative_error
 from rmlib.checks.layer_init import check_layer_init, check_score_head_std
 from rmlib.checks.normalisation import check_normalise_on_reference, check_reward_gain_bias
@@ -37,7 +40,7 @@ from rmlib.checks.sweep import check_adam_first_step, check_early_stopping_step,
 from rmlib.checks.variance import check_formula_breaker, check_mc_variance, check_predicted_variance, mc_variance_stderr
 
 # Which worksheet each checker module belongs to (the number its notebooks' file names start with).
-WORKSHEETS = {"variance": "02", "layer_init": "03", "bt_loss": "04", "sweep": "05", "normalisation": "06"}
+WORKSHEETS = {"variance": "02", "derivations": "02", "layer_init": "03", "bt_loss": "04", "sweep": "05", "normalisation": "06"}
 HINT_LEVELS = ("a first nudge", "the key idea", "the formula")
 
 
@@ -106,6 +109,9 @@ __all__ = [
     "WORKSHEETS",
     "available_hints",
     "check_adam_first_step",
+    "check_assumption_lines",
+    "check_default_head_reward_std",
+    "check_std_for_unit_variance",
     "check_bradley_terry_loss",
     "check_bt_gradient",
     "check_early_stopping_step",

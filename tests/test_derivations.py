@@ -1,0 +1,104 @@
+"""The derivation checkers (rmlib.checks.derivations) pass the right answer and reject every wrong one we could invent."""
+
+import math
+
+import pytest
+import torch
+
+from rmlib.checks import (check_assumption_lines, check_default_head_reward_std, check_std_for_unit_variance,
+                          hint)
+
+RIGHT_STD = lambda d, s: 1 / math.sqrt(d * s**2 + 1)
+RIGHT_DEFAULT = lambda d, n: math.sqrt((n**2 + 1) / (3 * d))
+
+
+def test_right_answers_pass_in_float_and_tensor_form():
+    assert check_std_for_unit_variance(RIGHT_STD)
+    assert check_std_for_unit_variance(lambda d, s: torch.tensor(d * s**2 + 1.0).rsqrt())  # float32 one-element
+    assert check_default_head_reward_std(RIGHT_DEFAULT)
+    assert check_assumption_lines(lambda: {"A1": 2, "A2": 3, "A3": 5})
+
+
+@pytest.mark.parametrize("wrong, says", [
+    (lambda d, s: 1 / math.sqrt(d + 1), "only for sigma_h = 1"),                 # ignores sigma_h
+    (lambda d, s: 1 / (s * math.sqrt(d + 1)), "constant 1"),
+    (lambda d, s: 1 / (s * math.sqrt(d)), "leaves the bias out"),
+    (lambda d, s: 1 / math.sqrt(d), "ignores both"),
+    (lambda d, s: 1 / (d * s**2 + 1), "VARIANCE"),
+    (lambda d, s: math.sqrt(d * s**2 + 1), "upside down"),
+    (lambda d, s: 1 / math.sqrt(d * s + 1), "squared"),
+    (lambda d, s: 2 / math.sqrt(d * s**2 + 1), "not what the derivation gives"),  # off by a constant factor
+    (lambda d, s: 1 / math.sqrt(d * s**2 + 2), "not what the derivation gives"),
+    (lambda d, s: 0.5, "use both"),                                                # hard-coded
+    (lambda d, s: None, "return"),
+    (lambda d, s: torch.ones(2), "one number"),
+    (lambda d, s: "0.1", "number"),
+])
+def test_wrong_unit_variance_answers_fail(wrong, says):
+    with pytest.raises(AssertionError, match=says):
+        check_std_for_unit_variance(wrong)
+
+
+@pytest.mark.parametrize("wrong, says", [
+    (lambda d, n: math.sqrt((n**2 + 1) / d), "sqrt\\(3\\)"),
+    (lambda d, n: n / math.sqrt(3 * d), "left out the bias"),
+    (lambda d, n: n / math.sqrt(d), "1/sqrt\\(d\\) per weight"),                 # 1/sqrt(d) instead of 1/sqrt(3d)
+    (lambda d, n: (n**2 + 1) / (3 * d), "VARIANCE"),
+    (lambda d, n: math.sqrt((n + 1) / (3 * d)), "squared"),
+    (lambda d, n: math.sqrt(1 / 3), "assumed"),                                     # ignores both parameters
+    (lambda d, n: math.sqrt((n**2 + 1) / (12 * d)), "width 2a"),
+    (lambda d, n: math.sqrt((n**2 + 1) / (3 * (d + 1))), "fan-in"),
+    (lambda d, n: 1.01 * math.sqrt((n**2 + 1) / (3 * d)), "not what the derivation gives"),
+    (lambda d, n: math.sqrt((n**2 + 1) / 3), "not what the derivation gives|both"),  # ignores d
+])
+def test_wrong_default_head_answers_fail(wrong, says):
+    with pytest.raises(AssertionError, match=says):
+        check_default_head_reward_std(wrong)
+
+
+def test_a_memorised_table_cannot_pass():
+    # Answers right at the widths a learner might guess the checker uses, wrong elsewhere.
+    table = {(1, 1.0): RIGHT_STD(1, 1.0), (3, 0.5): RIGHT_STD(3, 0.5)}
+    with pytest.raises(AssertionError):
+        check_std_for_unit_variance(lambda d, s: table.get((d, s), 0.1))
+
+
+def test_probes_are_fresh_on_every_call():
+    seen = []
+    check_std_for_unit_variance(lambda d, s: (seen.append((d, s)), RIGHT_STD(d, s))[1])
+    first = list(seen)
+    seen.clear()
+    check_std_for_unit_variance(lambda d, s: (seen.append((d, s)), RIGHT_STD(d, s))[1])
+    assert first[2:] != seen[2:]
+
+
+@pytest.mark.parametrize("answer, says", [
+    ({"A1": 1, "A2": 3, "A3": 5}, "2, 3, 4 or 5"),
+    ({"A1": 3, "A2": 3, "A3": 5}, "A1 → line 3"),
+    ({"A1": 2, "A2": 2, "A3": 5}, "A2 → line 2"),
+    ({"A1": 2, "A2": 3, "A3": 4}, "line 4 needs no assumption"),
+    ({"A1": 2, "A2": 3}, "exactly"),
+    ({"A1": 2, "A2": 3, "A3": 5, "A4": 2}, "exactly"),
+    ({"A1": "2", "A2": 3, "A3": 5}, "an int"),
+    ({"A1": 2.0, "A2": 3, "A3": 5}, "an int"),
+    ({"A1": True, "A2": 3, "A3": 5}, "an int"),
+    ([2, 3, 5], "dict"),
+])
+def test_wrong_assumption_lines_fail(answer, says):
+    with pytest.raises(AssertionError, match=says):
+        check_assumption_lines(lambda: answer)
+
+
+def test_unwritten_tasks_report_not_implemented(capsys):
+    def todo(*args):
+        raise NotImplementedError
+    assert check_std_for_unit_variance(todo) is False
+    assert check_default_head_reward_std(todo) is False
+    assert check_assumption_lines(todo) is False
+    assert "not implemented yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("task", ["std_for_unit_variance", "default_head_reward_std", "assumption_lines"])
+def test_every_task_has_three_hints(task, capsys):
+    hint(task, 3)
+    assert "hint 3/3" in capsys.readouterr().out
