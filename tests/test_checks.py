@@ -675,7 +675,7 @@ REJECT = [
     ("check_relative_error", "floor-1e-12", lambda x, y: ((x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-12)).max(),
      "not 1e-12"),
     ("check_relative_error", "in-place", lambda x, y: (x.sub_(y).abs_() / (x.abs() + y.abs()).clamp_min(1e-8)).max(),
-     "changed its inputs in place"),
+     "changed its input `x` in place"),
     ("check_relative_error", "none", lambda x, y: None, "returned None"),
     ("check_relative_error", "tensor", lambda x, y: (x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-8),
      "must return one number"),
@@ -830,7 +830,7 @@ def test_adam_first_step_accepts_the_reference_and_the_textbook_form():
         (lambda g, lr: adam_reference(g, lr).flatten(), "returned shape"),
         (lambda g, lr: adam_reference(g, 0.01), "right for lr=0.01 only"),  # the lr argument ignored
         (lambda g, lr: adam_reference(g.double(), lr), "in the gradient's dtype"),
-        (lambda g, lr: g.mul_(-lr).div_(g.abs() / lr + 1e-8), "changed the gradient tensor"),
+        (lambda g, lr: g.mul_(-lr).div_(g.abs() / lr + 1e-8), "changed its input `grad` in place"),
         (lambda g, lr: adam_reference(g, lr).tolist(), "must return a torch tensor"),
     ],
     ids=["sign", "sgd", "no-bias-correction", "eps-inside", "no-lr", "sign-only", "no-eps", "none", "shape",

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from rmlib.seeding import make_generator
 from rmlib.losses import bradley_terry_loss
-from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _fail, _NotImplementedYet, _tensor,
+from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _fail, _not_implemented_failure, _tensor,
+                                    _unchanged,
                                     relative_error)
 
 
@@ -125,11 +126,15 @@ def _check_bt_stability(fn: Callable) -> None:
 
 def _call_without_autograd(fn: Callable, c: torch.Tensor, r: torch.Tensor, called_as: str):
     """Call a by-hand gradient with autograd unavailable: inputs without requires_grad, under inference mode."""
+    c, r = c.detach().clone(), r.detach().clone()
+    before = (c.clone(), r.clone())
     try:
         with torch.inference_mode():
-            return fn(c.detach().clone(), r.detach().clone())
-    except NotImplementedError:
-        raise _NotImplementedYet from None
+            out = fn(c, r)
+    except KeyboardInterrupt:
+        raise
+    except NotImplementedError as exc:
+        _not_implemented_failure(fn, exc, called_as)
     except RuntimeError as exc:
         if "grad" in str(exc):
             _fail(f"your function raised RuntimeError: {exc}\n  when called as {called_as} (inputs without "
@@ -137,8 +142,12 @@ def _call_without_autograd(fn: Callable, c: torch.Tensor, r: torch.Tensor, calle
                   "Derive the gradient by hand and compute it with tensor operations; autograd is what the check "
                   "compares your formula with")
         raise AssertionError(f"your function raised RuntimeError: {exc}\n  when called as {called_as}") from None
-    except Exception as exc:  # any other crash of the learner's code is a wrong answer, explained
+    except BaseException as exc:  # any other crash (SystemExit included) is a wrong answer, explained
         raise AssertionError(f"your function raised {type(exc).__name__}: {exc}\n  when called as {called_as}") from None
+    if not (_unchanged(c, before[0]) and _unchanged(r, before[1])):
+        _fail(f"your function changed its inputs in place\n  when called as {called_as}\n  hint: compute new "
+              "tensors; the caller still needs chosen and rejected as they were")
+    return out
 
 
 @_checker("bradley_terry_grad")
