@@ -183,7 +183,8 @@ def check_bt_gradient(fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Ten
         err = max(relative_error(g, w) for g, w in zip(out, want))
         # float64: every right form agrees with autograd to < 2e-13 on these probes (see _bt_probe); central
         # finite differences reach ~3e-11 at best. float32: a right form agrees to ~1e-7.
-        tol = 2e-12 if dtype == torch.float64 else 1e-5
+        # float32: σ(Δ) − 1 cancels up to 6e-8·e⁸/2 ≈ 9e-5 at Δ = 8, so 2e-4.
+        tol = 2e-12 if dtype == torch.float64 else 2e-4
         if err > tol:
             gc, gr = (t.detach().double() for t in out)
             wc = want[0].double()

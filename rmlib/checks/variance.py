@@ -134,8 +134,8 @@ def _check_is_an_estimate(fn: Callable) -> None:
         if not band[0] < ratio < band[1]:
             _fail(f"at d={d}, σ_w=σ_h=1, n={n} your estimates spread by {ests.std().item():.3g} across {k} generators, "
                   f"but the sample variance of n rewards spreads by {sample_variance_sd(d, n):.3g} (ratio {ratio:.2f}, "
-                  f"expected {band[0]}–{band[1]}): draw n fresh (w, h) pairs of shape (n, d), sum over the d "
-                  "coordinates, and return the sample variance of those n rewards")
+                  f"expected {band[0]}–{band[1]}): draw exactly n fresh (w, h) pairs (the argument n) of shape (n, d), "
+                  "sum over the d coordinates, and return the sample variance of those n rewards")
 
     ests = _estimates(fn, 1, 3, 1000, 5000)
     if ests.min() < 0:
