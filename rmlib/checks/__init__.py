@@ -2,7 +2,8 @@
 
 Every checker takes the learner's function; it prints one ✓ line and returns ``True`` when the answer
 is right, raises ``AssertionError`` with a hint naming the likely mistake when it is wrong, and prints
-"not implemented yet" and returns ``False`` while the function still raises ``NotImplementedError``.
+"not implemented yet" and returns ``False`` while the function is still the untouched stub. Probes are
+drawn afresh on every call; ``check_x(x, seed=N)`` replays the probes of a recorded seed.
 
 =========  ==============================  =========================================================
 worksheet  module                          checkers

@@ -7,8 +7,8 @@ Every checker takes the learner's function and
   ``AssertionError``: a crash of the learner's code is reported as "your function raised X when
   called as …", and anything the learner returns that the checker cannot even use (a wrong type,
   shape or dtype) is a failed check with a hint, never a crash of the checker;
-- prints "not implemented yet" and returns ``False`` while the function still raises
-  ``NotImplementedError``, so Run All on a fresh worksheet runs from top to bottom.
+- prints "not implemented yet" and returns ``False`` while the function is still the untouched stub,
+  so Run All on a fresh worksheet runs from top to bottom.
 
 Every outcome is also kept as a structured record (``RECORDS``, read by ``scoreboard()``) and, inside
 a Jupyter kernel, displayed as a MIME bundle of type ``application/vnd.rmlib.check+json`` next to its
