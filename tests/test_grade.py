@@ -2,9 +2,9 @@
 
 One folder holds a solution, a blank exercise, a broken submission (a renamed function and a cell that
 kills its kernel), one that hangs in an infinite loop after a wrong answer, one with a check cell
-deleted, a blank exercise that displays a typed record and a record copied from another run, an
+deleted, one that checks the library's function instead of its own, a blank exercise that displays a typed record and a record copied from another run, an
 unreadable file named like a worksheet, and a non-notebook file; the test checks every row of the CSV
-and that no submission was modified. It runs six kernels, two at a time (about a minute on a loaded
+and that no submission was modified. It runs seven kernels, two at a time (about a minute on a loaded
 machine); the per-cell timeout is 2 s, so the infinite loop costs 2 s (imports run in the grader's
 warm-up cell, outside that timeout).
 """
@@ -79,6 +79,11 @@ def graded(tmp_path_factory):
             "score_head_std(4)\nok_score_head_std = check_score_head_std(score_head_std)",
     })
     nbformat.write(hangs, folder / "dee_03_layer_init.ipynb")
+    borrowed = edited(solution, {  # task 2 checked on the library's own function instead of the student's
+        "ok_score_head_std = check_score_head_std(score_head_std)":
+            "ok_score_head_std = check_score_head_std(rmlib.score_head_std)",
+    })
+    nbformat.write(borrowed, folder / "hal_03_layer_init.ipynb")
     gutted = nbformat.read(solution, as_version=4)  # the check cell of task 2 deleted
     gutted.cells = [c for c in gutted.cells if "check_score_head_std(score_head_std)" not in c.source]
     nbformat.write(gutted, folder / "eve_03_layer_init.ipynb")
@@ -109,7 +114,7 @@ def test_the_gradebook_runs_to_the_end_and_prints_a_summary(graded):
 def test_every_row_of_the_gradebook(graded):
     _, rows, _, _, _ = graded
     table = {(r["submission"], r["task"]): (r["worksheet"], r["status"], r["message"]) for r in rows}
-    assert len(rows) == len(table) == 15  # 7 notebooks (one unreadable) × 2 tasks + 1 row for the non-notebook
+    assert len(rows) == len(table) == 17  # 8 notebooks (one unreadable) × 2 tasks + 1 row for the non-notebook
     assert [r["submission"] for r in rows] == sorted(r["submission"] for r in rows)  # submission order
     expect = {
         ("submissions/ada_03_layer_init.ipynb", "layer_init"): ("passed", ""),
@@ -126,6 +131,8 @@ def test_every_row_of_the_gradebook(graded):
         ("submissions/fay_03_layer_init.ipynb", "score_head_std"): ("error", "forged or stale check record"),
         ("submissions/gus_03_layer_init.ipynb", "layer_init"): ("error", "not a readable notebook"),
         ("submissions/gus_03_layer_init.ipynb", "score_head_std"): ("error", "not a readable notebook"),
+        ("submissions/hal_03_layer_init.ipynb", "layer_init"): ("passed", ""),
+        ("submissions/hal_03_layer_init.ipynb", "score_head_std"): ("error", "a function the submission did not define"),
         ("submissions/notes.txt", ""): ("error", "not a readable notebook"),
     }
     assert set(table) == set(expect)

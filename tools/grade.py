@@ -31,7 +31,8 @@ the grader draws a secret key (``secrets``) and starts the kernel with it in the
 ``RMLIB_GRADE_KEY``; ``rmlib.checks`` reads it once at import (a warm-up cell imports it before the
 first cell of the submission runs) and removes it from ``os.environ``, and signs every record with an
 HMAC of its content. The grader verifies each record: one that was typed, copied from another run or
-edited is graded "error: forged or stale check record". The key is never printed or written. What
+edited is graded "error: forged or stale check record". A passing record of a function the notebook did
+not define (``check_layer_init(rmlib.layer_init)``) is graded "error" too. The key is never printed or written. What
 this does not protect against: code in the submission that reads the key out of its own process or
 rewrites ``rmlib`` in the kernel (README, "Collect and grade").
 
@@ -144,6 +145,11 @@ def _records_and_errors(nb: nbformat.NotebookNode, mime: str, key: bytes | None 
     return records, errors, forged
 
 
+def _own_function(record: dict) -> bool:
+    """True when the checked function was defined in the notebook's cells (module ``__main__``), not imported."""
+    return str(record.get("function", "")).startswith("__main__.")
+
+
 def grade_notebook(path: Path, name: str, timeout: float) -> list[Row]:
     """Execute a copy of one submission and return one row per task of its worksheet."""
     from nbclient import NotebookClient
@@ -191,6 +197,9 @@ def grade_notebook(path: Path, name: str, timeout: float) -> list[Row]:
         record = latest.get(task.name)
         if task.name in forged:
             rows.append(Row(name, worksheet, task.name, "error", FORGED))
+        elif record is not None and record.get("status") == "passed" and not _own_function(record):
+            rows.append(Row(name, worksheet, task.name, "error",
+                            f"the check ran on {record.get('function')}, a function the submission did not define"))
         elif record is not None and record.get("status") in ("passed", "failed", "not attempted"):
             message = "" if record["status"] == "passed" else str(record.get("message", ""))
             rows.append(Row(name, worksheet, task.name, record["status"], message))

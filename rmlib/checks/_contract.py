@@ -261,7 +261,7 @@ def _checker(name: str) -> Callable[[Callable[[Callable], str]], Callable[..., b
             if seed is None:
                 seed = int(os.environ[SEED_ENV]) if os.environ.get(SEED_ENV, "").strip() else _fresh_seed()
             record = {"version": RECORD_VERSION, "task": name, "checker": check.__name__, "module": module,
-                      "seed": int(seed)}
+                      "seed": int(seed), "function": _function_name(fn)}
             replay = f"\n  (probe seed {seed}: {check.__name__}({name}, seed={seed}) replays these probes)"
             try:
                 if not callable(fn):
@@ -306,6 +306,13 @@ def _checker(name: str) -> Callable[[Callable[[Callable], str]], Callable[..., b
         return run
 
     return wrap
+
+
+def _function_name(fn: Any) -> str:
+    """Where the checked function was defined, ``module.qualname`` (``__main__.x`` for a notebook cell): the
+    gradebook uses it to tell the learner's function from a library's (``check_x(rmlib.x)``)."""
+    module = getattr(fn, "__module__", None) or type(fn).__module__
+    return f"{module}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
 
 
 def _snapshot(args: tuple) -> list[tuple[int, torch.Tensor]]:

@@ -171,27 +171,30 @@ def check_mc_variance(fn: Callable[[int, float, float, int, torch.Generator], fl
             f"two calls with the same seeded generator gave {est:.6g} and {again:.6g}: pass generator=generator "
             "to every torch.randn call so the estimate is reproducible"
         )
+    got = []
     for i, (d, std, sigma_h, n) in enumerate(_MC_PROBES):
         call = f"mc_reward_variance({d}, {std}, {sigma_h}, {n}, generator)"
-        est = _as_float(_call(fn, d, std, sigma_h, n, _probe_generator(i), called_as=call), "mc_reward_variance")
-        want = d * std**2 * sigma_h**2
-        se = mc_variance_stderr(d, std, sigma_h, n)
-        if math.isfinite(est) and abs(est - want) <= 5 * se:  # 5 standard errors of the sample variance
-            continue
-        s2 = std**2 * sigma_h**2
-        wrong = [
-            (math.sqrt(want), "you returned the standard deviation of r, not its variance"),
-            (d * std**4 * sigma_h**2, "you scaled w by std² (a variance); torch.randn(...) * std has std `std`"),
-            (d * std**2 * sigma_h**4, "you scaled h by σ_h² (a variance); torch.randn(...) * sigma_h has std σ_h"),
-            (s2 / d, "you averaged over the d coordinates: r = w·h is a SUM over coordinates (.sum(-1))"),
-            (s2, "r looks like a single product w_i h_i: sum over all d coordinates, r = (w * h).sum(-1)"),
-            (want / 3, "w or h drawn with torch.rand (uniform on [0, 1)) instead of torch.randn (normal)"),
-            (d * s2 * 7 / 144, "w and h drawn with torch.rand (uniform on [0, 1)) instead of torch.randn (normal)"),
-            (d * 0.25 * sigma_h**2, "the answer does not follow the std argument: scale w by std, not by a fixed number"),
-            (16 * s2, "the answer does not follow d: draw tensors of shape (n, d) with the d you are given"),
-        ]
-        for value, hint in wrong:
-            if math.isfinite(est) and abs(est - value) < 0.05 * value and abs(value - want) > 0.2 * want:
+        got.append(_as_float(_call(fn, d, std, sigma_h, n, _probe_generator(i), called_as=call), "mc_reward_variance"))
+    wrong = [
+        (lambda d, std, sh: math.sqrt(d * std**2 * sh**2), "you returned the standard deviation of r, not its variance"),
+        (lambda d, std, sh: d * std**4 * sh**2, "you scaled w by std² (a variance); torch.randn(...) * std has std `std`"),
+        (lambda d, std, sh: d * std**2 * sh**4, "you scaled h by σ_h² (a variance); torch.randn(...) * sigma_h has std σ_h"),
+        (lambda d, std, sh: std**2 * sh**2 / d, "you averaged over the d coordinates: r = w·h is a SUM over coordinates (.sum(-1))"),
+        (lambda d, std, sh: std**2 * sh**2, "r looks like a single product w_i h_i: sum over all d coordinates, r = (w * h).sum(-1)"),
+        (lambda d, std, sh: d * std**2 * sh**2 / 3, "w or h drawn with torch.rand (uniform on [0, 1)) instead of torch.randn (normal)"),
+        (lambda d, std, sh: d * std**2 * sh**2 * 7 / 144, "w and h drawn with torch.rand (uniform on [0, 1)) instead of torch.randn (normal)"),
+        (lambda d, std, sh: d * 0.25 * sh**2, "the answer does not follow the std argument: scale w by std, not by a fixed number"),
+        (lambda d, std, sh: 16 * std**2 * sh**2, "the answer does not follow d: draw tensors of shape (n, d) with the d you are given"),
+    ]
+    bad = [(p, est) for p, est in zip(_MC_PROBES, got)
+           if not (math.isfinite(est) and abs(est - p[0] * p[1]**2 * p[2]**2) <= 5 * mc_variance_stderr(*p))]
+    if bad:
+        (d, std, sigma_h, n), est = bad[0]
+        want, se = d * std**2 * sigma_h**2, mc_variance_stderr(d, std, sigma_h, n)
+        for formula, hint in wrong:  # named only when the formula explains the estimate at every probe
+            values = [formula(*p[:3]) for p in _MC_PROBES]
+            if (all(math.isfinite(e) and abs(e - v) < 0.05 * v for e, v in zip(got, values))
+                    and abs(formula(d, std, sigma_h) - want) > 0.2 * want):
                 _fail(f"estimate {est:.4g} for d={d}, σ_w={std}, σ_h={sigma_h}, n={n} (theory {want:.4g}): {hint}")
         _check_fresh_draws(fn)
         _fail(f"estimate {est:.4g} for d={d}, σ_w={std}, σ_h={sigma_h}, n={n}, but theory says {want:.4g} ± {se:.2g}")
