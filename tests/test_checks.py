@@ -1167,6 +1167,14 @@ def mc_capped(d, std, sigma_h, n, generator):
     return mc_reference(d, std, sigma_h, min(n, 50_000), generator)
 
 
+def mc_twice_n(d, std, sigma_h, n, generator):
+    return mc_reference(d, std, sigma_h, 2 * n, generator)
+
+
+def mc_half_n(d, std, sigma_h, n, generator):
+    return mc_reference(d, std, sigma_h, max(n // 2, 2), generator)
+
+
 def mc_divided_by_n(d, std, sigma_h, n, generator):
     return mc_reference(d, std, sigma_h, n, generator) / n
 
@@ -1175,9 +1183,9 @@ def mc_divided_by_n(d, std, sigma_h, n, generator):
     "fn, hint",
     [(mc_plugin, "ratio 0.1"), (mc_products, "ratio 0.2"), (mc_calibrated_noise, "never negative"),
      (mc_normal_theory, r"ratio 0\.[345]"), (mc_capped, "no cap on the sample size"),
-     (mc_divided_by_n, r"but theory says")],
+     (mc_divided_by_n, r"but theory says"), (mc_twice_n, r"ratio 0\.[67]"), (mc_half_n, r"ratio 1\.[34]")],
     ids=["plug-in", "d-times-product-variance", "formula-plus-calibrated-noise", "formula-times-chi2", "capped-n",
-         "divided-by-n"],
+         "divided-by-n", "twice-n", "half-n"],
 )
 def test_mc_variance_rejects_what_is_not_a_sample_variance(fn, hint):
     with pytest.raises(AssertionError, match=hint) as info:
