@@ -1120,12 +1120,27 @@ ES_LOOKUP = {tuple(c): p for c, p in _ES_CASES}
         ("check_loglog_slope", lambda x, y: slope_reference(x[1:].clamp_min(1e-300), y[1:].clamp_min(1e-300)), "expected"),
         # confused: early stopping that counts rises against the previous evaluation
         ("check_early_stopping_step", lambda v, s, p: es_against_previous(v, s, p), "expected"),
+        ("check_early_stopping_step", lambda v, s, p: es_nan_resets(v, s, p), "expected"),
     ],
     ids=["variance-lookup", "std-lookup", "breaker-special-cased", "es-lookup", "relerr-python-max", "relerr-nan-to-num",
-         "slope-x-only", "slope-drop-first", "es-previous"],
+         "slope-x-only", "slope-drop-first", "es-previous", "es-nan-resets"],
 )
 def test_gaming_careless_and_confused_answers_fail(checker, fn, hint):
     fails_with(getattr(checks, checker), fn, hint)
+
+
+def es_nan_resets(val_loss, steps, patience):
+    best, waited = 0, 0
+    for i in range(1, len(val_loss)):
+        if val_loss[i] < val_loss[best]:
+            best, waited = i, 0
+        elif math.isnan(val_loss[i]):
+            waited = 0  # a diverged evaluation wrongly treated as a fresh start
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    return int(steps[best])
 
 
 def es_against_previous(val_loss, steps, patience):
@@ -1175,6 +1190,14 @@ def mc_half_n(d, std, sigma_h, n, generator):
     return mc_reference(d, std, sigma_h, max(n // 2, 2), generator)
 
 
+def mc_floored(d, std, sigma_h, n, generator):
+    return max(mc_reference(d, std, sigma_h, n, generator), 0.5 * d * std**2 * sigma_h**2)
+
+
+def mc_capped_above(d, std, sigma_h, n, generator):
+    return min(mc_reference(d, std, sigma_h, n, generator), 2 * d * std**2 * sigma_h**2)
+
+
 def mc_divided_by_n(d, std, sigma_h, n, generator):
     return mc_reference(d, std, sigma_h, n, generator) / n
 
@@ -1183,9 +1206,10 @@ def mc_divided_by_n(d, std, sigma_h, n, generator):
     "fn, hint",
     [(mc_plugin, "ratio 0.1"), (mc_products, "ratio 0.2"), (mc_calibrated_noise, "never negative"),
      (mc_normal_theory, r"ratio 0\.[345]"), (mc_capped, "no cap on the sample size"),
-     (mc_divided_by_n, r"but theory says"), (mc_twice_n, r"ratio 0\.[67]"), (mc_half_n, r"ratio 1\.[34]")],
+     (mc_divided_by_n, r"but theory says"), (mc_twice_n, r"ratio 0\.[67]"), (mc_half_n, r"ratio 1\.[34]"),
+     (mc_floored, "no floor, cap or clip"), (mc_capped_above, "no floor, cap or clip")],
     ids=["plug-in", "d-times-product-variance", "formula-plus-calibrated-noise", "formula-times-chi2", "capped-n",
-         "divided-by-n", "twice-n", "half-n"],
+         "divided-by-n", "twice-n", "half-n", "floored-at-half-the-formula", "capped-at-twice-the-formula"],
 )
 def test_mc_variance_rejects_what_is_not_a_sample_variance(fn, hint):
     with pytest.raises(AssertionError, match=hint) as info:

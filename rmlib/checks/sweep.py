@@ -188,6 +188,8 @@ _ES_CASES = [
     # Falls without a new best while the counter runs: counting only rises against the previous evaluation
     # would reset at 0.60 and 0.55 and go on to 0.45.
     ([0.50, 0.70, 0.60, 0.55, 0.45, 0.60, 0.62, 0.64], 3),
+    # Diverges, then a lower loss after the patience ran out: a NaN that resets the counter would reach it.
+    ([0.70, 0.60, float("nan"), float("nan"), 0.50, 0.55, 0.56], 2),
 ]
 
 

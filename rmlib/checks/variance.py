@@ -114,7 +114,8 @@ def _check_is_an_estimate(fn: Callable) -> None:
     3. Spread at d = 1, n = 20 (600 generators): ratio 0.94–1.0 ± 0.06; the formula times a χ² draw
        calibrated for normal r (ratio 0.51) is rejected — r = w·h at d = 1 has excess kurtosis 6.
     4. Distribution at d = 1, n = 3 (1000 generators): never negative, and skewed: 72% ± 1.2% of the
-       estimates lie below their mean (a symmetric noise around the formula: 50%).
+       estimates lie below their mean (a symmetric noise around the formula: 50%), 39% ± 1.5% below a
+       quarter of it and 7.9% ± 0.8% above three times it (a floor or cap of the estimate removes a tail).
     5. At n = 1 000 000 (d = 1, 24 generators) the errors are those of n samples: the mean squared
        z-score is 1 ± 0.3 (χ²₂₄/24); a silent cap of the sample size at n/10 or below gives ≥ 10.
     """
@@ -145,6 +146,12 @@ def _check_is_an_estimate(fn: Callable) -> None:
     if below < 0.6:
         _fail(f"at d=1, n=3 only {below:.0%} of your 1000 estimates lie below their mean; a sample variance of 3 "
               "rewards is skewed (72% ± 1.2% below): an estimate must come from the n draws, not from the formula")
+    mean = ests.mean()
+    low, high = (ests < 0.25 * mean).double().mean().item(), (ests > 3 * mean).double().mean().item()
+    if low < 0.30 or high < 0.035:
+        _fail(f"at d=1, n=3 {low:.1%} of your 1000 estimates lie below a quarter of their mean and {high:.1%} above "
+              "three times it; a sample variance of 3 rewards has both tails (39% ± 1.5% and 7.9% ± 0.8%): no floor, "
+              "cap or clip of the estimate — it must come from the n draws alone")
 
     n, k = 1_000_000, 24
     ests = _estimates(fn, 1, n, k, 9000)
