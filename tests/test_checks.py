@@ -565,10 +565,10 @@ REJECT = [
     ("check_mc_variance", "no-generator", mc_no_generator, "pass generator=generator"),
     ("check_mc_variance", "none", lambda *a: None, "returned None"),
     ("check_mc_variance", "formula", mc_formula, "that is the formula"),
-    ("check_mc_variance", "formula-plus-tiny-noise", mc_formula_plus_noise, "spread by .* standard error"),
-    ("check_mc_variance", "ignores-n", mc_ignores_n, "use exactly n samples"),
+    ("check_mc_variance", "formula-plus-tiny-noise", mc_formula_plus_noise, "spread by .* across"),
+    ("check_mc_variance", "ignores-n", mc_ignores_n, "exactly n fresh"),
     ("check_mc_variance", "hard-coded-std", mc_hard_coded_std, "does not follow the std argument"),
-    ("check_mc_variance", "seeds-inside", mc_seeds_inside, "16 different generators all gave"),
+    ("check_mc_variance", "seeds-inside", mc_seeds_inside, "different generators gave the same"),
     # ------------------------------------------------------------------ hidden_states_that_break_the_formula
     ("check_formula_breaker", "isotropic", lambda n, d, g: torch.randn(n, d, generator=g), "Isotropic h at any scale"),
     ("check_formula_breaker", "scaled", lambda n, d, g: 5 * torch.randn(n, d, generator=g), "rescaling h rescales"),
@@ -667,7 +667,7 @@ REJECT = [
     ("check_relative_error", "abs-of-sum", lambda x, y: ((x - y).abs() / (x + y).abs().clamp_min(1e-8)).max(),
      "opposite signs cancel"),
     ("check_relative_error", "x-only", lambda x, y: ((x - y).abs() / x.abs().clamp_min(1e-8)).max(), r"not by \|x\| alone"),
-    ("check_relative_error", "no-floor", lambda x, y: ((x - y).abs() / (x.abs() + y.abs())).max(), "floor the denominator"),
+    ("check_relative_error", "no-floor", lambda x, y: ((x - y).abs() / (x.abs() + y.abs())).max(), "floor is missing"),
     ("check_relative_error", "added-eps", lambda x, y: ((x - y).abs() / (x.abs() + y.abs() + 1e-8)).max(),
      "a max, not an added eps"),
     ("check_relative_error", "floor-1e-6", lambda x, y: ((x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-6)).max(),
@@ -675,7 +675,7 @@ REJECT = [
     ("check_relative_error", "floor-1e-12", lambda x, y: ((x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-12)).max(),
      "not 1e-12"),
     ("check_relative_error", "in-place", lambda x, y: (x.sub_(y).abs_() / (x.abs() + y.abs()).clamp_min(1e-8)).max(),
-     "changed its inputs in place"),
+     "changed its input `x` in place"),
     ("check_relative_error", "none", lambda x, y: None, "returned None"),
     ("check_relative_error", "tensor", lambda x, y: (x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-8),
      "must return one number"),
@@ -766,7 +766,7 @@ def _kept(x, y):
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda x, y: _fit(x.log(), y.log())[0], "drop the pairs where x or y is 0"),
+        (lambda x, y: _fit(x.log(), y.log())[0], "leave out every pair where x OR y is 0"),
         (lambda x, y: _fit(*_kept(x, y))[0], "take logs of both first"),
         (lambda x, y: _fit(_kept(x, y)[1].log(), _kept(x, y)[0].log())[0], "regressed log x on log y: regress"),
         (lambda x, y: 1 / _fit(_kept(x, y)[1].log(), _kept(x, y)[0].log())[0], "and inverted it"),
@@ -830,7 +830,7 @@ def test_adam_first_step_accepts_the_reference_and_the_textbook_form():
         (lambda g, lr: adam_reference(g, lr).flatten(), "returned shape"),
         (lambda g, lr: adam_reference(g, 0.01), "right for lr=0.01 only"),  # the lr argument ignored
         (lambda g, lr: adam_reference(g.double(), lr), "in the gradient's dtype"),
-        (lambda g, lr: g.mul_(-lr).div_(g.abs() / lr + 1e-8), "changed the gradient tensor"),
+        (lambda g, lr: g.mul_(-lr).div_(g.abs() / lr + 1e-8), "changed its input `g` in place"),
         (lambda g, lr: adam_reference(g, lr).tolist(), "must return a torch tensor"),
     ],
     ids=["sign", "sgd", "no-bias-correction", "eps-inside", "no-lr", "sign-only", "no-eps", "none", "shape",
@@ -992,3 +992,378 @@ def test_early_stopping_probes_tell_every_wrong_answer_apart():
                      ("stop", lambda v, s, p: int(s[_es_loop(v, s, p)[1]])), ("last", lambda v, s, p: int(s[-1]))]:
         answers[name] = tuple(fn(torch.tensor(c), torch.arange(len(c)) * 32, p) for c, p in _ES_CASES)
     assert len(set(answers.values())) == len(answers), answers
+
+
+# =============================================================================================
+# Issue 21: answers written to fool the checkers — careless, confused, gaming — and unusual right styles.
+
+import numpy as np  # noqa: E402
+
+from rmlib import checks as _checks  # noqa: E402
+
+
+def test_a_finished_answer_raising_not_implemented_error_is_a_failure_not_a_stub(capsys):
+    def guarded(d):  # a finished answer with a guard that raises NotImplementedError for some inputs
+        if d > 1000:
+            raise NotImplementedError("large heads later")
+        return 1 / math.sqrt(d + 1)
+
+    fails_with(checks.check_score_head_std, guarded, "raised NotImplementedError: large heads later")
+    assert checks.RECORDS["score_head_std"]["status"] == "failed"
+
+    def stub_with_docstring(d):
+        "The score-head std."
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    assert checks.check_score_head_std(stub_with_docstring) is False
+    assert checks.RECORDS["score_head_std"]["status"] == "not attempted"
+
+
+def test_an_answer_calling_an_unfinished_task_is_told_which_one():
+    def reward_gain_bias(ref):
+        raise NotImplementedError
+
+    def normalise(rewards, samples):
+        gain, bias = reward_gain_bias(rewards.gather(1, samples))
+        return gain * rewards + bias
+
+    fails_with(checks.check_normalise_on_reference, normalise, "calls reward_gain_bias, which is still the stub")
+
+
+@pytest.mark.parametrize("exc", [SystemExit(0), SystemExit("bye"), GeneratorExit()], ids=["exit-0", "exit-msg", "genexit"])
+def test_system_exit_and_other_base_exceptions_become_a_rejection(exc):
+    def leaves(*args):
+        raise exc
+
+    fails_with(checks.check_score_head_std, leaves, f"raised {type(exc).__name__}")
+    fails_with(checks.check_reward_gain_bias, leaves, f"raised {type(exc).__name__}")  # inside a guard probe too
+
+
+def test_keyboard_interrupt_still_stops_the_check():
+    def interrupted(d):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        checks.check_score_head_std(interrupted)
+
+
+def test_changed_global_state_is_caught_and_undone():
+    def float64_default(d):
+        torch.set_default_dtype(torch.float64)
+        return 1 / math.sqrt(d + 1)
+
+    def numpy_draw(d):
+        np.random.rand()
+        return 1 / math.sqrt(d + 1)
+
+    def grad_off(d):
+        torch.set_grad_enabled(False)
+        return 1 / math.sqrt(d + 1)
+
+    np.random.seed(3)
+    before = np.random.get_state()[1].copy()
+    fails_with(checks.check_score_head_std, float64_default, "default dtype")
+    assert torch.get_default_dtype() == torch.float32
+    fails_with(checks.check_score_head_std, numpy_draw, "numpy's global random state")
+    assert np.array_equal(np.random.get_state()[1], before)
+    fails_with(checks.check_score_head_std, grad_off, "grad mode")
+    assert torch.is_grad_enabled()
+
+
+def test_probes_are_fresh_on_every_call_and_replayable(capsys):
+    seen = []
+
+    def spy(d):
+        seen.append(d)
+        return 1 / math.sqrt(d + 1)
+
+    assert checks.check_score_head_std(spy) and checks.check_score_head_std(spy)
+    first, second = seen[: len(seen) // 2], seen[len(seen) // 2:]
+    assert first[:6] == second[:6] and first[6:] != second[6:]  # fixed edge cases, then fresh widths
+    seed = checks.RECORDS["score_head_std"]["seed"]
+    seen.clear()
+    checks.check_score_head_std(spy, seed=seed)
+    checks.check_score_head_std(spy, seed=seed)
+    assert seen[: len(seen) // 2] == seen[len(seen) // 2:] == second
+
+
+def test_a_failure_names_its_probe_seed_and_the_replay_call():
+    table = {1: 1 / math.sqrt(2), 2: 1 / math.sqrt(3), 64: 1 / math.sqrt(65), 768: 1 / math.sqrt(769),
+             4096: 1 / math.sqrt(4097), 5: 1 / math.sqrt(6)}
+    fails_with(checks.check_score_head_std, lambda d: table.get(d, 0.02),
+               r"probe seed \d+: check_score_head_std\(score_head_std, seed=\d+\) replays")
+
+
+LOOKUP_VARIANCE = {(d, s, h): d * s**2 * h**2 for d, s, h in checks.variance._VARIANCE_GRID}
+ES_LOOKUP = {tuple(c): p for c, p in _ES_CASES}
+
+
+@pytest.mark.parametrize(
+    "checker, fn, hint",
+    [
+        # gaming: a table of the visible probes
+        ("check_predicted_variance", lambda d, s, h: LOOKUP_VARIANCE.get((d, s, h), 1.0), "expected d σ_w² σ_h²"),
+        ("check_score_head_std", lambda d: 1 / math.sqrt(d + 1) if d in (1, 2, 5, 64, 768, 4096) else 0.1, "expected"),
+        ("check_formula_breaker", lambda n, d, g: (offset_states(n, d, g) if (n, d) in ((20_000, 64), (12_000, 5))
+                                                   else torch.randn(n, d, generator=g)), "formula holds"),
+        ("check_early_stopping_step", lambda v, s, p: es_reference(v, s, p) if tuple(v.tolist()) in ES_LOOKUP or
+         any(math.isnan(x) for x in v.tolist()) and len(v) == 8 else int(s[-1]), "expected"),
+        # careless: the NaN in relative_error hidden by Python's max / nan_to_num
+        ("check_relative_error", lambda x, y: max(((x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-8)).tolist()),
+         "NaN"),
+        ("check_relative_error", lambda x, y: ((x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-8)).nan_to_num().max(),
+         "NaN"),
+        # confused: loglog_slope filtering on x only, or dropping the first pair
+        ("check_loglog_slope", lambda x, y: _fit(x[x > 0].double().log(), y[x > 0].double().log())[0],
+         "leave out every pair"),
+        ("check_loglog_slope", lambda x, y: slope_reference(x[1:].clamp_min(1e-300), y[1:].clamp_min(1e-300)), "expected"),
+        # confused: early stopping that counts rises against the previous evaluation
+        ("check_early_stopping_step", lambda v, s, p: es_against_previous(v, s, p), "expected"),
+        ("check_early_stopping_step", lambda v, s, p: es_nan_resets(v, s, p), "expected"),
+    ],
+    ids=["variance-lookup", "std-lookup", "breaker-special-cased", "es-lookup", "relerr-python-max", "relerr-nan-to-num",
+         "slope-x-only", "slope-drop-first", "es-previous", "es-nan-resets"],
+)
+def test_gaming_careless_and_confused_answers_fail(checker, fn, hint):
+    fails_with(getattr(checks, checker), fn, hint)
+
+
+def es_nan_resets(val_loss, steps, patience):
+    best, waited = 0, 0
+    for i in range(1, len(val_loss)):
+        if val_loss[i] < val_loss[best]:
+            best, waited = i, 0
+        elif math.isnan(val_loss[i]):
+            waited = 0  # a diverged evaluation wrongly treated as a fresh start
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    return int(steps[best])
+
+
+def es_against_previous(val_loss, steps, patience):
+    best, waited = 0, 0
+    for i in range(1, len(val_loss)):
+        if val_loss[i] < val_loss[best]:
+            best = i
+        if val_loss[i] < val_loss[i - 1]:
+            waited = 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    return int(steps[best])
+
+
+def mc_plugin(d, std, sigma_h, n, generator):
+    w = torch.randn(n, d, generator=generator) * std
+    h = torch.randn(n, d, generator=generator) * sigma_h
+    return d * w.var().item() * h.var().item()
+
+
+def mc_products(d, std, sigma_h, n, generator):
+    w = torch.randn(n, d, generator=generator) * std
+    h = torch.randn(n, d, generator=generator) * sigma_h
+    return d * (w * h).var().item()
+
+
+def mc_calibrated_noise(d, std, sigma_h, n, generator):
+    f = d * std**2 * sigma_h**2
+    return f + math.sqrt((2 * d * d + 6 * d) / n) * std**2 * sigma_h**2 * torch.randn(1, generator=generator).item()
+
+
+def mc_normal_theory(d, std, sigma_h, n, generator):  # the formula times a χ²_{n−1}/(n−1) draw
+    return d * std**2 * sigma_h**2 * torch.randn(n - 1, generator=generator, dtype=torch.float64).pow(2).mean().item()
+
+
+def mc_capped(d, std, sigma_h, n, generator):
+    return mc_reference(d, std, sigma_h, min(n, 50_000), generator)
+
+
+def mc_twice_n(d, std, sigma_h, n, generator):
+    return mc_reference(d, std, sigma_h, 2 * n, generator)
+
+
+def mc_half_n(d, std, sigma_h, n, generator):
+    return mc_reference(d, std, sigma_h, max(n // 2, 2), generator)
+
+
+def mc_floored(d, std, sigma_h, n, generator):
+    return max(mc_reference(d, std, sigma_h, n, generator), 0.5 * d * std**2 * sigma_h**2)
+
+
+def mc_capped_above(d, std, sigma_h, n, generator):
+    return min(mc_reference(d, std, sigma_h, n, generator), 2 * d * std**2 * sigma_h**2)
+
+
+def mc_divided_by_n(d, std, sigma_h, n, generator):
+    return mc_reference(d, std, sigma_h, n, generator) / n
+
+
+@pytest.mark.parametrize(
+    "fn, hint",
+    [(mc_plugin, "ratio 0.1"), (mc_products, "ratio 0.2"), (mc_calibrated_noise, "never negative"),
+     (mc_normal_theory, r"ratio 0\.[345]"), (mc_capped, "no cap on the sample size"),
+     (mc_divided_by_n, r"but theory says"), (mc_twice_n, r"ratio 0\.[67]"), (mc_half_n, r"ratio 1\.[34]"),
+     (mc_floored, "no floor, cap or clip"), (mc_capped_above, "no floor, cap or clip")],
+    ids=["plug-in", "d-times-product-variance", "formula-plus-calibrated-noise", "formula-times-chi2", "capped-n",
+         "divided-by-n", "twice-n", "half-n", "floored-at-half-the-formula", "capped-at-twice-the-formula"],
+)
+def test_mc_variance_rejects_what_is_not_a_sample_variance(fn, hint):
+    with pytest.raises(AssertionError, match=hint) as info:
+        checks.check_mc_variance(fn)
+    assert "reused" not in str(info.value)  # no evidence of a shared head: no such hint
+
+
+def li_private_entropy(layer, std):
+    g = torch.Generator()
+    g.seed()  # OS entropy: differs every call, ignores torch.manual_seed
+    nn.init.normal_(layer.weight, std=std, generator=g)
+    return layer
+
+
+def li_linear_only(layer, std):
+    if isinstance(layer, nn.Linear):
+        nn.init.normal_(layer.weight, std=std)
+    return layer
+
+
+@pytest.mark.parametrize(
+    "fn, hint",
+    [(li_private_entropy, "do not come from torch's global generator"), (li_linear_only, "left the weight unchanged")],
+    ids=["private-entropy-generator", "skips-embedding"],
+)
+def test_layer_init_reproducibility_and_honest_hints(fn, hint):
+    with pytest.raises(AssertionError, match=hint) as info:
+        checks.check_layer_init(fn)
+    assert "use its std argument" not in str(info.value)
+
+
+def test_bt_gradient_rejects_central_finite_differences():
+    def finite_differences(c, r):
+        h, n = 1e-5, c.numel()
+        f = lambda c, r: F.softplus(r - c).mean()  # noqa: E731
+        g = torch.stack([(f(c + h * e, r) - f(c - h * e, r)) / (2 * h) for e in torch.eye(n, dtype=c.dtype)])
+        return g, -g
+
+    fails_with(checks.check_bt_gradient, finite_differences, r"float64 pairs: relative error .*a right formula gives < 2e-12")
+
+
+def test_adam_first_step_accepts_eps_as_a_float32_tensor_and_reports_nan_only_with_evidence():
+    assert checks.check_adam_first_step(lambda g, lr: -lr * g / (g.abs() + torch.tensor(1e-8)))
+
+    def bias_corrected_with_t0(grad, lr, b1=0.9, b2=0.999, t=0):
+        m_hat, v_hat = (1 - b1) * grad / (1 - b1**t), (1 - b2) * grad**2 / (1 - b2**t)
+        return -lr * m_hat / (v_hat.sqrt() + 1e-8)
+
+    with pytest.raises(AssertionError) as info:
+        checks.check_adam_first_step(bias_corrected_with_t0)
+    assert "where the gradient is 0" not in str(info.value) and "NaN or inf at" in str(info.value)
+
+
+def gb_float32(ref):
+    r = ref.detach().flatten()
+    if r.numel() < 2 or not torch.isfinite(r).all():
+        raise ValueError("bad")
+    mean, std = r.mean().item(), r.std(correction=0).item()
+    if std <= 1e-6 * max(1.0, abs(mean)):
+        raise ValueError("zero variance")
+    return 1 / std, -mean / std
+
+
+def gb_guard(check_finite=lambda r: torch.isfinite(r).all(), zero=lambda m, s: s <= 1e-6 * max(1.0, abs(m))):
+    def answer(ref):
+        r = ref.detach().double().flatten()
+        if r.numel() < 2 or not check_finite(r):
+            raise ValueError("bad")
+        mean, std = r.mean().item(), r.std(correction=0).item()
+        if zero(mean, std):
+            raise ValueError("zero variance")
+        return 1 / std, -mean / std
+    return answer
+
+
+@pytest.mark.parametrize(
+    "fn, hint",
+    [(gb_float32, "Compute the mean and std in float64"),
+     (gb_guard(check_finite=lambda r: torch.isfinite(r[:10]).all()), "not only the first few"),
+     (gb_guard(zero=lambda m, s: s <= 1e-6 * abs(m)), "1e-9 around 0"),
+     (gb_guard(zero=lambda m, s: s < 1e-6 * abs(m)), "fifty rewards all equal to 0.0"),
+     (gb_guard(zero=lambda m, s: s < 1e-6 * abs(m) or s < 1e-12), "1e-9 around 0"),
+     (gb_guard(zero=lambda m, s: s == 0), "1e-9 around 0")],
+    ids=["float32-computation", "nan-guard-on-first-ten", "relative-only-threshold", "strict-relative-threshold", "absolute-floor-too-small",
+         "exact-zero"],
+)
+def test_reward_gain_bias_guards_are_probed_where_they_break(fn, hint):
+    fails_with(checks.check_reward_gain_bias, fn, hint)
+
+
+def test_normalise_no_spread_guard_must_look_at_rewards_not_indices():
+    def guard_on_indices(rewards, samples):
+        if (samples == samples[0, 0]).all():
+            raise ValueError("no spread")
+        ref = rewards.gather(1, samples)
+        return (rewards - ref.mean()) / ref.std(correction=0)
+
+    fails_with(checks.check_normalise_on_reference, guard_on_indices, "the other responses differ")
+
+
+def test_a_loss_that_modifies_its_inputs_is_told_so_not_that_its_value_is_wrong():
+    def in_place(c, r):
+        return F.softplus(r.sub_(c.detach()) if not r.requires_grad else r - c).mean()
+
+    def mutating(c, r):
+        c.data.mul_(1.0 + 1e-3)
+        return F.softplus(r - c).mean()
+
+    fails_with(checks.check_bradley_terry_loss, mutating, "changed its input `c` in place")
+
+
+UNUSUAL_RIGHT = [
+    ("check_early_stopping_step", lambda v, s, p: np.int64(es_reference(v, s, p))),
+    ("check_early_stopping_step", lambda v, s, p: np.array([es_reference(v, s, p)])),
+    ("check_score_head_std", lambda d: np.array([1 / math.sqrt(d + 1)])),
+    ("check_score_head_std", lambda d: torch.tensor(d + 1.0, dtype=torch.float16).rsqrt()),
+    ("check_score_head_std", lambda d: torch.tensor(d + 1.0, dtype=torch.bfloat16).rsqrt()),
+    ("check_predicted_variance", lambda d, s, h: np.float32(d * s * s * h * h)),
+    ("check_relative_error", lambda x, y: np.array(checks.relative_error(x, y))),
+    ("check_bt_gradient", bt_grad_via_sigmoid_delta),
+]
+
+
+@pytest.mark.parametrize("checker, fn", UNUSUAL_RIGHT, ids=[f"{c}-{i}" for i, (c, _) in enumerate(UNUSUAL_RIGHT)])
+def test_unusual_right_styles_pass(checker, fn, capsys):
+    assert getattr(checks, checker)(fn) is True
+
+
+def test_level_three_hints_can_be_switched_off_for_graded_work(monkeypatch, capsys):
+    monkeypatch.setenv("RMLIB_HINT_LEVEL_MAX", "2")
+    checks.hint("early_stopping_step", 3)
+    out = capsys.readouterr().out
+    assert "hint 2/2" in out and "switched level 3 off" in out and "break" not in out
+    with pytest.raises(AssertionError) as info:
+        checks.check_score_head_std(lambda d: 0.02)
+    assert "levels 2–3" not in str(info.value) and "level 2 says more" in str(info.value)
+    monkeypatch.delenv("RMLIB_HINT_LEVEL_MAX")
+    checks.hint("early_stopping_step", 3)
+    code = capsys.readouterr().out.split("the formula:\n", 1)[1].rsplit("\n  (that is", 1)[0]
+    compile(textwrap_dedent(code), "hint", "exec")  # the printed solution is valid, indented Python
+
+
+def textwrap_dedent(text):
+    import textwrap
+
+    return "def f(val_loss, steps, patience):\n" + textwrap.indent(textwrap.dedent(text), "    ")
+
+
+def test_records_are_signed_only_under_the_graders_key(monkeypatch, capsys):
+    monkeypatch.setattr(_contract, "_KEY", b"")
+    checks.check_score_head_std(score_head_std)
+    assert "signature" not in checks.RECORDS["score_head_std"]
+    monkeypatch.setattr(_contract, "_KEY", b"per-run key")
+    checks.check_score_head_std(score_head_std)
+    record = checks.RECORDS["score_head_std"]
+    assert _contract.record_is_signed_by(record, b"per-run key")
+    assert not _contract.record_is_signed_by({**record, "status": "failed"}, b"per-run key")

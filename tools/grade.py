@@ -18,16 +18,31 @@ status         meaning
 =============  =====================================================================================
 passed         the task's checker accepted the answer
 failed         the checker rejected it; ``message`` holds its hint
-not attempted  the function still raises ``NotImplementedError``
+not attempted  the function is still the untouched stub (``raise NotImplementedError``)
 error          the check never produced a record: its cell raised something else (a renamed or
                missing function: NameError), the check cell is gone, the kernel died, or the
-               file is not a notebook
+               file is not a notebook; or a record of the task was not signed by this run
+               ("forged or stale check record")
 timeout        a cell ran longer than ``--timeout`` before this task's check ran
 =============  =====================================================================================
 
+Only records the checkers produced while this command ran the submission count. For each submission
+the grader draws a secret key (``secrets``) and starts the kernel with it in the environment variable
+``RMLIB_GRADE_KEY``; ``rmlib.checks`` reads it once at import (a warm-up cell imports it before the
+first cell of the submission runs) and removes it from ``os.environ``, and signs every record with an
+HMAC of its content. The grader verifies each record: one that was typed, copied from another run or
+edited is graded "error: forged or stale check record". A passing record of a function the notebook did
+not define (``check_layer_init(rmlib.layer_init)``) is graded "error" too. The key is never printed or written. What
+this does not protect against: code in the submission that reads the key out of its own process or
+rewrites ``rmlib`` in the kernel (README, "Collect and grade").
+
+The warm-up cell (``import rmlib.checks``) runs with a generous timeout of its own, so ``--timeout``
+measures the submission's cells, not the time it takes to import torch on a loaded machine.
+
 The tasks expected of a submission are those of its worksheet, told by the checkers the notebook
-imports or calls, the records it produced, and the number its file name starts with ("03_…" is
-worksheet 03); a student who deletes cells still gets a row for every task. The CSV has one row per
+imports or calls, the records it produced, and the worksheet number in its file name ("03_…" or
+"ada_03_…" is worksheet 03); a student who deletes cells, or whose file cannot be read, still gets a
+row for every task. The CSV has one row per
 submission × task: ``submission, worksheet, task, status, message``.
 
 Written answers are for a person to grade: ``--answers answers.md`` collects them, question by
@@ -39,7 +54,9 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
+import os
 import re
+import secrets
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -50,6 +67,9 @@ import nbformat
 ROWS = ("submission", "worksheet", "task", "status", "message")
 STATUSES = ("passed", "failed", "not attempted", "error", "timeout")
 MARKS = {"passed": "✓", "failed": "✗", "not attempted": "·", "error": "E", "timeout": "T"}
+FORGED = "forged or stale check record: it was not produced by the checkers while the gradebook ran this submission"
+WARMUP = "import rmlib.checks  # the gradebook's warm-up: imports are not the submission's time"
+WARMUP_TIMEOUT = 300.0  # seconds for the warm-up cell (importing torch on a loaded machine)
 
 
 @dataclass
@@ -90,29 +110,44 @@ def expected_modules(nb: nbformat.NotebookNode | None, name: str, records: list[
     if nb is not None:
         source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
         modules |= {t.module for t in tasks.values() if re.search(rf"\b{t.checker}\b", source)}
-    number = re.match(r"(\d\d)_", Path(name).name)
+    number = re.search(r"(?:^|[_\-. ])(\d\d)_", Path(name).name)  # "03_…", also after a name: "ada_03_…"
     if number:
         modules |= {m for m, n in worksheets.items() if n == number[1]}
     return [m for m in worksheets if m in modules]
 
 
-def _records_and_errors(nb: nbformat.NotebookNode, mime: str) -> tuple[list[dict], dict[str, str]]:
-    """Every check record in the outputs (in order), and {task: error} for check cells that raised without one."""
+def _records_and_errors(nb: nbformat.NotebookNode, mime: str, key: bytes | None = None
+                        ) -> tuple[list[dict], dict[str, str], set[str]]:
+    """Every trusted check record in the outputs (in order), {task: error} for check cells that raised
+    without one, and the tasks with a record not signed with ``key`` (forged or stale; all, if ``key`` is None)."""
+    from rmlib.checks._contract import record_is_signed_by
+
     tasks, _, _ = _registry()
-    records, errors = [], {}
+    records, errors, forged = [], {}, set()
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         cell_records = [o["data"][mime] for o in cell.get("outputs", [])
                         if o.get("output_type") in ("display_data", "execute_result") and mime in o.get("data", {})]
-        records += [r for r in cell_records if isinstance(r, dict) and "task" in r and "status" in r]
+        for r in cell_records:
+            if not (isinstance(r, dict) and "task" in r and "status" in r):
+                continue
+            if key is not None and record_is_signed_by(r, key):
+                records.append(r)
+            else:
+                forged.add(str(r["task"]))
         failure = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
         if failure is not None:
             recorded = {r.get("task") for r in cell_records}
             for task in tasks.values():
                 if task.name not in recorded and re.search(rf"\b{task.checker}\s*\(", cell.source):
                     errors[task.name] = f"{failure.get('ename', 'Error')}: {failure.get('evalue', '')}".strip()
-    return records, errors
+    return records, errors, forged
+
+
+def _own_function(record: dict) -> bool:
+    """True when the checked function was defined in the notebook's cells (module ``__main__``), not imported."""
+    return str(record.get("function", "")).startswith("__main__.")
 
 
 def grade_notebook(path: Path, name: str, timeout: float) -> list[Row]:
@@ -125,14 +160,22 @@ def grade_notebook(path: Path, name: str, timeout: float) -> list[Row]:
         nb = nbformat.read(path, as_version=4)  # read into memory: the file is never written
         nbformat.validate(nb)
     except Exception as exc:  # not JSON, not a notebook, or a broken one: recorded, never fatal
-        return [Row(name, "", "", "error", f"not a readable notebook ({type(exc).__name__}: {str(exc)[:200]})")]
+        message = f"not a readable notebook ({type(exc).__name__}: {str(exc)[:200]})"
+        modules = expected_modules(None, name, [])  # "03_…" still owes every task of worksheet 03
+        if not modules:
+            return [Row(name, "", "", "error", message)]
+        return [Row(name, worksheets[t.module], t.name, "error", message) for t in tasks.values() if t.module in modules]
 
+    key = secrets.token_hex(32)  # this run's signing key: only the kernel started below gets it
+    warmup = nbformat.v4.new_code_cell(WARMUP)
+    nb.cells.insert(0, warmup)
     stopped = ""  # why execution stopped early: "timeout" or an error message
     with tempfile.TemporaryDirectory(prefix="grade-") as workdir:
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                                timeout_func=lambda cell: max(timeout, WARMUP_TIMEOUT) if cell is warmup else timeout,
                                 resources={"metadata": {"path": workdir}})
         try:
-            client.execute()
+            client.execute(env={**os.environ, "RMLIB_GRADE_KEY": key})
         except CellTimeoutError:
             stopped = "timeout"
         except DeadKernelError as exc:
@@ -140,7 +183,9 @@ def grade_notebook(path: Path, name: str, timeout: float) -> list[Row]:
         except Exception as exc:  # the kernel could not start, or anything else nbclient reports
             stopped = f"execution stopped: {type(exc).__name__}: {str(exc)[:200]}"
 
-    records, errors = _records_and_errors(nb, mime)
+    if nb.cells and nb.cells[0] is warmup:
+        nb.cells.pop(0)
+    records, errors, forged = _records_and_errors(nb, mime, key.encode())
     latest = {r["task"]: r for r in records}  # a check run twice counts with its last outcome
     modules = expected_modules(nb, name, records)
     if not modules:
@@ -150,7 +195,12 @@ def grade_notebook(path: Path, name: str, timeout: float) -> list[Row]:
     for task in (t for t in tasks.values() if t.module in modules):
         worksheet = worksheets[task.module]
         record = latest.get(task.name)
-        if record is not None and record.get("status") in ("passed", "failed", "not attempted"):
+        if task.name in forged:
+            rows.append(Row(name, worksheet, task.name, "error", FORGED))
+        elif record is not None and record.get("status") == "passed" and not _own_function(record):
+            rows.append(Row(name, worksheet, task.name, "error",
+                            f"the check ran on {record.get('function')}, a function the submission did not define"))
+        elif record is not None and record.get("status") in ("passed", "failed", "not attempted"):
             message = "" if record["status"] == "passed" else str(record.get("message", ""))
             rows.append(Row(name, worksheet, task.name, record["status"], message))
         elif stopped == "timeout" and (task.name not in errors or errors[task.name].startswith("KeyboardInterrupt")):
@@ -182,6 +232,9 @@ def written_answers(path: Path) -> list[tuple[str, str, str]]:
         if cell.cell_type == "markdown" and cell.source.startswith("<details>") and "Compare with" in cell.source:
             answer = cells[i - 1].source.strip() if i >= 1 and cells[i - 1].cell_type == "markdown" else ""
             question = cells[i - 2].source.strip() if i >= 2 and cells[i - 2].cell_type == "markdown" else ""
+            # The question starts at the cell's last heading: a cell may open with the text of the section before it.
+            headings = [m.start() for m in re.finditer(r"^#+ ", question, flags=re.M)]
+            question = question[headings[-1]:] if headings else question
             rubric = re.sub(r"^<details>\s*<summary>.*?</summary>|</details>\s*$", "", cell.source, flags=re.S).strip()
             found.append((question, answer, rubric))
     return found

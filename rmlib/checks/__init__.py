@@ -2,7 +2,8 @@
 
 Every checker takes the learner's function; it prints one ✓ line and returns ``True`` when the answer
 is right, raises ``AssertionError`` with a hint naming the likely mistake when it is wrong, and prints
-"not implemented yet" and returns ``False`` while the function still raises ``NotImplementedError``.
+"not implemented yet" and returns ``False`` while the function is still the untouched stub. Probes are
+drawn afresh on every call; ``check_x(x, seed=N)`` replays the probes of a recorded seed.
 
 =========  ==============================  =========================================================
 worksheet  module                          checkers
@@ -19,7 +20,9 @@ worksheet  module                          checkers
 Around the checkers:
 
 - ``hint(task, level)`` prints graded hints without opening the solution: level 1 a first nudge,
-  2 the key idea, 3 the formula. Each checker module holds them in a module-level dict
+  2 the key idea, 3 the formula (a complete solution). For graded work a teacher switches level 3
+  off by setting the environment variable ``RMLIB_HINT_LEVEL_MAX=2`` where the students' kernels run
+  (``hint_level_max()`` reads it); levels 1 and 2 then stay available. Each checker module holds them in a module-level dict
   ``HINTS = {"task_name": ("nudge", "key idea", "formula")}``; ``hint`` finds that dict in every
   module of this package, so a new module's hints need no registration.
 - ``scoreboard()`` summarises which tasks of the worksheet(s) checked in this kernel pass, from the
@@ -29,7 +32,9 @@ Around the checkers:
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+import textwrap
 
 from rmlib.checks._contract import CHECK_SEED, MIME_TYPE, RECORDS, TASKS, relative_error
 from rmlib.checks.derivations import check_assumption_lines, check_default_head_reward_std, check_std_for_unit_variance
@@ -42,6 +47,19 @@ from rmlib.checks.variance import check_formula_breaker, check_mc_variance, chec
 # Which worksheet each checker module belongs to (the number its notebooks' file names start with).
 WORKSHEETS = {"variance": "02", "derivations": "02", "layer_init": "03", "bt_loss": "04", "sweep": "05", "normalisation": "06"}
 HINT_LEVELS = ("a first nudge", "the key idea", "the formula")
+HINT_LEVEL_ENV = "RMLIB_HINT_LEVEL_MAX"
+
+
+def hint_level_max() -> int:
+    """The highest hint level on offer: ``RMLIB_HINT_LEVEL_MAX`` (set by a teacher for graded work), else all."""
+    value = os.environ.get(HINT_LEVEL_ENV, "").strip()
+    if not value:
+        return len(HINT_LEVELS)
+    try:
+        top = int(value)
+    except ValueError:
+        raise ValueError(f"{HINT_LEVEL_ENV} must be a whole number of hint levels (e.g. 2), got {value!r}") from None
+    return max(top, 1)
 
 
 def _checker_modules() -> list:
@@ -68,11 +86,17 @@ def hint(task: str, level: int = 1) -> None:
     if isinstance(level, bool) or not isinstance(level, int) or level < 1:
         raise ValueError(f"level must be 1, 2 or 3 (1 = a first nudge), got {level!r}")
     levels = hints[task]
-    shown = min(level, len(levels))
+    top = min(len(levels), hint_level_max())
+    shown = min(level, top)
     what = HINT_LEVELS[shown - 1] if shown <= len(HINT_LEVELS) else f"level {shown}"
-    more = (f"  (more: rmlib.checks.hint({task!r}, {shown + 1}))" if shown < len(levels)
-            else "  (that is the last hint)")
-    print(f"hint {shown}/{len(levels)} for {task} — {what}:\n  {levels[shown - 1]}\n{more}")
+    if shown < top:
+        more = f"  (more: rmlib.checks.hint({task!r}, {shown + 1}))"
+    elif top < len(levels):
+        more = f"  (that is the last hint here: your teacher has switched level {top + 1} off for graded work)"
+    else:
+        more = "  (that is the last hint)"
+    # Every line indented alike, so a multi-line formula keeps its Python indentation when copied.
+    print(f"hint {shown}/{top} for {task} — {what}:\n{textwrap.indent(levels[shown - 1], '  ')}\n{more}")
 
 
 def scoreboard(worksheet: str | None = None) -> None:
@@ -125,6 +149,7 @@ __all__ = [
     "check_reward_gain_bias",
     "check_score_head_std",
     "hint",
+    "hint_level_max",
     "mc_variance_stderr",
     "relative_error",
     "scoreboard",

@@ -7,32 +7,66 @@ Every checker takes the learner's function and
   ``AssertionError``: a crash of the learner's code is reported as "your function raised X when
   called as …", and anything the learner returns that the checker cannot even use (a wrong type,
   shape or dtype) is a failed check with a hint, never a crash of the checker;
-- prints "not implemented yet" and returns ``False`` while the function still raises
-  ``NotImplementedError``, so Run All on a fresh worksheet runs from top to bottom.
+- prints "not implemented yet" and returns ``False`` while the function is still the untouched stub,
+  so Run All on a fresh worksheet runs from top to bottom.
 
 Every outcome is also kept as a structured record (``RECORDS``, read by ``scoreboard()``) and, inside
 a Jupyter kernel, displayed as a MIME bundle of type ``application/vnd.rmlib.check+json`` next to its
 ``text/plain`` line. The gradebook (``python -m tools grade``) reads those bundles from the outputs
 of the executed notebook; nothing parses printed text.
 
-Checkers seed their own probes and run inside ``torch.random.fork_rng``, so they are reproducible
-and leave the notebook's global random state exactly as they found it.
+Mechanisms every checker gets from ``_checker`` (a new checker uses them by calling the helpers below):
+
+- **Fresh probes.** Each call draws a fresh probe seed (``secrets``), or takes ``seed=`` (replay) or the
+  environment variable ``RMLIB_CHECK_SEED``; ``_probe_generator(k)`` gives the k-th seeded generator of
+  this call and ``_probe_seed()`` the seed itself. The seed is kept in the record, and a failure whose
+  probes came from it says how to replay them: ``check_x(x, seed=N)``. torch's global generator is
+  seeded with it too, inside ``torch.random.fork_rng``, so the notebook's random state is left alone.
+- **Crashes.** ``_call`` turns any exception of the answer, including ``SystemExit`` and every other
+  ``BaseException`` except ``KeyboardInterrupt``, into a failed check saying how it was called.
+- **Inputs.** ``_call`` hands the answer the real input tensors and fails when it changed one in place.
+- **Global state.** torch's default dtype, grad mode, deterministic-algorithms flag and anomaly mode,
+  and numpy's and Python's global random state are compared before and after the check; a change is
+  undone and, unless the check already failed, is itself a failure naming it.
+- **Not attempted.** Only an untouched stub (a body that is exactly ``raise NotImplementedError``, as
+  ``tools.exercises`` generates it) is "not attempted"; a ``NotImplementedError`` raised by a finished
+  answer is a failed check.
+- **Signed records.** When the gradebook runs a submission it hands the kernel a per-run key in the
+  environment variable ``RMLIB_GRADE_KEY`` (read once at import, then removed from ``os.environ``);
+  every record is then signed with an HMAC over its content (``record_signature``), and the gradebook
+  trusts only records whose signature it can verify.
+- **Evidence-based hints.** ``_diagnose`` names a wrong formula only when that formula reproduces the
+  answer on every probe; otherwise the failure shows the failing probe and the expected value.
 """
 
 from __future__ import annotations
 
+import dis
 import functools
+import hashlib
+import hmac
+import inspect
+import json
 import math
 import numbers
+import os
+import random
+import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, NoReturn
 
+import numpy as np
 import torch
 
 
-CHECK_SEED = 1234
+CHECK_SEED = 1234  # the fixed part of every probe seed (see _probe_generator)
 MIME_TYPE = "application/vnd.rmlib.check+json"
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: records carry the probe seed and, under the gradebook, a signature
+KEY_ENV = "RMLIB_GRADE_KEY"  # set by `python -m tools grade` in the kernels it starts, and only there
+SEED_ENV = "RMLIB_CHECK_SEED"  # replay every check of a kernel with one probe seed
+# Read once and taken out of the environment, so that neither a later os.environ lookup nor a
+# subprocess of the answer sees it (what this does not protect against: README, "Collect and grade").
+_KEY = os.environ.pop(KEY_ENV, "").encode()
 STATUSES = ("passed", "failed", "not attempted")  # what a checker can record; the gradebook adds error, timeout
 
 
@@ -50,7 +84,137 @@ RECORDS: dict[str, dict] = {}  # the latest outcome of each task checked in this
 
 
 class _NotImplementedYet(Exception):
-    """The learner's function still raises NotImplementedError."""
+    """The learner's function is still the untouched stub."""
+
+
+# The bytecode of the generated stub: a body that is exactly `raise NotImplementedError` (or `...()`),
+# whatever the docstring and comments around it.
+_STUB_OPS = {"RESUME", "NOP", "CACHE", "LOAD_GLOBAL", "PUSH_NULL", "PRECALL", "CALL", "RAISE_VARARGS"}
+
+
+def _is_stub(fn: Any) -> bool:
+    """True for an untouched stub: a plain function whose whole body is ``raise NotImplementedError``."""
+    return _is_stub_code(getattr(fn, "__code__", None))
+
+
+def _is_stub_code(code: Any) -> bool:
+    if code is None or getattr(code, "co_names", None) != ("NotImplementedError",):
+        return False
+    try:
+        ops = [i.opname for i in dis.get_instructions(code)]
+    except Exception:  # an unusual code object: not the generated stub
+        return False
+    return ops.count("RAISE_VARARGS") == 1 and set(ops) <= _STUB_OPS
+
+
+def _stub_in_traceback(tb: Any) -> str:
+    """The name of a stub function the traceback passed through (a task not done yet), or ""."""
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if _is_stub_code(code):
+            return code.co_name
+        tb = tb.tb_next
+    return ""
+
+
+def _not_implemented_failure(fn: Callable, exc: BaseException, called_as: str) -> NoReturn:
+    """A finished answer raised NotImplementedError: a failure, saying which stub it came from if any."""
+    stub = _stub_in_traceback(exc.__traceback__)
+    if stub:
+        _fail(f"your function {getattr(fn, '__name__', '')} calls {stub}, which is still the stub "
+              f"(raise NotImplementedError)\n  when called as {called_as}\n  hint: finish {stub} first")
+    _fail(f"your function {getattr(fn, '__name__', '')} raised NotImplementedError{': ' + str(exc) if str(exc) else ''}"
+          f"\n  when called as {called_as}\n  hint: only the untouched stub counts as \"not attempted\"; "
+          "a finished answer handles every input the task describes")
+
+
+# ------------------------------------------------------------------------------------------ probe seeds
+
+_CURRENT: dict[str, Any] = {"seed": None, "used": False}
+
+
+def _fresh_seed() -> int:
+    return secrets.randbelow(2**31)
+
+
+def _probe_seed() -> int:
+    """The probe seed of the check running now (fresh on every call unless replayed)."""
+    if _CURRENT["seed"] is None:
+        raise RuntimeError("_probe_seed() is only available inside a checker")
+    _CURRENT["used"] = True
+    return _CURRENT["seed"]
+
+
+def _probe_generator(k: int = 0) -> torch.Generator:
+    """The k-th generator of this check's probes: reproducible from the recorded probe seed."""
+    return torch.Generator().manual_seed((_probe_seed() * 1_000_003 + CHECK_SEED + k) % 2**63)
+
+
+# ------------------------------------------------------------------------------------------ global state
+
+def _global_state() -> dict[str, Any]:
+    return {
+        "torch's default dtype": torch.get_default_dtype(),
+        "torch's grad mode": torch.is_grad_enabled(),
+        "torch's deterministic-algorithms flag": torch.are_deterministic_algorithms_enabled(),
+        "torch's anomaly mode": torch.is_anomaly_enabled(),
+        "numpy's global random state": np.random.get_state(),
+        "Python's global random state": random.getstate(),
+    }
+
+
+_STATE_HINTS = {
+    "torch's default dtype": "torch.set_default_dtype(...) changes every later tensor of the notebook; pass "
+                             "dtype=... to the calls that need it instead",
+    "torch's grad mode": "torch.set_grad_enabled(False) left autograd off for the rest of the notebook; use "
+                         "`with torch.no_grad():` around the lines that need it",
+    "torch's deterministic-algorithms flag": "leave torch.use_deterministic_algorithms as the notebook set it",
+    "torch's anomaly mode": "leave torch.autograd.set_detect_anomaly as the notebook set it",
+    "numpy's global random state": "your function drew from (or seeded) numpy's global generator; draw with torch "
+                                   "(the generator you are given, or torch's global generator)",
+    "Python's global random state": "your function drew from (or seeded) Python's `random`; draw with torch (the "
+                                    "generator you are given, or torch's global generator)",
+}
+
+
+def _same_state(a: Any, b: Any) -> bool:
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same_state(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(a, b)
+    return a == b
+
+
+def _restore_state(state: dict[str, Any]) -> list[str]:
+    """Put back every global setting that changed; return the names of those that did."""
+    now = _global_state()
+    changed = [k for k in state if not _same_state(state[k], now[k])]
+    torch.set_default_dtype(state["torch's default dtype"])
+    torch.set_grad_enabled(state["torch's grad mode"])
+    if torch.are_deterministic_algorithms_enabled() != state["torch's deterministic-algorithms flag"]:
+        torch.use_deterministic_algorithms(state["torch's deterministic-algorithms flag"])
+    torch.autograd.set_detect_anomaly(state["torch's anomaly mode"])
+    np.random.set_state(state["numpy's global random state"])
+    random.setstate(state["Python's global random state"])
+    return changed
+
+
+# ------------------------------------------------------------------------------------------ signed records
+
+def _canonical(record: dict) -> bytes:
+    content = {k: v for k, v in record.items() if k != "signature"}
+    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def record_signature(record: dict, key: bytes) -> str:
+    """HMAC-SHA256 of a record's content (every field but ``signature``) under ``key``."""
+    return hmac.new(key, _canonical(record), hashlib.sha256).hexdigest()
+
+
+def record_is_signed_by(record: dict, key: bytes) -> bool:
+    """True when ``record`` carries a valid signature under ``key`` (what the gradebook trusts)."""
+    signature = record.get("signature")
+    return isinstance(signature, str) and hmac.compare_digest(signature, record_signature(record, key))
 
 
 def _in_kernel() -> bool:
@@ -64,6 +228,8 @@ def _in_kernel() -> bool:
 
 def _emit(record: dict, line: str) -> None:
     """Keep the record; show the line (inside a kernel as a display carrying the structured record)."""
+    if _KEY:
+        record = {**record, "signature": record_signature(record, _KEY)}
     RECORDS[record["task"]] = record
     if _in_kernel():
         from IPython.display import display
@@ -74,46 +240,66 @@ def _emit(record: dict, line: str) -> None:
 
 
 def _hint_pointer(name: str) -> str:
-    from rmlib.checks import available_hints  # the package collects HINTS from every checker module
+    from rmlib.checks import available_hints, hint_level_max  # the package collects HINTS from every module
 
-    levels = available_hints().get(name, ())
-    if not levels:
+    top = min(len(available_hints().get(name, ())), hint_level_max())
+    if not top:
         return ""
-    return f"\n  stuck? rmlib.checks.hint({name!r}) gives a first nudge; levels 2–{len(levels)} say more"
+    more = f"; levels 2–{top} say more" if top > 2 else ("; level 2 says more" if top == 2 else "")
+    return f"\n  stuck? rmlib.checks.hint({name!r}) gives a first nudge{more}"
 
 
-def _checker(name: str) -> Callable[[Callable[[Callable], str]], Callable[[Callable], bool]]:
+def _checker(name: str) -> Callable[[Callable[[Callable], str]], Callable[..., bool]]:
     """Turn ``check(fn) -> success detail`` into a public checker with the shared contract."""
 
-    def wrap(check: Callable[[Callable], str]) -> Callable[[Callable], bool]:
+    def wrap(check: Callable[[Callable], str]) -> Callable[..., bool]:
         module = check.__module__.rsplit(".", 1)[-1]
         TASKS[name] = Task(name=name, checker=check.__name__, module=module)
 
         @functools.wraps(check)
-        def run(fn: Callable) -> bool:
-            record = {"version": RECORD_VERSION, "task": name, "checker": check.__name__, "module": module}
+        def run(fn: Callable, *, seed: int | None = None) -> bool:
+            if seed is None:
+                seed = int(os.environ[SEED_ENV]) if os.environ.get(SEED_ENV, "").strip() else _fresh_seed()
+            record = {"version": RECORD_VERSION, "task": name, "checker": check.__name__, "module": module,
+                      "seed": int(seed), "function": _function_name(fn)}
+            replay = f"\n  (probe seed {seed}: {check.__name__}({name}, seed={seed}) replays these probes)"
             try:
                 if not callable(fn):
                     _fail(f"{check.__name__} expects your function `{name}` itself, got {type(fn).__name__}: "
                           f"write {check.__name__}({name}), without calling {name}")
+                if _is_stub(fn):
+                    raise _NotImplementedYet
+                _CURRENT.update(seed=int(seed), used=False)
+                state = _global_state()
+                failed = True
                 try:
                     with torch.random.fork_rng(devices=[]):
-                        torch.manual_seed(CHECK_SEED)
+                        torch.manual_seed((int(seed) + CHECK_SEED) % 2**63)
                         detail = check(fn)
+                    failed = False
                 except (AssertionError, _NotImplementedYet):
                     raise
-                except Exception as exc:  # the checker choked on what came back: still the learner's mistake
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # the checker choked on what came back: still the learner's mistake
                     _fail(f"what your function returned could not be checked ({type(exc).__name__}: {exc}); "
                           "compare its type, shape and dtype with the task statement")
+                finally:
+                    changed = _restore_state(state)
+                    if changed and not failed:
+                        _fail(f"your function changed {changed[0]} and left it changed: "
+                              f"{_STATE_HINTS[changed[0]]} (the check has put it back)")
             except _NotImplementedYet:
                 _emit({**record, "status": "not attempted", "message": "not implemented yet"},
                       f"{name}: not implemented yet (replace `raise NotImplementedError` with your code, then rerun)")
                 return False
             except AssertionError as exc:
-                message = str(exc) + _hint_pointer(name)
-                _emit({**record, "status": "failed", "message": str(exc)},
+                text = str(exc) + (replay if _CURRENT["used"] else "")
+                _emit({**record, "status": "failed", "message": text},
                       f"✗ {name}: not right yet — the hint is in the error below")
-                raise AssertionError(message) from None
+                raise AssertionError(text + _hint_pointer(name)) from None
+            finally:
+                _CURRENT.update(seed=None)
             _emit({**record, "status": "passed", "message": detail}, f"✓ {name}: {detail}")
             return True
 
@@ -122,17 +308,72 @@ def _checker(name: str) -> Callable[[Callable[[Callable], str]], Callable[[Calla
     return wrap
 
 
-def _call(fn: Callable, *args: Any, called_as: str, hint: str = "") -> Any:
-    """Call the learner's function; a crash becomes an AssertionError saying how it was called."""
+def _function_name(fn: Any) -> str:
+    """Where the checked function was defined, ``module.qualname`` (``__main__.x`` for a notebook cell): the
+    gradebook uses it to tell the learner's function from a library's (``check_x(rmlib.x)``)."""
+    module = getattr(fn, "__module__", None) or type(fn).__module__
+    return f"{module}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
+
+
+def _snapshot(args: tuple) -> list[tuple[int, torch.Tensor]]:
+    return [(i, a.detach().clone()) for i, a in enumerate(args) if torch.is_tensor(a)]
+
+
+def _unchanged(a: torch.Tensor, before: torch.Tensor) -> bool:
+    if a.shape != before.shape or a.dtype != before.dtype:
+        return False
+    if a.is_floating_point() or a.is_complex():
+        return torch.equal(a.isnan(), before.isnan()) and torch.equal(a.nan_to_num(), before.nan_to_num())
+    return torch.equal(a, before)
+
+
+def _argument_name(fn: Callable, i: int) -> str:
     try:
-        return fn(*args)
-    except NotImplementedError:
-        raise _NotImplementedYet from None
-    except Exception as exc:  # any crash of the learner's code is a wrong answer, explained
+        params = list(inspect.signature(fn).parameters)
+        return f"`{params[i]}`" if i < len(params) else f"argument {i + 1}"
+    except (TypeError, ValueError):
+        return f"argument {i + 1}"
+
+
+def _call(fn: Callable, *args: Any, called_as: str, hint: str = "", may_modify: bool = False) -> Any:
+    """Call the learner's function on the real inputs; a crash becomes an AssertionError saying how it was called.
+
+    Tensors are passed as they are and compared afterwards: an answer that changed one in place fails
+    (unless ``may_modify``, for a task that works in place).
+    """
+    before = [] if may_modify else _snapshot(args)
+    name = getattr(fn, "__name__", "")
+    try:
+        out = fn(*args)
+    except KeyboardInterrupt:
+        raise
+    except NotImplementedError as exc:
+        _not_implemented_failure(fn, exc, called_as)
+    except SystemExit as exc:
         raise AssertionError(
-            f"your function {getattr(fn, '__name__', '')} raised {type(exc).__name__}: {exc}\n"
+            f"your function {name} raised SystemExit ({exc.code!r})\n  when called as {called_as}\n  hint: "
+            "sys.exit()/exit()/quit() end the program; return a value, or raise the error the task names"
+        ) from None
+    except BaseException as exc:  # any crash of the learner's code is a wrong answer, explained
+        raise AssertionError(
+            f"your function {name} raised {type(exc).__name__}: {exc}\n"
             f"  when called as {called_as}" + (f"\n  hint: {hint}" if hint else "")
         ) from None
+    for i, copy in before:
+        if not _unchanged(args[i], copy):
+            _fail(f"your function {name} changed its input {_argument_name(fn, i)} in place\n  when called as "
+                  f"{called_as}\n  hint: compute a new tensor (x = x - m, not x -= m or x.sub_(m)); the caller "
+                  "still needs its tensors as they were")
+    return out
+
+
+def _diagnose(matches: list[tuple[bool, str]]) -> str | None:
+    """The hint of the first wrong formula that reproduces the answer on every probe (the evidence), else None.
+
+    ``matches`` holds (does this formula reproduce the answer on every probe, and differ from the right
+    value on at least one?, hint) per candidate; the caller decides what "reproduces" means.
+    """
+    return next((hint for ok, hint in matches if ok), None)
 
 
 def _fail(message: str) -> NoReturn:
@@ -140,9 +381,15 @@ def _fail(message: str) -> NoReturn:
 
 
 def _as_float(value: Any, what: str) -> float:
-    """A Python float from a number or a one-element tensor, or a clear failure."""
+    """A Python float from a number, a one-element tensor or a one-element numpy array, or a clear failure."""
     if value is None:
         _fail(f"{what} returned None: did you forget the `return` statement?")
+    if isinstance(value, (np.ndarray, np.generic)):
+        if value.size != 1:
+            _fail(f"{what} must return one number, got a numpy array of shape {value.shape}")
+        if np.iscomplexobj(value):
+            _fail(f"{what} must return a real number, got a complex array")
+        value = value.item()
     if torch.is_tensor(value):
         if value.numel() != 1:
             _fail(f"{what} must return one number, got a tensor of shape {tuple(value.shape)}")
@@ -180,11 +427,13 @@ def _expect_raises(fn: Callable, args: tuple, called_as: str, why: str, error: t
     """The learner's guard must raise ``error`` on this bad input; anything else is a failure saying what to do."""
     try:
         out = fn(*args)
-    except NotImplementedError:
-        raise _NotImplementedYet from None
+    except KeyboardInterrupt:
+        raise
     except error:
         return
-    except Exception as exc:  # the wrong kind of failure is a wrong answer, explained
+    except NotImplementedError as exc:
+        _not_implemented_failure(fn, exc, called_as)
+    except BaseException as exc:  # the wrong kind of failure (SystemExit included) is a wrong answer, explained
         _fail(f"your function raised {type(exc).__name__}: {exc}\n  when called as {called_as}\n  hint: check the "
               f"input yourself and raise {error.__name__} with a message saying what is wrong ({why})")
     _fail(f"{called_as} returned {out!r} instead of raising {error.__name__}: {why}")

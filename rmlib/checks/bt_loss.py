@@ -8,18 +8,26 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from rmlib.seeding import make_generator
 from rmlib.losses import bradley_terry_loss
-from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _fail, _NotImplementedYet, _tensor,
+from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _fail, _not_implemented_failure, _probe_generator, _tensor,
+                                    _unchanged,
                                     relative_error)
 
 
-def _bt_probe(n: int, dtype: torch.dtype, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Asymmetric rewards: chosen and rejected have different means and spreads, so Δ is not symmetric about 0
-    (a swapped sign or softplus(Δ) for softplus(−Δ) gives a different number)."""
-    g = make_generator(seed)
-    chosen = torch.randn(n, generator=g, dtype=torch.float64) * 2.0 + 0.7
-    rejected = torch.randn(n, generator=g, dtype=torch.float64) * 1.3 - 0.4
+def _bt_probe(n: int, dtype: torch.dtype, k: int = 0, bounded: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Asymmetric rewards, drawn afresh on every check: chosen and rejected have different means and spreads,
+    so Δ is not symmetric about 0 (a swapped sign or softplus(Δ) for softplus(−Δ) gives a different number).
+
+    ``bounded`` draws uniform rewards with Δ in [−5, 8]: there a right float64 gradient agrees with
+    autograd to < 2e-13 in every form (σ(Δ) − 1 cancels at most 1.1e-16·e⁸/2), so the tolerance can
+    reject finite differences (~3e-11)."""
+    g = _probe_generator(k)
+    if bounded:
+        chosen = torch.rand(n, generator=g, dtype=torch.float64) * 8.0 - 3.0
+        rejected = torch.rand(n, generator=g, dtype=torch.float64) * 5.0 - 3.0
+    else:
+        chosen = torch.randn(n, generator=g, dtype=torch.float64) * 2.0 + 0.7
+        rejected = torch.randn(n, generator=g, dtype=torch.float64) * 1.3 - 0.4
     return chosen.to(dtype), rejected.to(dtype)
 
 
@@ -45,7 +53,7 @@ def check_bradley_terry_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
 
 
 def _check_bt_value(fn: Callable, n: int, dtype: torch.dtype) -> tuple[float, float]:
-    chosen, rejected = (t.requires_grad_() for t in _bt_probe(n, dtype, seed=n))
+    chosen, rejected = (t.requires_grad_() for t in _bt_probe(n, dtype, k=n))
     call = f"bradley_terry_loss(chosen, rejected) with {n} {_dtype_name(dtype)} pairs"
     loss = _call(fn, chosen, rejected, called_as=call)
     if loss is None:
@@ -125,11 +133,15 @@ def _check_bt_stability(fn: Callable) -> None:
 
 def _call_without_autograd(fn: Callable, c: torch.Tensor, r: torch.Tensor, called_as: str):
     """Call a by-hand gradient with autograd unavailable: inputs without requires_grad, under inference mode."""
+    c, r = c.detach().clone(), r.detach().clone()
+    before = (c.clone(), r.clone())
     try:
         with torch.inference_mode():
-            return fn(c.detach().clone(), r.detach().clone())
-    except NotImplementedError:
-        raise _NotImplementedYet from None
+            out = fn(c, r)
+    except KeyboardInterrupt:
+        raise
+    except NotImplementedError as exc:
+        _not_implemented_failure(fn, exc, called_as)
     except RuntimeError as exc:
         if "grad" in str(exc):
             _fail(f"your function raised RuntimeError: {exc}\n  when called as {called_as} (inputs without "
@@ -137,8 +149,12 @@ def _call_without_autograd(fn: Callable, c: torch.Tensor, r: torch.Tensor, calle
                   "Derive the gradient by hand and compute it with tensor operations; autograd is what the check "
                   "compares your formula with")
         raise AssertionError(f"your function raised RuntimeError: {exc}\n  when called as {called_as}") from None
-    except Exception as exc:  # any other crash of the learner's code is a wrong answer, explained
+    except BaseException as exc:  # any other crash (SystemExit included) is a wrong answer, explained
         raise AssertionError(f"your function raised {type(exc).__name__}: {exc}\n  when called as {called_as}") from None
+    if not (_unchanged(c, before[0]) and _unchanged(r, before[1])):
+        _fail(f"your function changed its inputs in place\n  when called as {called_as}\n  hint: compute new "
+              "tensors; the caller still needs chosen and rejected as they were")
+    return out
 
 
 @_checker("bradley_terry_grad")
@@ -151,7 +167,7 @@ def check_bt_gradient(fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Ten
     """
     errs = []
     for n, dtype in [(512, torch.float64), (5, torch.float32)]:
-        chosen, rejected = (t.requires_grad_() for t in _bt_probe(n, dtype, seed=n))
+        chosen, rejected = (t.requires_grad_() for t in _bt_probe(n, dtype, k=n, bounded=True))
         want = torch.autograd.grad(bradley_terry_loss(chosen, rejected), (chosen, rejected))
         c, r = chosen.detach(), rejected.detach()
         call = f"bradley_terry_grad(chosen, rejected) with {n} {_dtype_name(dtype)} pairs"
@@ -165,7 +181,10 @@ def check_bt_gradient(fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Ten
         for t in out:
             _tensor(t, call, dtype=dtype, why_dtype="compute the gradient in the inputs' dtype")
         err = max(relative_error(g, w) for g, w in zip(out, want))
-        tol = 1e-8 if dtype == torch.float64 else 1e-5  # float64: a right formula agrees with autograd to ~1e-16
+        # float64: every right form agrees with autograd to < 2e-13 on these probes (see _bt_probe); central
+        # finite differences reach ~3e-11 at best. float32: a right form agrees to ~1e-7.
+        # float32: σ(Δ) − 1 cancels up to 6e-8·e⁸/2 ≈ 9e-5 at Δ = 8, so 2e-4.
+        tol = 2e-12 if dtype == torch.float64 else 2e-4
         if err > tol:
             gc, gr = (t.detach().double() for t in out)
             wc = want[0].double()
@@ -178,6 +197,10 @@ def check_bt_gradient(fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Ten
                 (wc, wc, "the rejected gradient has the opposite sign of the chosen one: ∂Δ/∂rejected = −1"),
                 (wc * n / 512, want[1] * n / 512, "the batch size is hard-coded: divide by chosen.numel()"),
             ]
+            if dtype == torch.float64 and err < 1e-8:
+                _fail(f"your gradient differs from autograd on {n} float64 pairs by a relative error of {err:.2g}: "
+                      f"close, but a formula derived by hand agrees to < {tol:g} (finite differences or an eps "
+                      "somewhere?)")
             for cand_c, cand_r, hint in wrong:
                 if relative_error(gc, cand_c) < tol and relative_error(gr, cand_r.double()) < tol:
                     _fail(f"relative error {err:.2g} against autograd on {n} {_dtype_name(dtype)} pairs: {hint}")
@@ -202,9 +225,16 @@ def check_bt_gradient(fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Ten
 
 @_checker("relative_error")
 def check_relative_error(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> str:
-    """Check ``fn(x, y)`` = max |x − y| / max(1e-8, |x| + |y|), the gradient-check metric of cs231n."""
-    g = make_generator(2)
+    """Check ``fn(x, y)`` = max |x − y| / max(1e-8, |x| + |y|), the gradient-check metric of cs231n.
+
+    Probes are drawn afresh on every call; a NaN anywhere in x must give NaN (a gradient check must not
+    hide a NaN gradient). A wrong formula is named only when it reproduces the answer on every probe.
+    """
+    g = _probe_generator(0)
     base = torch.randn(100, generator=g, dtype=torch.float64)
+    where = int(torch.randint(1, 99, (1,), generator=g))
+    with_nan = base.clone()
+    with_nan[where] = float("nan")
     probes = {
         "equal tensors": (base, base.clone()),
         "one bad coordinate": (base, torch.cat([base[:-1], base[-1:] * 2])),
@@ -217,36 +247,44 @@ def check_relative_error(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> s
         "gradients below the 1e-8 floor": (torch.tensor([3e-9, 0.2], dtype=torch.float64),
                                            torch.tensor([1e-9, 0.2], dtype=torch.float64)),
         "float32 tensors": (base.float(), base.float() * 1.01),
+        f"a NaN in x at index {where}": (with_nan, base.clone()),
     }
+    same = lambda a, b: (math.isnan(a) and math.isnan(b)) or _close(a, b, 1e-6) or abs(a - b) < 1e-12  # noqa: E731
+    results = []
     for name, (x, y) in probes.items():
-        x_before, y_before = x.clone(), y.clone()
         value = _as_float(_call(fn, x, y, called_as=f"relative_error(x, y) on {name}"), "relative_error")
-        if not (torch.equal(x, x_before) and torch.equal(y, y_before)):
-            _fail(f"relative_error changed its inputs in place on {name} (an in-place op such as x.sub_(y) or "
-                  "x.abs_()): a gradient check must not modify the gradients it compares")
-        want = relative_error(x, y)
-        if _close(value, want, 1e-6) or abs(value - want) < 1e-12:
-            continue
-        diff = (x - y).abs()
-        if not math.isfinite(value):
-            _fail(f"relative_error on {name} gave {value}: floor the denominator, max(1e-8, |x| + |y|), so 0/0 cannot happen")
-        wrong = [
-            (diff.max().item(), "that is the ABSOLUTE error: divide by |x| + |y| so the number does not depend on the gradient's scale"),
-            ((diff / (x.abs() + y.abs()).clamp_min(1e-8)).mean().item(), "mean instead of max: one bad coordinate hides in the average"),
-            (((x - y) / (x.abs() + y.abs()).clamp_min(1e-8)).max().item(), "take |x − y|: a signed difference can hide the error"),
-            ((diff / (x + y).abs().clamp_min(1e-8)).max().item(), "divide by |x| + |y|, not |x + y|: opposite signs cancel"),
-            ((diff / x.abs().clamp_min(1e-8)).max().item(), "divide by |x| + |y|, symmetric in x and y, not by |x| alone"),
-            ((diff / (x.abs() + y.abs()).clamp_min(1e-12)).max().item(), "the floor is 1e-8, not 1e-12"),
-            ((diff / (x.abs() + y.abs())).max().item(), "the floor is missing: the denominator is max(1e-8, |x| + |y|)"),
-            ((diff / (x.abs() + y.abs() + 1e-8)).max().item(),
-             "the floor is a max, not an added eps: max(1e-8, |x| + |y|), not |x| + |y| + 1e-8"),
-            ((diff / (x.abs() + y.abs()).clamp_min(1e-6)).max().item(), "the floor is 1e-8, not 1e-6"),
-        ]
-        for cand, hint in wrong:
-            if _close(value, cand, 1e-6) and not _close(cand, want, 1e-6):
-                _fail(f"relative_error on {name} gave {value:.6g}, expected {want:.6g}: {hint}")
-        _fail(f"relative_error on {name} gave {value:.6g}, expected max |x − y| / max(1e-8, |x| + |y|) = {want:.6g}")
-    return "max |x − y| / max(1e-8, |x| + |y|) on equal, tiny, zero, sub-floor, float32 and opposite-sign probes"
+        results.append((name, x, y, value, relative_error(x, y)))
+    if all(same(value, want) for _, _, _, value, want in results):
+        return ("max |x − y| / max(1e-8, |x| + |y|) on equal, tiny, zero, sub-floor, float32, opposite-sign and "
+                "NaN probes")
+    formulas = [
+        (lambda x, y, d: d.max(), "that is the ABSOLUTE error: divide by |x| + |y| so the number does not depend on the gradient's scale"),
+        (lambda x, y, d: (d / (x.abs() + y.abs()).clamp_min(1e-8)).mean(), "mean instead of max: one bad coordinate hides in the average"),
+        (lambda x, y, d: ((x - y) / (x.abs() + y.abs()).clamp_min(1e-8)).max(), "take |x − y|: a signed difference can hide the error"),
+        (lambda x, y, d: (d / (x + y).abs().clamp_min(1e-8)).max(), "divide by |x| + |y|, not |x + y|: opposite signs cancel"),
+        (lambda x, y, d: (d / x.abs().clamp_min(1e-8)).max(), "divide by |x| + |y|, symmetric in x and y, not by |x| alone"),
+        (lambda x, y, d: (d / (x.abs() + y.abs()).clamp_min(1e-12)).max(), "the floor is 1e-8, not 1e-12"),
+        (lambda x, y, d: (d / (x.abs() + y.abs())).max(), "the floor is missing: the denominator is max(1e-8, |x| + |y|)"),
+        (lambda x, y, d: (d / (x.abs() + y.abs() + 1e-8)).max(),
+         "the floor is a max, not an added eps: max(1e-8, |x| + |y|), not |x| + |y| + 1e-8"),
+        (lambda x, y, d: (d / (x.abs() + y.abs()).clamp_min(1e-6)).max(), "the floor is 1e-8, not 1e-6"),
+        (lambda x, y, d: (d / (x.abs() + y.abs()).clamp_min(1e-8)).nan_to_num(0.0).max(),
+         "a NaN in the inputs must give NaN: nan_to_num, Python's max() over a list or a NaN filter hide a NaN "
+         "gradient — torch's .max() propagates it"),
+    ]
+    for formula, hint in formulas:
+        cands = [formula(x.double(), y.double(), (x.double() - y.double()).abs()).item() for _, x, y, _, _ in results]
+        if all(same(value, c) for (_, _, _, value, _), c in zip(results, cands)):
+            _fail(f"relative_error gave {[round(r[3], 6) for r in results]} on the probes "
+                  f"({', '.join(r[0] for r in results)}), expected {[round(r[4], 6) for r in results]}: {hint}")
+    name, _, _, value, want = next(r for r in results if not same(r[3], r[4]))
+    if math.isnan(want):
+        _fail(f"relative_error on {name} gave {value:.6g}, expected nan: a NaN gradient must show up in the check, "
+              "not be hidden (torch's .max() propagates NaN)")
+    if not math.isfinite(value):
+        _fail(f"relative_error on {name} gave {value}, expected {want:.6g}: floor the denominator, "
+              "max(1e-8, |x| + |y|), so 0/0 cannot happen")
+    _fail(f"relative_error on {name} gave {value:.6g}, expected max |x − y| / max(1e-8, |x| + |y|) = {want:.6g}")
 
 
 HINTS = {

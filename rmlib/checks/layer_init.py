@@ -9,13 +9,16 @@ import torch
 from torch import nn
 
 from rmlib.theory import excess_kurtosis
-from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _fail)
+import numpy as np
+
+from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _fail, _probe_generator)
 
 
 N_WEIGHTS = 200_000  # weights drawn by the main statistical probe
 
 
-def _check_draws(w: torch.Tensor, std: float, what: str, fan_in: int | None = None) -> tuple[float, float, float]:
+def _check_draws(w: torch.Tensor, std: float, what: str, fan_in: int | None = None,
+                 earlier: tuple[tuple[float, float], ...] = ()) -> tuple[float, float, float]:
     """Fail unless the n values of ``w`` look like n draws from N(0, std²); return (mean, sd, excess kurtosis).
 
     Sampling errors of n normal draws: mean σ/sqrt(n), std σ/sqrt(2n), excess kurtosis sqrt(24/n). Five
@@ -56,7 +59,12 @@ def _check_draws(w: torch.Tensor, std: float, what: str, fan_in: int | None = No
         for value, hint in wrong.items():
             if abs(sd - value) < 0.02 * value:
                 _fail(f"{what}: weight std {sd:.4f}, asked for {std}: {hint}")
-        _fail(f"{what}: weight std {sd:.4f}, asked for std={std} — does your function use its std argument?")
+        # Evidence that the std argument is ignored: the same weight std as an earlier probe that asked for another.
+        same = next((asked for asked, got in earlier if asked != std and abs(sd - got) < 0.02 * got), None)
+        if same is not None:
+            _fail(f"{what}: weight std {sd:.4f}, asked for std={std} — the same std as when asked for std={same}: "
+                  "does your function use its std argument?")
+        _fail(f"{what}: weight std {sd:.4f}, asked for std={std}")
     return mean, sd, kurt
 
 
@@ -66,7 +74,7 @@ def _call_in_place(fn: Callable, module: nn.Module, std: float, text: str) -> nn
     shape, dtype, device, grad = weight.shape, weight.dtype, weight.device, weight.requires_grad
     bias_before = bias.detach().clone() if bias is not None else None
     hint = "don't touch the bias (a Hugging Face score head has bias=None) and don't rely on in_features"
-    out = _call(fn, module, std, called_as=f"layer_init({text})", hint=hint)
+    out = _call(fn, module, std, called_as=f"layer_init({text})", hint=hint, may_modify=True)
     if out is None:
         _fail("layer_init returned None: end with `return layer`, so `layer_init(model.score, std)` gives the head back")
     if out is not module:
@@ -98,8 +106,9 @@ def check_layer_init(fn: Callable[[nn.Module, float], nn.Module]) -> str:
     """Check ``fn(layer, std)``: N(0, std²) drawn in place into ``layer.weight``, bias untouched, same layer returned.
 
     Contract: the weight keeps its identity, shape, dtype and device; any module with a ``.weight``; std is
-    probed at 0.37 (main), 0.05 (a float64 layer), 2.0 (an Embedding) and 0; draws come from torch's global
-    generator, so two calls give different weights.
+    probed at 0.37 (main), at a std drawn afresh on every call (a float64 layer), 2.0 (an Embedding) and 0;
+    draws come from torch's global generator: two calls give different weights, and reseeding torch
+    before each of two calls gives the same weights (what rmlib.seed_everything relies on).
     """
     layer = nn.Linear(N_WEIGHTS, 1)
     before = layer.weight.detach().clone()
@@ -109,41 +118,70 @@ def check_layer_init(fn: Callable[[nn.Module, float], nn.Module]) -> str:
     if torch.equal(layer.weight.detach(), before):
         _fail("layer.weight is unchanged: it still holds PyTorch's default init")
     mean, sd, kurt = _check_draws(layer.weight, std, f"layer_init({text})", fan_in=layer.weight.shape[1])
+    seen = [(std, sd)]
 
+    fresh_std = round(float(10 ** (-2 + torch.rand(1, generator=_probe_generator(0), dtype=torch.float64).item())), 4)
     for module, probe_std, text in [
-        (nn.Linear(300, 700, dtype=torch.float64), 0.05, "nn.Linear(300, 700, dtype=torch.float64), std=0.05"),
+        (nn.Linear(300, 700, dtype=torch.float64), fresh_std, f"nn.Linear(300, 700, dtype=torch.float64), std={fresh_std}"),
         (nn.Embedding(1000, 100), 2.0, "nn.Embedding(1000, 100), std=2.0"),
         (nn.Linear(64, 1, bias=False), 0.0, "nn.Linear(64, 1, bias=False), std=0.0"),
     ]:
+        default = module.weight.detach().clone()
         _call_in_place(fn, module, probe_std, text)
         if probe_std == 0.0:
             if torch.count_nonzero(module.weight) > 0:
                 _fail(f"layer_init({text}) left non-zero weights: std 0 must give an all-zero weight")
+        elif torch.equal(module.weight.detach(), default):
+            _fail(f"layer_init({text}) left the weight unchanged: every module with a .weight ({type(module).__name__} "
+                  "too) gets the redraw")
         else:
-            _check_draws(module.weight, probe_std, f"layer_init({text})")
+            _, got, _ = _check_draws(module.weight, probe_std, f"layer_init({text})", earlier=tuple(seen))
+            seen.append((probe_std, got))
 
     first = _call_in_place(fn, nn.Linear(50, 2), 0.1, "nn.Linear(50, 2), std=0.1").weight.detach().clone()
     second = _call_in_place(fn, nn.Linear(50, 2), 0.1, "nn.Linear(50, 2), std=0.1").weight.detach()
     if torch.equal(first, second):
         _fail("two calls gave the same weights: a generator created or seeded inside layer_init makes every head "
               "identical. Draw from torch's global generator (what rmlib.seed_everything seeds)")
+    seed = int(torch.randint(0, 2**31, (1,), generator=_probe_generator(1)))
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(seed)
+        runs.append(_call_in_place(fn, nn.Linear(50, 2), 0.1, "nn.Linear(50, 2), std=0.1").weight.detach().clone())
+    if not torch.equal(*runs):
+        _fail(f"torch.manual_seed({seed}) before each of two calls gave different weights: your draws do not come "
+              "from torch's global generator (a private torch.Generator() seeded from the clock or OS entropy?), "
+              "so seeding the notebook cannot reproduce them. Draw with torch.nn.init.normal_(layer.weight, ...)")
     return (
-        f"normal draws (excess kurtosis {kurt:+.3f}), mean {mean:+.4f}, std {sd:.4f} for std={std}; also std 0.05 "
-        "(float64), 2.0 (Embedding), 0; in place, dtype and shape kept, bias untouched, same layer returned"
+        f"normal draws (excess kurtosis {kurt:+.3f}), mean {mean:+.4f}, std {sd:.4f} for std={std}; also std "
+        f"{fresh_std} (float64), 2.0 (Embedding), 0; in place, dtype and shape kept, bias untouched, same layer "
+        "returned; reproducible from torch's seed"
     )
+
+
+def _rel_tol(value: object) -> float:
+    """1e-6, or a few units of rounding of a half-precision answer (score_head_std accepts any floating dtype)."""
+    dtype = getattr(value, "dtype", None)
+    if dtype in (torch.float16, torch.bfloat16):
+        return 2 * torch.finfo(dtype).eps
+    if isinstance(dtype, np.dtype) and dtype == np.float16:
+        return 2 * float(np.finfo(np.float16).eps)
+    return 1e-6
 
 
 @_checker("score_head_std")
 def check_score_head_std(fn: Callable[[int], float]) -> str:
-    """Check ``fn(hidden_size)`` = 1/sqrt(hidden_size + 1) at several widths.
+    """Check ``fn(hidden_size)`` = 1/sqrt(hidden_size + 1) at fixed widths and three drawn afresh on every call.
 
-    Contract: one number (a float or a one-element tensor of any floating dtype), right to 1e-6 relative
-    (float32 precision is enough).
+    Contract: one number (a float, a one-element tensor or array of any floating dtype), right to 1e-6
+    relative (float32 precision is enough), or to two units of rounding for a float16/bfloat16 answer.
     """
-    widths = [1, 2, 64, 768, 4096, 5]
-    got = [_as_float(_call(fn, d, called_as=f"score_head_std({d})"), f"score_head_std({d})") for d in widths]
+    widths = [1, 2, 64, 768, 4096, 5] + torch.randint(3, 20_000, (3,), generator=_probe_generator(0)).tolist()  # float16 holds d + 1
+    raw = [_call(fn, d, called_as=f"score_head_std({d})") for d in widths]
+    tols = [_rel_tol(r) for r in raw]
+    got = [_as_float(r, f"score_head_std({d})") for r, d in zip(raw, widths)]
     want = [1 / math.sqrt(d + 1) for d in widths]
-    if all(_close(g, w, 1e-6) for g, w in zip(got, want)):
+    if all(_close(g, w, t) for g, w, t in zip(got, want, tols)):
         return "1/sqrt(d + 1) at d = " + ", ".join(f"{d} → {g:.5f}" for d, g in zip(widths, got))
     wrong = [
         (lambda d: 1 / (d + 1), "1/(d+1) instead of 1/sqrt(d+1): N(0, 1/(d+1)) gives the VARIANCE; the std is its square root"),
@@ -156,9 +194,9 @@ def check_score_head_std(fn: Callable[[int], float]) -> str:
         (lambda d: 0.0, "0 at every width: integer division? 1 // sqrt(d + 1) rounds down to 0; use 1 / math.sqrt(d + 1)"),
     ]
     for formula, hint in wrong:
-        if all(_close(g, formula(d), 1e-6) for g, d in zip(got, widths)):
+        if all(_close(g, formula(d), t) or g == formula(d) for g, d, t in zip(got, widths, tols)):
             _fail(hint)
-    d, g, w = next((d, g, w) for d, g, w in zip(widths, got, want) if not _close(g, w, 1e-6))
+    d, g, w = next((d, g, w) for d, g, w, t in zip(widths, got, want, tols) if not _close(g, w, t))
     _fail(f"score_head_std({d}) = {g:.6g}, expected 1/sqrt({d}+1) = {w:.6g}")
 
 

@@ -7,8 +7,8 @@ from typing import Any, Callable
 
 import torch
 
-from rmlib.seeding import make_generator
-from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _expect_raises, _fail, _tensor)
+from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _expect_raises, _fail,
+                                    _probe_generator, _tensor)
 
 
 def _gain_bias(out: Any, call: str) -> tuple[float, float]:
@@ -35,13 +35,10 @@ def _expect_value_error(fn: Callable, reference: torch.Tensor, name: str, why: s
 @_checker("reward_gain_bias")
 def check_reward_gain_bias(fn: Callable[[torch.Tensor], tuple[float, float]]) -> str:
     """Check ``fn(reference)`` = (gain, bias) with gain·r + bias of mean 0 and std 1 (population) on ``reference``."""
-    g = make_generator(6)
+    g = _probe_generator(0)
     reference = torch.randn(1000, generator=g, dtype=torch.float64) * 7.0 - 3.0
-    before = reference.clone()
     call = "reward_gain_bias(reference) on 1000 rewards with mean ≈ −3, std ≈ 7"
     gain, bias = _gain_bias(_call(fn, reference, called_as=call), call)
-    if not torch.equal(reference, before):
-        _fail("reward_gain_bias changed its input in place: compute the statistics without modifying the rewards")
     mean, std = reference.mean().item(), reference.std(correction=0).item()
     want_gain, want_bias = 1.0 / std, -mean / std
     if not (_close(gain, want_gain, 1e-6) and _close(bias, want_bias, 1e-6)):
@@ -64,13 +61,19 @@ def check_reward_gain_bias(fn: Callable[[torch.Tensor], tuple[float, float]]) ->
         _fail(f"gain {gain:.6g}, bias {bias:.6g} give the reference mean {out.mean():.4g} and std "
               f"{out.std(correction=0):.4g}; they must be 0 and 1")
 
-    grid = torch.randn(4, 250, generator=g, dtype=torch.float32) * 0.5 + 10.0
-    call = "reward_gain_bias(reference) on a float32 tensor of shape (4, 250)"
+    # float32 rewards of size 1000 with spread 0.05: computed in float32, the mean is off by ~1e-5 and the
+    # normalised rewards by ~1e-4; computed in float64 (as the task says) they are exact to ~1e-12.
+    grid = torch.randn(4, 250, generator=g, dtype=torch.float32) * 0.05 + 1000.0
+    call = "reward_gain_bias(reference) on a float32 tensor of shape (4, 250), mean ≈ 1000, std ≈ 0.05"
     gain2, bias2 = _gain_bias(_call(fn, grid, called_as=call), call)
     out = gain2 * grid.double() + bias2
-    if abs(out.mean().item()) > 1e-4 or abs(out.std(correction=0).item() - 1) > 1e-4:
+    if abs(out.mean().item()) > 2e-2 or abs(out.std(correction=0).item() - 1) > 2e-2:  # float32 work: ~1e-3
         _fail(f"{call}: normalised mean {out.mean():.3g}, std {out.std(correction=0):.4g}. Use every element of "
               "the tensor, whatever its shape and dtype")
+    if abs(out.mean().item()) > 1e-8 or abs(out.std(correction=0).item() - 1) > 1e-8:
+        _fail(f"{call}: normalised mean {out.mean().item():.3g}, std {out.std(correction=0).item():.10g}: off by more "
+              "than float64 rounding. Compute the mean and std in float64 (reference.double()), so float32 "
+              "inputs lose nothing")
 
     small = torch.randn(100, generator=g, dtype=torch.float64) * 1e-3
     call = "reward_gain_bias(reference) on rewards with std 1e-3"
@@ -94,6 +97,23 @@ def check_reward_gain_bias(fn: Callable[[torch.Tensor], tuple[float, float]]) ->
                             "torch.isfinite(reference).all(), which catches nan AND ±inf")
     _expect_value_error(fn, torch.tensor([[1.5, 1.5], [1.5, 1.5]], dtype=torch.float32), "a 2×2 table of equal rewards",
                         "a constant table has zero variance, whatever its shape")
+    n = int(torch.randint(200, 2000, (1,), generator=g))
+    where = int(torch.randint(1, n - 1, (1,), generator=g))
+    long = torch.randn(n, generator=g, dtype=torch.float64)
+    long[where] = float("nan")
+    _expect_value_error(fn, long, f"{n} rewards with a nan at index {where}",
+                        "check every reward (torch.isfinite(reference).all()), not only the first few")
+    _expect_value_error(fn, torch.zeros(50, dtype=torch.float64), "fifty rewards all equal to 0.0",
+                        "zero spread around a mean of 0 is still zero spread: compare σ with 1e-6·max(1, |μ|), "
+                        "so the tolerance does not vanish when μ = 0")
+    tiny = torch.randn(100, generator=g, dtype=torch.float64) * 1e-9
+    _expect_value_error(fn, tiny, "a hundred rewards of size 1e-9 around 0",
+                        "a spread of 1e-9 is (near) zero variance: compare σ with a tolerance that does not vanish "
+                        "at μ = 0, σ ≤ 1e-6·max(1, |μ|)")
+    near = torch.full((1000,), 0.1, dtype=torch.float64) + torch.linspace(-1e-15, 1e-15, 1000, dtype=torch.float64)
+    _expect_value_error(fn, near, f"a thousand float64 rewards equal to 0.1 up to 1e-15 (std "
+                                  f"{near.std(correction=0).item():.2g}, not 0)",
+                        "compare σ with a tolerance relative to the rewards' size, σ ≤ 1e-6·max(1, |μ|), not with == 0")
     _expect_value_error(fn, torch.tensor([2.0], dtype=torch.float64), "a single reward",
                         "one reward has no spread to measure")
     _expect_value_error(fn, torch.zeros(0, dtype=torch.float64), "an empty tensor",
@@ -110,7 +130,7 @@ def check_normalise_on_reference(fn: Callable[[torch.Tensor, torch.Tensor], torc
     (16 × 6, 12 samples, float64) and (5 × 9, 4 samples, float32); a reference without spread raises
     ValueError, as in Task 1.
     """
-    g = make_generator(7)
+    g = _probe_generator(0)
     for prompts, k, m, dtype in [(5, 9, 4, torch.float32), (16, 6, 12, torch.float64)]:
         _check_normalised(fn, g, prompts, k, m, dtype)
     rewards = torch.arange(12, dtype=torch.float64).reshape(3, 4)
@@ -119,6 +139,14 @@ def check_normalise_on_reference(fn: Callable[[torch.Tensor, torch.Tensor], torc
     _expect_raises(fn, (rewards, samples), "normalise_on_reference(rewards, samples) where every sampled reward is 1.0",
                    "the reference samples have no spread, so there is no gain: fit with your reward_gain_bias, "
                    "whose guard raises ValueError")
+    # The same, with different indices in every row: only the sampled rewards (not the indices) say "no spread".
+    rewards = torch.randn(4, 6, generator=g, dtype=torch.float64)
+    samples = torch.stack([torch.randperm(6, generator=g)[:3] for _ in range(4)])
+    rewards.scatter_(1, samples, 2.5)
+    _expect_raises(fn, (rewards, samples), f"normalise_on_reference(rewards, samples={samples.tolist()}) where every "
+                   "sampled reward is 2.5 (the other responses differ)",
+                   "the reference samples have no spread, so there is no gain: fit with your reward_gain_bias on "
+                   "rewards.gather(1, samples), whose guard raises ValueError")
     return "one gain and bias fitted on the reference samples, applied to every response (float64 and float32)"
 
 
@@ -127,12 +155,9 @@ def _check_normalised(fn: Callable, g: torch.Generator, prompts: int, k: int, m:
                + torch.linspace(-5, 5, prompts, dtype=torch.float64)[:, None]).to(dtype)
     # Reference samples favour the first responses, so their statistics differ from those of all responses.
     samples = torch.multinomial(torch.linspace(3.0, 0.5, k).expand(prompts, k), m, replacement=True, generator=g)
-    before = rewards.clone()
     call = (f"normalise_on_reference(rewards of shape ({prompts}, {k}) in {_dtype_name(dtype)}, "
             f"samples of shape ({prompts}, {m}))")
     out = _call(fn, rewards, samples, called_as=call)
-    if not torch.equal(rewards, before):
-        _fail("normalise_on_reference changed `rewards` in place: return a new tensor")
     if not torch.is_tensor(out):
         _fail(f"return the normalised reward table as a tensor, got {type(out).__name__}")
     if out.shape != rewards.shape:

@@ -8,8 +8,9 @@ from typing import Callable
 
 import torch
 
-from rmlib.seeding import make_generator
-from rmlib.checks._contract import _as_float, _call, _checker, _close, _fail, _tensor
+import numpy as np
+
+from rmlib.checks._contract import _as_float, _call, _checker, _close, _fail, _probe_generator, _tensor
 
 
 def _fit(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
@@ -19,7 +20,9 @@ def _fit(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     return slope, (b.mean() - slope * a.mean()).item()
 
 
-# Noisy power laws y = c·x^k, each with one (0, 0) pair (a zero head sends a zero gradient). The first has
+# Noisy power laws y = c·x^k with zero pairs at positions drawn afresh on every call: (0, 0) (a zero head
+# sends a zero gradient), (0, y > 0) and (x > 0, 0), so filtering on x alone, or dropping the first pair,
+# leaves a log of 0 behind. The first has
 # log x symmetric about 0 (logspace(−2, 2)); the others do not and have c ≠ 1, so a fit forced through
 # the origin, which the first cannot tell from the right one, is caught. One is float32.
 _SLOPE_PROBES = [(-2.0, 2.0, 3.0, 0.7, torch.float64), (0.5, 3.0, 0.2, 1.3, torch.float64),
@@ -29,24 +32,24 @@ _SLOPE_PROBES = [(-2.0, 2.0, 3.0, 0.7, torch.float64), (0.5, 3.0, 0.2, 1.3, torc
 @_checker("loglog_slope")
 def check_loglog_slope(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> str:
     """Check ``fn(x, y)``: the least-squares slope of log y against log x, leaving out pairs with a zero."""
-    g = make_generator(3)
-    results = []
+    g = _probe_generator(0)
+    results, rows = [], []
     for lo, hi, c, k, dtype in _SLOPE_PROBES:
-        x = torch.cat([torch.zeros(1, dtype=torch.float64), torch.logspace(lo, hi, 12, dtype=torch.float64)])
-        y = c * x**k * torch.exp(0.3 * torch.randn(13, generator=g, dtype=torch.float64))
+        x = torch.logspace(lo, hi, 12, dtype=torch.float64)
+        y = c * x**k * torch.exp(0.3 * torch.randn(12, generator=g, dtype=torch.float64))
+        for zx, zy in [(0.0, 0.0), (0.0, float(y[5])), (float(x[7]), 0.0)]:  # three zero pairs, anywhere
+            at = int(torch.randint(0, len(x) + 1, (1,), generator=g))
+            x = torch.cat([x[:at], torch.tensor([zx], dtype=torch.float64), x[at:]])
+            y = torch.cat([y[:at], torch.tensor([zy], dtype=torch.float64), y[at:]])
         x, y = x.to(dtype), y.to(dtype)
-        called = f"loglog_slope(x, y) on y = {c}·x^{k} with noise, x in [1e{lo:g}, 1e{hi:g}] and a (0, 0) pair ({dtype})"
-        value = _as_float(_call(fn, x.clone(), y.clone(), called_as=called), "loglog_slope")
+        zeros = [i for i in range(len(x)) if x[i] == 0 or y[i] == 0]
+        called = (f"loglog_slope(x, y) on y = {c}·x^{k} with noise, x in [1e{lo:g}, 1e{hi:g}] and zero pairs at "
+                  f"indices {zeros} ({dtype})")
+        value = _as_float(_call(fn, x, y, called_as=called), "loglog_slope")
         keep = (x > 0) & (y > 0)
         lx, ly = x[keep].double().log(), y[keep].double().log()
         slope, intercept = _fit(lx, ly)
         rel = 1e-6 if dtype == torch.float64 else 1e-4  # float32 logs carry ~1e-7 relative error each
-        if _close(value, slope, rel):
-            results.append(value)
-            continue
-        if not math.isfinite(value):
-            _fail(f"slope = {value}: drop the pairs where x or y is 0 before taking logs (log 0 = −inf); "
-                  "a zero head has ‖w₀‖ = 0")
         wrong = [
             (_fit(x[keep].double(), y[keep].double())[0],
              "you fit y against x: take logs of both first (a power law is a line in log-log)"),
@@ -61,13 +64,20 @@ def check_loglog_slope(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> str
              "a line through the origin: least squares needs an intercept, so subtract the means of log x and "
              "log y first (y = c·x^k has log c ≠ 0)"),
         ]
-        for cand, hint in wrong:
-            if _close(value, cand, rel):
-                _fail(f"loglog_slope gave {value:.4g}, expected {slope:.4g} ({called}): {hint}")
-        _fail(f"loglog_slope gave {value:.6g}, expected the least-squares slope of log y on log x, {slope:.6g} "
-              f"({called})")
-    return ("least-squares slope of log y on log x (zero pairs left out) on three noisy power laws: "
-            + ", ".join(f"{r:.4f}" for r in results))
+        rows.append((called, value, slope, rel, wrong))
+        results.append(value)
+    if all(_close(v, want, rel) for _, v, want, rel, _ in rows):
+        return ("least-squares slope of log y on log x (zero pairs left out, wherever they are) on three noisy power "
+                "laws: " + ", ".join(f"{r:.4f}" for r in results))
+    called, value, slope, rel, _ = next(r for r in rows if not _close(r[1], r[2], r[3]))
+    if not math.isfinite(value):
+        _fail(f"slope = {value} ({called}): leave out every pair where x OR y is 0 before taking logs "
+              "(log 0 = −inf), wherever it is; a zero head has ‖w₀‖ = 0")
+    for i, (_, hint) in enumerate(rows[0][4]):  # a wrong formula is named only if it explains every probe
+        if all(_close(v, r_wrong[i][0], r_rel) for _, v, _, r_rel, r_wrong in rows):
+            _fail(f"loglog_slope gave {value:.4g}, expected {slope:.4g} ({called}): {hint}")
+    _fail(f"loglog_slope gave {value:.6g}, expected the least-squares slope of log y on log x, {slope:.6g} "
+          f"({called})")
 
 
 def _adam_step(grad: torch.Tensor, lr: float) -> torch.Tensor:
@@ -86,7 +96,7 @@ def check_adam_first_step(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> 
     Probed at two learning rates and in float64 and float32: the update has the gradient's shape and
     dtype, and the gradient is left as it was.
     """
-    g = make_generator(4)
+    g = _probe_generator(0)
     scales = torch.tensor([1e-6, 1e-3, 1.0, 1e3], dtype=torch.float64)
     base = torch.randn(4, 50, generator=g, dtype=torch.float64) * scales[:, None]
     base[0, 0] = 0.0  # a parameter with zero gradient must not move
@@ -94,25 +104,32 @@ def check_adam_first_step(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> 
     sizes = []
     for lr, dtype in ((0.01, torch.float64), (0.37, torch.float64), (3e-4, torch.float32)):
         grad = base.to(dtype)
-        given = grad.clone()
         called = f"adam_first_step(grad, lr={lr}) with {dtype} gradients from 1e-6 to 1e3"
-        out = _call(fn, given, lr, called_as=called)
+        out = _call(fn, grad, lr, called_as=called)
         if out is None:
             _fail("returned None: return the update tensor (what Adam adds to the parameter)")
         out = _tensor(out, "adam_first_step", shape=tuple(grad.shape), dtype=dtype,
                       why_dtype="return the update in the gradient's dtype")
-        if not torch.equal(given, grad):
-            _fail("adam_first_step changed the gradient tensor it was given: compute the update without "
-                  "modifying grad in place")
         out = out.detach()
         want = _adam_step(grad, lr)
-        err = (out - want).abs().max().item()
-        tol = 1e-12 if dtype == torch.float64 else 4 * torch.finfo(torch.float32).eps * lr  # float32: a few ulps of lr
-        if err <= tol:
+        # Relative to each element: eps written as a float32 tensor (1e-8 → 1e-8 − 6.1e-17) moves the update by
+        # ≤ 6.1e-9 of itself, so float64 allows 1e-8 (every wrong form is ≥ 1e-3 off on the 1e-6 gradients);
+        # float32 allows a few units of rounding (4 ε32 ≈ 4.8e-7).
+        rtol = 1e-8 if dtype == torch.float64 else 4 * torch.finfo(torch.float32).eps
+        bound = rtol * want.abs() + 1e-300
+        err = ((out - want).abs() / bound).max().item() * rtol
+        close = lambda a: bool(((a - want).abs() <= bound).all())  # noqa: E731
+        close_to = lambda cand: bool(((out - cand).abs() <= rtol * cand.abs() + 1e-300).all())  # noqa: E731
+        if close(out):
             sizes.append(f"lr={lr}: {want.abs().max().item():.3g}")
             continue
-        if not torch.isfinite(out).all():
-            _fail("NaN or inf where the gradient is 0: 0/0. Adam divides by sqrt(v̂) + eps, and eps keeps that finite")
+        bad = ~torch.isfinite(out)
+        if bad.any():
+            if torch.equal(bad, grad == 0):  # the evidence: non-finite exactly where the gradient is 0
+                _fail("NaN or inf where the gradient is 0: 0/0. Adam divides by sqrt(v̂) + eps, and eps keeps that "
+                      "finite")
+            _fail(f"adam_first_step gave NaN or inf at {int(bad.sum())} of {bad.numel()} elements ({called}); "
+                  "torch.optim.Adam's first step is finite everywhere")
         wrong = [
             (-want, "wrong sign: the update goes against the gradient"),
             (-lr * grad, "that is SGD's step, −lr·g: Adam divides by sqrt(v̂) + eps"),
@@ -126,9 +143,12 @@ def check_adam_first_step(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> 
               f"right for lr={other} only: the update must use the lr argument (here lr={lr})")
              for other in (0.01, 0.37, 3e-4, 1e-3) if other != lr]
         for cand, hint in wrong:
-            if (out - cand).abs().max().item() <= tol:
-                _fail(f"adam_first_step differs from torch.optim.Adam by up to {err:.3g} ({called}): {hint}")
-        _fail(f"adam_first_step differs from torch.optim.Adam's first step by up to {err:.3g} ({called})")
+            if close_to(cand):
+                _fail(f"adam_first_step differs from torch.optim.Adam by up to {err:.3g} of the step ({called}): {hint}")
+        i = int(((out - want).abs() / bound).argmax())
+        _fail(f"adam_first_step differs from torch.optim.Adam's first step by up to {err:.3g} of the step ({called}); "
+              f"e.g. for the gradient {grad.flatten()[i].item():.6g} it gave {out.flatten()[i].item():.6g}, expected "
+              f"{want.flatten()[i].item():.6g}")
     return "matches torch.optim.Adam's first step; largest step " + ", ".join(sizes)
 
 
@@ -165,7 +185,40 @@ _ES_CASES = [
     ([0.70, 0.60, 0.61, 0.62, 0.55, 0.56, 0.57, 0.54, 0.58, 0.59, 0.60, 0.61, 0.62], 3),
     ([0.90, 0.80, 0.70, 0.65, 0.62, 0.60, 0.59, 0.585], 1),
     ([0.70, 0.60, 0.62, 0.59, 0.63, 0.64, 0.58, 0.65, 0.66, 0.67], 2),
+    # Falls without a new best while the counter runs: counting only rises against the previous evaluation
+    # would reset at 0.60 and 0.55 and go on to 0.45.
+    ([0.50, 0.70, 0.60, 0.55, 0.45, 0.60, 0.62, 0.64], 3),
+    # Diverges, then a lower loss after the patience ran out: a NaN that resets the counter would reach it.
+    ([0.70, 0.60, float("nan"), float("nan"), 0.50, 0.55, 0.56], 2),
 ]
+
+
+def _fresh_curves() -> list[tuple[list[float], int]]:
+    """Three validation curves drawn afresh on every call: a noisy fall then rise, rounded to 2 decimals (ties),
+    one with a diverged (NaN) tail."""
+    g = _probe_generator(0)
+    curves = []
+    for j in range(3):
+        n = int(torch.randint(8, 17, (1,), generator=g))
+        t = torch.linspace(0, 1, n, dtype=torch.float64)
+        v = 0.7 - 0.5 * t + 0.6 * t**2 + 0.04 * torch.randn(n, generator=g, dtype=torch.float64)
+        curve = [round(x, 2) for x in v.tolist()]
+        if j == 2:
+            cut = int(torch.randint(n // 2, n, (1,), generator=g))
+            curve = curve[:cut] + [float("nan")] * (n - cut)
+        curves.append((curve, int(torch.randint(1, 5, (1,), generator=g))))
+    return curves
+
+
+def _as_step(out: object) -> object:
+    """An int from an int, a numpy integer, an integral float, or a one-element tensor or array; else as given."""
+    if torch.is_tensor(out) or isinstance(out, (np.ndarray, np.generic)):
+        if getattr(out, "size", None) is not None and not callable(out.size) and out.size != 1:
+            _fail(f"return one step, got an array of shape {out.shape}")
+        if torch.is_tensor(out) and out.numel() != 1:
+            _fail(f"return one step, got a tensor of shape {tuple(out.shape)}")
+        out = out.item()
+    return out
 
 
 @_checker("early_stopping_step")
@@ -198,26 +251,24 @@ def check_early_stopping_step(fn: Callable[[torch.Tensor, torch.Tensor, int], in
          "reset the patience counter whenever the validation loss improves: it counts evaluations *in a row*"),
         ("last", lambda c, s, p: s[-1], "that is the last evaluation: find the best one"),
     ]
-    for curve, patience in _ES_CASES:
+    for curve, patience in _ES_CASES + _fresh_curves():
         steps = [32 * i for i in range(len(curve))]
         val = torch.tensor(curve)
-        out = _call(fn, val.clone(), torch.tensor(steps), patience,
+        out = _call(fn, val, torch.tensor(steps), patience,
                     called_as=f"early_stopping_step(val_loss={[round(v, 3) for v in curve]}, steps=[0, 32, …], "
                               f"patience={patience})")
         if out is None:
             _fail("early_stopping_step returned None: did you forget the `return` statement?")
-        if torch.is_tensor(out):
-            if out.numel() != 1:
-                _fail(f"return one step, got a tensor of shape {tuple(out.shape)}")
-            out = out.item()
-        got.append(out)
+        got.append(_as_step(out))
         want.append(steps[_early_stopping_reference(curve, steps, patience)[0]])
         for name, f, _ in wrong:
             variants.setdefault(name, []).append(f(curve, steps, patience))
     if got == want:
-        if not all(isinstance(g, int) or (isinstance(g, float) and g.is_integer()) for g in got):
+        if not all((isinstance(g, numbers.Integral) and not isinstance(g, bool))
+                   or (isinstance(g, float) and g.is_integer()) for g in got):
             _fail(f"return the step as an int, got {[type(g).__name__ for g in got]}")
-        return f"keeps steps {want} on six validation curves (a later minimum, ties, a diverged run, …)"
+        return (f"keeps steps {want} on {len(want)} validation curves (a later minimum, ties, a diverged run, a fall "
+                "without a new best, and three drawn afresh)")
     def same(a: list[object], b: list[object]) -> bool:
         # float32 losses against Python floats: equal to float32 precision
         return all(isinstance(x, numbers.Real) and isinstance(y, numbers.Real) and math.isclose(x, y, rel_tol=1e-6)
@@ -250,7 +301,14 @@ HINTS = {
         "evaluations in a row have not beaten it.",
         "Training stops at the first evaluation that makes that count reach `patience`; the weights kept are "
         "those of the best evaluation before it (strictly lower loss; NaN never counts as better).",
-        "best, waited = 0, 0\nfor i in range(1, len(val_loss)):\n    if val_loss[i] < val_loss[best]: best, waited = i, 0\n"
-        "    else:\n        waited += 1\n        if waited >= patience: break\nreturn int(steps[best])",
+        "best, waited = 0, 0\n"
+        "for i in range(1, len(val_loss)):\n"
+        "    if val_loss[i] < val_loss[best]:\n"
+        "        best, waited = i, 0\n"
+        "    else:\n"
+        "        waited += 1\n"
+        "        if waited >= patience:\n"
+        "            break\n"
+        "return int(steps[best])",
     ),
 }

@@ -2,9 +2,11 @@
 
 One folder holds a solution, a blank exercise, a broken submission (a renamed function and a cell that
 kills its kernel), one that hangs in an infinite loop after a wrong answer, one with a check cell
-deleted, and a non-notebook file; the test checks every row of the CSV and that no submission was
-modified. It runs five kernels, two at a time (about a minute on a loaded machine); the per-cell
-timeout is short so the infinite loop costs 15 s.
+deleted, one that checks the library's function instead of its own, a blank exercise that displays a typed record and a record copied from another run, an
+unreadable file named like a worksheet, and a non-notebook file; the test checks every row of the CSV
+and that no submission was modified. It runs seven kernels, two at a time (about a minute on a loaded
+machine); the per-cell timeout is 2 s, so the infinite loop costs 2 s (imports run in the grader's
+warm-up cell, outside that timeout).
 """
 
 import csv
@@ -18,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKSHEET = "03_layer_init.ipynb"
-TIMEOUT = "15"  # seconds per cell: the slowest legitimate cell (imports under load) takes ~5 s
+TIMEOUT = "2"  # seconds per cell: imports run in the grader's warm-up; the slowest worksheet-03 cell takes < 1 s idle
 
 
 def edited(source: Path, edits: dict[str, str]) -> nbformat.NotebookNode:
@@ -29,6 +31,29 @@ def edited(source: Path, edits: dict[str, str]) -> nbformat.NotebookNode:
         assert cells, old
         for cell in cells:
             cell.source = cell.source.replace(old, new)
+    return nb
+
+
+def forged_submission() -> nbformat.NotebookNode:
+    """A blank exercise whose last cell displays a typed passing record and one copied from another run."""
+    import hmac
+    import hashlib
+    import json
+
+    from rmlib.checks._contract import MIME_TYPE, record_signature
+
+    nb = nbformat.read(ROOT / "exercises" / WORKSHEET, as_version=4)
+    typed = {"version": 2, "task": "layer_init", "checker": "check_layer_init", "module": "layer_init",
+             "status": "passed", "message": "normal draws", "seed": 1}
+    copied = {**typed, "task": "score_head_std", "checker": "check_score_head_std"}
+    copied["signature"] = record_signature(copied, b"the key of another grading run")
+    assert copied["signature"] == hmac.new(b"the key of another grading run", json.dumps(
+        {k: v for k, v in copied.items() if k != "signature"}, sort_keys=True, ensure_ascii=False,
+        separators=(",", ":")).encode(), hashlib.sha256).hexdigest()
+    source = ("from IPython.display import display\n"
+              + "".join(f"display({{{MIME_TYPE!r}: {r!r}, 'text/plain': '✓ {r['task']}'}}, raw=True)\n"
+                        for r in (typed, copied)))
+    nb.cells.append(nbformat.v4.new_code_cell(source))
     return nb
 
 
@@ -54,10 +79,17 @@ def graded(tmp_path_factory):
             "score_head_std(4)\nok_score_head_std = check_score_head_std(score_head_std)",
     })
     nbformat.write(hangs, folder / "dee_03_layer_init.ipynb")
+    borrowed = edited(solution, {  # task 2 checked on the library's own function instead of the student's
+        "ok_score_head_std = check_score_head_std(score_head_std)":
+            "ok_score_head_std = check_score_head_std(rmlib.score_head_std)",
+    })
+    nbformat.write(borrowed, folder / "hal_03_layer_init.ipynb")
     gutted = nbformat.read(solution, as_version=4)  # the check cell of task 2 deleted
     gutted.cells = [c for c in gutted.cells if "check_score_head_std(score_head_std)" not in c.source]
     nbformat.write(gutted, folder / "eve_03_layer_init.ipynb")
     (folder / "notes.txt").write_text("I could not open the worksheet, sorry!\n", encoding="utf-8")
+    (folder / "gus_03_layer_init.ipynb").write_text("{ not json", encoding="utf-8")
+    nbformat.write(forged_submission(), folder / "fay_03_layer_init.ipynb")
 
     before = {p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
     out = folder.parent / "grades.csv"
@@ -82,7 +114,7 @@ def test_the_gradebook_runs_to_the_end_and_prints_a_summary(graded):
 def test_every_row_of_the_gradebook(graded):
     _, rows, _, _, _ = graded
     table = {(r["submission"], r["task"]): (r["worksheet"], r["status"], r["message"]) for r in rows}
-    assert len(rows) == len(table) == 11  # 5 notebooks × 2 tasks + 1 row for the non-notebook
+    assert len(rows) == len(table) == 17  # 8 notebooks (one unreadable) × 2 tasks + 1 row for the non-notebook
     assert [r["submission"] for r in rows] == sorted(r["submission"] for r in rows)  # submission order
     expect = {
         ("submissions/ada_03_layer_init.ipynb", "layer_init"): ("passed", ""),
@@ -92,9 +124,15 @@ def test_every_row_of_the_gradebook(graded):
         ("submissions/cy_03.ipynb", "layer_init"): ("error", "NameError: name 'layer_init' is not defined"),
         ("submissions/cy_03.ipynb", "score_head_std"): ("error", "the kernel died"),
         ("submissions/dee_03_layer_init.ipynb", "layer_init"): ("failed", "uniform instead of normal"),
-        ("submissions/dee_03_layer_init.ipynb", "score_head_std"): ("timeout", "longer than 15 s"),
+        ("submissions/dee_03_layer_init.ipynb", "score_head_std"): ("timeout", "longer than 2 s"),
         ("submissions/eve_03_layer_init.ipynb", "layer_init"): ("passed", ""),
         ("submissions/eve_03_layer_init.ipynb", "score_head_std"): ("error", "the check never ran"),
+        ("submissions/fay_03_layer_init.ipynb", "layer_init"): ("error", "forged or stale check record"),
+        ("submissions/fay_03_layer_init.ipynb", "score_head_std"): ("error", "forged or stale check record"),
+        ("submissions/gus_03_layer_init.ipynb", "layer_init"): ("error", "not a readable notebook"),
+        ("submissions/gus_03_layer_init.ipynb", "score_head_std"): ("error", "not a readable notebook"),
+        ("submissions/hal_03_layer_init.ipynb", "layer_init"): ("passed", ""),
+        ("submissions/hal_03_layer_init.ipynb", "score_head_std"): ("error", "a function the submission did not define"),
         ("submissions/notes.txt", ""): ("error", "not a readable notebook"),
     }
     assert set(table) == set(expect)
@@ -105,6 +143,24 @@ def test_every_row_of_the_gradebook(graded):
         assert worksheet == ("" if key[0].endswith(".txt") else "03"), key
     # The failed check carries the checker's hint, not a traceback.
     assert "Traceback" not in table[("submissions/dee_03_layer_init.ipynb", "layer_init")][2]
+
+
+def test_the_signing_key_never_reaches_the_output(graded):
+    result, rows, *_ = graded
+    assert "RMLIB_GRADE_KEY" not in result.stdout + result.stderr
+    assert all("signature" not in r["message"] for r in rows)
+
+
+def test_a_record_verifies_only_under_its_own_key():
+    from rmlib.checks._contract import record_is_signed_by, record_signature
+
+    record = {"task": "layer_init", "status": "passed", "message": "ok", "seed": 3}
+    signed = {**record, "signature": record_signature(record, b"k1")}
+    assert record_is_signed_by(signed, b"k1")
+    assert not record_is_signed_by(signed, b"k2")  # stale: another run's key
+    assert not record_is_signed_by({**signed, "status": "failed"}, b"k1")  # edited
+    assert not record_is_signed_by({**signed, "task": "score_head_std"}, b"k1")  # copied to another task
+    assert not record_is_signed_by(record, b"k1")  # typed: no signature
 
 
 def test_no_submission_is_modified(graded):
@@ -150,3 +206,14 @@ def test_a_written_answer_is_collected_under_its_question(tmp_path):
     question, rest = text.split("**Rubric**")
     assert "## Question — the variance-as-std trap" in question
     assert rest.index("sqrt{4097}") < rest.index(f"### {tmp_path.name}/fay.ipynb\n\nIt is the variance read as a std")
+
+
+def test_a_question_after_other_text_in_its_cell_is_filed_under_its_own_heading(tmp_path):
+    from tools.grade import write_answers
+
+    nb = nbformat.read(ROOT / "exercises" / "06_reward_normalisation.ipynb", as_version=4)
+    nbformat.write(nb, tmp_path / "06.ipynb")
+    write_answers([tmp_path], tmp_path / "answers.md")
+    headings = [line for line in (tmp_path / "answers.md").read_text(encoding="utf-8").splitlines()
+                if line.startswith("## ")]
+    assert headings and all(h.startswith("## Question") for h in headings), headings
