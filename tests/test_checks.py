@@ -153,7 +153,7 @@ def test_the_scoreboard_summarises_the_records(capsys, monkeypatch):
     capsys.readouterr()
     checks.scoreboard()
     out = capsys.readouterr().out
-    assert "worksheet 03" in out and "✓ score_head_std" in out and "· layer_init" in out and "1 of 2 tasks pass" in out
+    assert "worksheet 03" in out and "✓ score_head_std" in out and "· layer_init" in out and "1 of 3 tasks pass" in out
     checks.scoreboard("6")
     assert "worksheet 06" in capsys.readouterr().out and "0 of 2"
 

@@ -223,7 +223,7 @@ def _wrong(kind):
     ("in place", "in place"),
     ("threshold too big", "threshold is too large"),
     ("no guard", "instead of raising ValueError"),
-    ("exact zero guard", "tolerance relative"),
+    ("exact zero guard", "in float64"),  # it also computes in the input's float32: the first evidence the checker finds
     ("zero division", "raised ZeroDivisionError"),
     ("nan passes", "isfinite"),
 ])

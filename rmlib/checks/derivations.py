@@ -1,4 +1,4 @@
-"""Checkers for the derivation tasks of worksheets 02 and 03: the learner derives a formula the lessons do not print.
+"""Checkers for the derivation tasks of worksheet 02 (worksheet 03's, check_default_head_reward_std, lives in layer_init.py): the learner derives a formula the lessons do not print.
 
 Each numeric checker probes the learner's formula at fresh random arguments on every call (drawn from the
 operating system's entropy, not the fixed check seed), so a table of hard-coded answers cannot pass, and
@@ -69,30 +69,6 @@ def check_std_for_unit_variance(fn: Callable[[int, float], float]) -> str:
     probes = _judge(fn, "std_for_unit_variance", ("d", "sigma_h"), right, wrong)
     d, s, g = probes[-1]
     return f"sigma_w = 1/sqrt(d sigma_h² + 1), e.g. d = {d}, sigma_h = {s:.3g} → {g:.5g} (sigma_h = 1: 1/sqrt(d+1))"
-
-
-@_checker("default_head_reward_std")
-def check_default_head_reward_std(fn: Callable[[int, float], float]) -> str:
-    """``fn(d, h_norm)`` = std over PyTorch's default init of r = w·h + b for nn.Linear(d, 1) WITH its bias:
-    every weight and the bias ~ U(−1/sqrt(d), 1/sqrt(d)), so Var = (‖h‖² + 1)/(3d)."""
-    right = lambda d, n: math.sqrt((n**2 + 1) / (3 * d))
-    wrong = [
-        (lambda d, n: math.sqrt((n**2 + 1) / d), "a factor sqrt(3) too large: U(−a, a) has variance a²/3, not a²"),
-        (lambda d, n: n / math.sqrt(3 * d), "you left out the bias: it is drawn from the same U(−1/sqrt(d), "
-         "1/sqrt(d)) and adds 1/(3d) to the variance"),
-        (lambda d, n: n / math.sqrt(d), "1/sqrt(d) per weight and no bias: U(−a, a) has std a/sqrt(3), and the "
-         "bias adds its own variance"),
-        (lambda d, n: (n**2 + 1) / (3 * d), "you returned the VARIANCE (‖h‖² + 1)/(3d); the std is its square root"),
-        (lambda d, n: math.sqrt((n + 1) / (3 * d)), "the reward is w·h, so h enters squared: Var_w(w·h) = "
-         "σ_w² ‖h‖²"),
-        (lambda d, n: math.sqrt(1 / 3), "you assumed ‖h‖² = d and dropped the bias; the task gives ‖h‖"),
-        (lambda d, n: math.sqrt((n**2 + 1) / (12 * d)), "U(−a, a) has width 2a: its variance is (2a)²/12 = a²/3"),
-        (lambda d, n: math.sqrt((n**2 + 1) / (3 * (d + 1))), "the fan-in of nn.Linear(d, 1) is d, not d + 1: the "
-         "bound is 1/sqrt(d)"),
-    ]
-    probes = _judge(fn, "default_head_reward_std", ("d", "h_norm"), right, wrong)
-    d, n, g = probes[-1]
-    return f"sqrt((‖h‖² + 1)/(3d)), e.g. d = {d}, ‖h‖ = {n:.3g} → {g:.5g}"
 
 
 # The variance chain of lesson 02 §3, numbered as in the worksheet: which line first uses each assumption.

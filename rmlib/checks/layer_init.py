@@ -11,6 +11,7 @@ from torch import nn
 from rmlib.theory import excess_kurtosis
 import numpy as np
 
+from rmlib.checks.derivations import _judge  # the fresh-probe judge of derivation tasks
 from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _fail, _probe_generator)
 
 
@@ -215,3 +216,28 @@ HINTS = {
         "return 1 / math.sqrt(hidden_size + 1)",
     ),
 }
+
+
+# Worksheet 03's derivation task (its probes and judge are those of rmlib.checks.derivations).
+@_checker("default_head_reward_std")
+def check_default_head_reward_std(fn: Callable[[int, float], float]) -> str:
+    """``fn(d, h_norm)`` = std over PyTorch's default init of r = w·h + b for nn.Linear(d, 1) WITH its bias:
+    every weight and the bias ~ U(−1/sqrt(d), 1/sqrt(d)), so Var = (‖h‖² + 1)/(3d)."""
+    right = lambda d, n: math.sqrt((n**2 + 1) / (3 * d))
+    wrong = [
+        (lambda d, n: math.sqrt((n**2 + 1) / d), "a factor sqrt(3) too large: U(−a, a) has variance a²/3, not a²"),
+        (lambda d, n: n / math.sqrt(3 * d), "you left out the bias: it is drawn from the same U(−1/sqrt(d), "
+         "1/sqrt(d)) and adds 1/(3d) to the variance"),
+        (lambda d, n: n / math.sqrt(d), "1/sqrt(d) per weight and no bias: U(−a, a) has std a/sqrt(3), and the "
+         "bias adds its own variance"),
+        (lambda d, n: (n**2 + 1) / (3 * d), "you returned the VARIANCE (‖h‖² + 1)/(3d); the std is its square root"),
+        (lambda d, n: math.sqrt((n + 1) / (3 * d)), "the reward is w·h, so h enters squared: Var_w(w·h) = "
+         "σ_w² ‖h‖²"),
+        (lambda d, n: math.sqrt(1 / 3), "you assumed ‖h‖² = d and dropped the bias; the task gives ‖h‖"),
+        (lambda d, n: math.sqrt((n**2 + 1) / (12 * d)), "U(−a, a) has width 2a: its variance is (2a)²/12 = a²/3"),
+        (lambda d, n: math.sqrt((n**2 + 1) / (3 * (d + 1))), "the fan-in of nn.Linear(d, 1) is d, not d + 1: the "
+         "bound is 1/sqrt(d)"),
+    ]
+    probes = _judge(fn, "default_head_reward_std", ("d", "h_norm"), right, wrong)
+    d, n, g = probes[-1]
+    return f"sqrt((‖h‖² + 1)/(3d)), e.g. d = {d}, ‖h‖ = {n:.3g} → {g:.5g}"

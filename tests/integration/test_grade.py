@@ -108,13 +108,20 @@ def test_the_gradebook_runs_to_the_end_and_prints_a_summary(graded):
     assert result.returncode == 0, result.stderr[-2000:]
     print(result.stdout)  # the summary table, shown with pytest -s
     assert "submission" in result.stdout and "score" in result.stdout
-    assert "submissions/ada_03_layer_init.ipynb  03         2/2" in result.stdout
+    assert "submissions/ada_03_layer_init.ipynb  03         3/3" in result.stdout
 
 
 def test_every_row_of_the_gradebook(graded):
     _, rows, _, _, _ = graded
     table = {(r["submission"], r["task"]): (r["worksheet"], r["status"], r["message"]) for r in rows}
-    assert len(rows) == len(table) == 17  # 8 notebooks (one unreadable) × 2 tasks + 1 row for the non-notebook
+    assert len(rows) == len(table) == 25  # 8 notebooks (one unreadable) × 3 tasks + 1 row for the non-notebook
+    # Worksheet 03's derivation task: a row for every notebook, whatever the notebook did with it.
+    derived = {key[0]: value for key, value in table.items() if key[1] == "default_head_reward_std"}
+    assert len(derived) == 8
+    assert derived["submissions/ada_03_layer_init.ipynb"][1] == "passed"
+    assert derived["submissions/ben/03_layer_init.ipynb"][1] == "not attempted"
+    assert "not a readable notebook" in derived["submissions/gus_03_layer_init.ipynb"][2]
+    table = {key: value for key, value in table.items() if key[1] != "default_head_reward_std"}
     assert [r["submission"] for r in rows] == sorted(r["submission"] for r in rows)  # submission order
     expect = {
         ("submissions/ada_03_layer_init.ipynb", "layer_init"): ("passed", ""),
