@@ -179,7 +179,7 @@ def test_setup_cell_reports_what_pip_changed_in_one_line(monkeypatch, capsys):
     assert out.startswith("Colab setup: pytest absent -> 8.4.2") and out.count("\n") == 1
     assert "restart the session" in out  # pytest is imported in this process, as numpy would be on Colab
     run_setup_cell(stamp.setup_source(config, []), on_colab=True, monkeypatch=monkeypatch)
-    assert capsys.readouterr().out == "Colab setup: every package already met the course's minimums\n"
+    assert capsys.readouterr().out == "Colab setup: the course library is installed; every other package already met its minimum\n"
 
 
 def test_colab_extras_install_that_extra(course, monkeypatch):

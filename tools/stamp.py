@@ -82,9 +82,11 @@ def setup_source(config: CourseConfig, extras: list[str]) -> str:
         f"    subprocess.run([*pip, {', '.join(json.dumps(r) for r in requirements)}], check=True)\n"
         "    after = installed(names)\n"
         "    changed = [name for name in names if after[name] != before[name]]\n"
-        "    restart = \" (already imported: restart the session, then run the notebook again)\" if any(n in sys.modules for n in changed) else \"\"\n"
+        "    # Import names use underscores where distribution names use hyphens (sentence-transformers).\n"
+        "    imported = {name.replace(\"-\", \"_\") for name in changed}\n"
+        "    restart = \" (already imported: restart the session, then run the notebook again)\" if imported & set(sys.modules) else \"\"\n"
         '    print("Colab setup:", "; ".join(f"{n} {before[n] or \'absent\'} -> {after[n]}" for n in changed) + restart\n'
-        '          if changed else "every package already met the course\'s minimums")'
+        '          if changed else "the course library is installed; every other package already met its minimum")'
     )
 
 
