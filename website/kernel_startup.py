@@ -53,5 +53,5 @@ def _explorer_html(explorer) -> str:
 
 
 get_ipython().display_formatter.formatters["text/html"].for_type_by_name(  # noqa: F821 (IPython global)
-    "rmlib.lab.explorers", "Explorer", _explorer_html
+    "rmlib.lab.explorers.widget", "Explorer", _explorer_html
 )
