@@ -2,21 +2,24 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from rmlib.checks import (check_assumption_lines, check_default_head_reward_std, check_std_for_unit_variance,
-                          hint)
+from rmlib.checks import check_default_head_reward_std, check_difference_std, check_std_for_unit_variance, hint
 
 RIGHT_STD = lambda d, s: 1 / math.sqrt(d * s**2 + 1)
 RIGHT_DEFAULT = lambda d, n: math.sqrt((n**2 + 1) / (3 * d))
+RIGHT_DIFF = lambda d, p: math.sqrt(2 * d * (1 - p) / (d + 1))
 
 
 def test_right_answers_pass_in_float_and_tensor_form():
     assert check_std_for_unit_variance(RIGHT_STD)
     assert check_std_for_unit_variance(lambda d, s: torch.tensor(d * s**2 + 1.0).rsqrt())  # float32 one-element
     assert check_default_head_reward_std(RIGHT_DEFAULT)
-    assert check_assumption_lines(lambda: {"A1": 2, "A2": 3, "A3": 5})
+    assert check_difference_std(RIGHT_DIFF)
+    assert check_difference_std(lambda d, p: torch.tensor(2.0 * d * (1 - p) / (d + 1)).sqrt())  # float32 tensor
+    assert check_difference_std(lambda d, p: np.sqrt(2 * (1 - p)) * np.sqrt(d / (d + 1)))       # numpy, factored
 
 
 @pytest.mark.parametrize("wrong, says", [
@@ -72,21 +75,45 @@ def test_probes_are_fresh_on_every_call():
     assert first[2:] != seen[2:]
 
 
-@pytest.mark.parametrize("answer, says", [
-    ({"A1": 1, "A2": 3, "A3": 5}, "2, 3, 4 or 5"),
-    ({"A1": 3, "A2": 3, "A3": 5}, "A1 → line 3"),
-    ({"A1": 2, "A2": 2, "A3": 5}, "A2 → line 2"),
-    ({"A1": 2, "A2": 3, "A3": 4}, "line 4 needs no assumption"),
-    ({"A1": 2, "A2": 3}, "exactly"),
-    ({"A1": 2, "A2": 3, "A3": 5, "A4": 2}, "exactly"),
-    ({"A1": "2", "A2": 3, "A3": 5}, "an int"),
-    ({"A1": 2.0, "A2": 3, "A3": 5}, "an int"),
-    ({"A1": True, "A2": 3, "A3": 5}, "an int"),
-    ([2, 3, 5], "dict"),
+def mc_difference_std(d, p):
+    """Gaming: simulate instead of deriving: one coordinate's Var(h_w,k − h_l,k) by sampling, times d sigma_w²."""
+    g = torch.Generator().manual_seed(0)
+    shared, own_w, own_l = torch.randn(3, 100_000, generator=g, dtype=torch.float64)
+    diff = (math.sqrt(p) * shared + math.sqrt(1 - p) * own_w) - (math.sqrt(p) * shared + math.sqrt(1 - p) * own_l)
+    return math.sqrt(d / (d + 1) * diff.var().item())
+
+
+@pytest.mark.parametrize("wrong, says", [
+    # careless
+    (lambda d, p: math.sqrt(2 * d / (d + 1)), "independent answers"),               # lesson 02's rho = 0 answer
+    (lambda d, p: 2 * d * (1 - p) / (d + 1), "VARIANCE of Δ"),
+    (lambda d, p: math.sqrt(d * (1 - p) / (d + 1)), "factor 2"),
+    (lambda d, p: math.sqrt(2 * (1 - p)), "not 1 at small d"),
+    (lambda d, p: 1.01 * RIGHT_DIFF(d, p), "not what the derivation gives"),
+    # confused
+    (lambda d, p: math.sqrt(2 * d * (1 + p) / (d + 1)), "sign"),
+    (lambda d, p: math.sqrt(2 * d * (1 - p**2) / (d + 1)), "regressing"),
+    (lambda d, p: math.sqrt(2 * d * (1 - p)) / (d + 1), "weights' VARIANCE"),
+    (lambda d, p: math.sqrt(2 * d / (d + 1)) * (1 - p), "by sqrt\\(1 − rho\\)"),
+    (lambda d, p: math.sqrt((2 * d * (1 - p) + 1) / (d + 1)), "cancels"),
+    (lambda d, p: math.sqrt((2 * d * (1 - p) + 2) / (d + 1)), "not two independent draws"),
+    (lambda d, p: math.sqrt(2 * d * (1 - p) / d), "not 1 at small d"),
+    # gaming
+    (mc_difference_std, "not what the derivation gives"),                           # simulated, not derived
+    (lambda d, p: 1.0, "use both"),                                                 # a constant
+    (lambda d, p: {(1, 0.0): 1.0, (3, 0.5): RIGHT_DIFF(3, 0.5)}.get((d, p), 0.5), "not what the derivation gives|both"),
+    (lambda d, p: None, "return"),
+    (lambda d, p: torch.ones(2), "one number"),
 ])
-def test_wrong_assumption_lines_fail(answer, says):
+def test_wrong_difference_std_answers_fail(wrong, says):
     with pytest.raises(AssertionError, match=says):
-        check_assumption_lines(lambda: answer)
+        check_difference_std(wrong)
+
+
+def test_difference_std_probes_correlations_afresh():
+    seen = []
+    check_difference_std(lambda d, p: (seen.append((d, p)), RIGHT_DIFF(d, p))[1])
+    assert all(0 <= p < 1 for _, p in seen) and len({p for _, p in seen}) >= 6
 
 
 def test_unwritten_tasks_report_not_implemented(capsys):
@@ -94,11 +121,11 @@ def test_unwritten_tasks_report_not_implemented(capsys):
         raise NotImplementedError
     assert check_std_for_unit_variance(todo) is False
     assert check_default_head_reward_std(todo) is False
-    assert check_assumption_lines(todo) is False
+    assert check_difference_std(todo) is False
     assert "not implemented yet" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("task", ["std_for_unit_variance", "default_head_reward_std", "assumption_lines"])
+@pytest.mark.parametrize("task", ["std_for_unit_variance", "default_head_reward_std", "difference_std"])
 def test_every_task_has_three_hints(task, capsys):
     hint(task, 3)
     assert "hint 3/3" in capsys.readouterr().out

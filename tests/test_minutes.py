@@ -1,8 +1,11 @@
-"""Every lesson's stated time follows from its text: ~120 words of prose and ~8 lines of code a minute.
+"""Every lesson's and worksheet's stated time follows from its text: ~120 words of prose and ~8 lines of code a minute.
 
 The rate is the catalogue's (pyproject.toml, [tool.course]): a first reading that runs every cell. The
-launch stamp cells (Colab badge and setup) are not the lesson and are not counted. A stated time may be
-off by 25 % either way — reading speeds differ more than that — but no more.
+launch stamp cells (Colab badge and setup) are not the lesson and are not counted; collapsed asides are
+(a first reading opens them). A worksheet is timed on its worked version in solutions/, whose answers are
+the code a learner writes. A stated time may be off by 25 % either way — reading speeds differ more than
+that — but no more. The catalogue's minutes (README's table, the website's course map) and the "About N
+minutes" of a notebook's title cell, where it states one, must be the same number.
 """
 
 import re
@@ -11,11 +14,18 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools.catalogue import stated_minutes
+from tools.catalogue import load_catalogue, stated_minutes
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS_PER_MINUTE, CODE_LINES_PER_MINUTE, TOLERANCE = 120, 8, 0.25
-TIMED = ["01", "02", "03", "04"]  # the lessons whose stated time has been re-derived from their text
+CATALOGUE = load_catalogue(ROOT)
+# Notebooks another change is rewriting: their minutes are re-derived when it lands (text estimates measured
+# at the time of writing in the reason). Not strict, so the fix shows up as XPASS rather than a failure.
+BEING_REWRITTEN = {
+    "notebooks/07_real_pretrained_backbone.ipynb": "lesson 07 states 60 minutes; its text reads in about 81",
+    "exercises/04_bradley_terry_loss.ipynb": "worksheet 04 states 20 minutes; its worked text reads in about 16",
+    "exercises/05_init_sweep.ipynb": "worksheet 05 states 30 minutes; its worked text reads in about 41",
+}
 
 
 def reading_minutes(nb: nbformat.NotebookNode) -> float:
@@ -41,12 +51,26 @@ def test_reading_minutes_counts_words_and_code_lines():
     assert reading_minutes(nb) == pytest.approx(2 + 2)
 
 
-@pytest.mark.parametrize("number", TIMED)
-def test_stated_minutes_follow_from_the_text(number):
-    path = next((ROOT / "notebooks").glob(f"{number}_*.ipynb"))
-    nb = nbformat.read(path, as_version=4)
-    stated = stated_minutes(nb)
-    estimate = reading_minutes(nb)
-    assert stated is not None, f"{path.name} states no 'About N minutes' in its first cell"
-    assert abs(stated - estimate) <= TOLERANCE * estimate, (
-        f"{path.name} says about {stated} minutes; its text reads in about {estimate:.0f}")
+def timed():
+    """(notebook the learner opens, notebook whose text is timed, catalogue minutes) for every lesson and worksheet."""
+    rows = []
+    for lesson in CATALOGUE.lessons:
+        rows.append((lesson.notebook, lesson.notebook, lesson.minutes))
+        if lesson.worksheet:
+            rows.append((lesson.worksheet.notebook, lesson.worksheet.solution, lesson.worksheet.minutes))
+    return [pytest.param(*row, id=row[0], marks=[pytest.mark.xfail(reason=BEING_REWRITTEN[row[0]], strict=False)]
+                         if row[0] in BEING_REWRITTEN else []) for row in rows]
+
+
+def test_every_lesson_and_worksheet_is_timed():
+    assert len(timed()) == sum(1 + bool(lesson.worksheet) for lesson in CATALOGUE.lessons) >= 8
+
+
+@pytest.mark.parametrize("opened, text, minutes", timed())
+def test_stated_minutes_follow_from_the_text(opened, text, minutes):
+    estimate = reading_minutes(nbformat.read(ROOT / text, as_version=4))
+    assert abs(minutes - estimate) <= TOLERANCE * estimate, (
+        f"the catalogue gives {opened} {minutes} minutes; its text reads in about {estimate:.0f}")
+    for path in {opened, text}:
+        stated = stated_minutes(nbformat.read(ROOT / path, as_version=4))
+        assert stated in (None, minutes), f"{path} says about {stated} minutes, the catalogue {minutes}"

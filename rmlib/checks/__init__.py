@@ -9,7 +9,7 @@ drawn afresh on every call; ``check_x(x, seed=N)`` replays the probes of a recor
 worksheet  module                          checkers
 =========  ==============================  =========================================================
 02         ``rmlib.checks.variance``       check_predicted_variance, check_mc_variance, check_formula_breaker
-02         ``rmlib.checks.derivations``    check_std_for_unit_variance, check_assumption_lines
+02         ``rmlib.checks.derivations``    check_std_for_unit_variance, check_difference_std
 03         ``rmlib.checks.layer_init``     check_layer_init, check_score_head_std, check_default_head_reward_std
 04         ``rmlib.checks.bt_loss``        check_bradley_terry_loss, check_bt_gradient, check_relative_error
 05         ``rmlib.checks.sweep``          check_loglog_slope, check_adam_first_step, check_early_stopping_step
@@ -36,7 +36,7 @@ import pkgutil
 import textwrap
 
 from rmlib.checks._contract import CHECK_SEED, MIME_TYPE, RECORDS, TASKS, relative_error
-from rmlib.checks.derivations import check_assumption_lines, check_std_for_unit_variance
+from rmlib.checks.derivations import check_difference_std, check_std_for_unit_variance
 from rmlib.checks.bt_loss import check_bradley_terry_loss, check_bt_gradient, check_relative_error
 from rmlib.checks.layer_init import check_default_head_reward_std, check_layer_init, check_score_head_std
 from rmlib.checks.normalisation import check_normalise_on_reference, check_reward_gain_bias
@@ -132,8 +132,8 @@ __all__ = [
     "WORKSHEETS",
     "available_hints",
     "check_adam_first_step",
-    "check_assumption_lines",
     "check_default_head_reward_std",
+    "check_difference_std",
     "check_std_for_unit_variance",
     "check_bradley_terry_loss",
     "check_bt_gradient",

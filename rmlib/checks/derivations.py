@@ -1,4 +1,4 @@
-"""Checkers for the derivation tasks of worksheet 02 (worksheet 03's, check_default_head_reward_std, lives in layer_init.py): the learner derives a formula the lessons do not print.
+"""Checkers for the derivation tasks of worksheet 02 (worksheet 03's, check_default_head_reward_std, lives in layer_init.py): the learner derives a formula the lessons have not printed.
 
 Each numeric checker probes the learner's formula at fresh random arguments on every call (drawn from the
 operating system's entropy, not the fixed check seed), so a table of hard-coded answers cannot pass, and
@@ -25,8 +25,9 @@ def _probes(n: int, low_d: int = 1, high_d: int = 10_000) -> list[tuple[int, flo
 
 
 def _judge(fn: Callable, name: str, args_names: tuple[str, str], right: Callable[[int, float], float],
-           wrong: list[tuple[Callable[[int, float], float], str]]) -> list[tuple[int, float, float]]:
-    probes = [(1, 1.0), (3, 0.5)] + _probes(6)
+           wrong: list[tuple[Callable[[int, float], float], str]],
+           probes: list[tuple[int, float]] | None = None) -> list[tuple[int, float, float]]:
+    probes = probes or [(1, 1.0), (3, 0.5)] + _probes(6)
     got = []
     for d, x in probes:
         called = f"{name}({args_names[0]}={d}, {args_names[1]}={x:.6g})"
@@ -71,32 +72,36 @@ def check_std_for_unit_variance(fn: Callable[[int, float], float]) -> str:
     return f"sigma_w = 1/sqrt(d sigma_h² + 1), e.g. d = {d}, sigma_h = {s:.3g} → {g:.5g} (sigma_h = 1: 1/sqrt(d+1))"
 
 
-# The variance chain of lesson 02 §3, numbered as in the worksheet: which line first uses each assumption.
-ASSUMPTION_LINES = {"A1": 2, "A2": 3, "A3": 5}
-_WHY = {
-    "A1": "A1 (w independent of h) is what lets E[w_k w_l h_k h_l] split into E[w_k w_l] E[h_k h_l]",
-    "A2": "A2 (independent zero-mean weights of variance sigma_w²) is what kills the k ≠ l terms: "
-          "E[w_k w_l] = sigma_w² δ_kl",
-    "A3": "A3 (zero-mean coordinates of average variance sigma_h²) is what turns sum_k E[h_k²] into d sigma_h²; "
-          "line 4 needs no assumption",
-}
-
-
-@_checker("assumption_lines")
-def check_assumption_lines(fn: Callable[[], dict]) -> str:
-    """``fn()`` = {"A1": line, "A2": line, "A3": line}: the first line (2–5) of the chain that uses each."""
-    answer = _call(fn, called_as="assumption_lines()")
-    if not isinstance(answer, dict):
-        _fail(f"assumption_lines() must return a dict like {{'A1': 2, ...}}, got {type(answer).__name__}")
-    if set(answer) != set(ASSUMPTION_LINES):
-        _fail(f"the keys must be exactly 'A1', 'A2', 'A3'; got {sorted(map(str, answer))}")
-    for key, line in answer.items():
-        if isinstance(line, bool) or not isinstance(line, int) or not 2 <= line <= 5:
-            _fail(f"{key}: a line number 2, 3, 4 or 5 (an int), got {line!r}")
-    for key in ("A1", "A2", "A3"):
-        if answer[key] != ASSUMPTION_LINES[key]:
-            _fail(f"{key} → line {answer[key]} is not the first line that needs it. Hint: {_WHY[key]}")
-    return "A1 → line 2 (factorise), A2 → line 3 (cross terms vanish), A3 → line 5 (average variance)"
+@_checker("difference_std")
+def check_difference_std(fn: Callable[[int, float], float]) -> str:
+    """``fn(d, rho)`` = the std of Δ = r_w − r_l when h_w, h_l correlate with ρ per coordinate:
+    sqrt(2d(1 − ρ)/(d + 1)) for σ_h = 1 and weights and bias i.i.d. N(0, 1/(d + 1))."""
+    right = lambda d, p: math.sqrt(2 * d * (1 - p) / (d + 1))
+    wrong = [
+        (lambda d, p: math.sqrt(2 * d / (d + 1)), "that is the answer for independent answers (rho = 0): the "
+         "covariance of h_w,k and h_l,k enters Var(h_w,k − h_l,k)"),
+        (lambda d, p: math.sqrt(2 * d * (1 + p) / (d + 1)), "sign: Var(X − Y) = Var X + Var Y − 2 Cov(X, Y); "
+         "alike hidden states make the difference smaller, not larger"),
+        (lambda d, p: math.sqrt(2 * d * (1 - p**2) / (d + 1)), "1 − rho² is the variance left after regressing one "
+         "on the other; Var(X − Y) for two unit-variance coordinates is 2 − 2 rho"),
+        (lambda d, p: 2 * d * (1 - p) / (d + 1), "you returned the VARIANCE of Δ; the std is its square root"),
+        (lambda d, p: math.sqrt(d * (1 - p) / (d + 1)), "a factor 2 is missing: h_w and h_l each bring variance "
+         "sigma_h² to the difference"),
+        (lambda d, p: math.sqrt(2 * d * (1 - p)) / (d + 1), "1/(d+1) is the weights' VARIANCE; sigma_w is "
+         "1/sqrt(d+1)"),
+        (lambda d, p: math.sqrt(2 * (1 - p)), "d/(d+1) is not 1 at small d: keep sigma_w² = 1/(d+1) exactly"),
+        (lambda d, p: math.sqrt(2 * d / (d + 1)) * (1 - p), "rho scales the VARIANCE of Δ by (1 − rho); the std "
+         "by sqrt(1 − rho)"),
+        (lambda d, p: math.sqrt((2 * d * (1 - p) + 1) / (d + 1)), "the bias is in both rewards: it cancels in "
+         "Δ = r_w − r_l"),
+        (lambda d, p: math.sqrt((2 * d * (1 - p) + 2) / (d + 1)), "the bias is one parameter shared by both "
+         "rewards, not two independent draws: it cancels in Δ"),
+    ]
+    probes = [(1, 0.0), (3, 0.5)] + [(_FRESH.randint(1, 10_000), _FRESH.uniform(0.0, 0.95)) for _ in range(6)]
+    probes = _judge(fn, "difference_std", ("d", "rho"), right, wrong, probes=probes)
+    d, p, g = probes[-1]
+    return (f"std(Δ) = sqrt(2d(1 − rho)/(d + 1)), e.g. d = {d}, rho = {p:.3g} → {g:.5g} "
+            f"(rho = 0: lesson 02's sqrt(2d/(d+1)))")
 
 
 HINTS = {
@@ -110,10 +115,10 @@ HINTS = {
         "U(−a, a) has variance a²/3 with a = 1/sqrt(d); the bias is one more term with input 1.",
         "Var = (1/(3d)) (‖h‖² + 1), std = sqrt((‖h‖² + 1)/(3d)).",
     ),
-    "assumption_lines": (
-        "Read the chain one line at a time and ask: what would have to be false for this step to fail?",
-        "Factorising an expectation of a product needs independence; killing cross terms needs uncorrelated "
-        "zero-mean weights; replacing a sum of second moments by d sigma_h² needs the definition of sigma_h.",
-        "A1 → 2, A2 → 3, A3 → 5 (line 4 is an identity).",
+    "difference_std": (
+        "Write Δ = r_w − r_l term by term: what happens to the bias? What is left is w·δ with δ = h_w − h_l, "
+        "lesson 02's reward with δ in place of h.",
+        "Var(Δ) = sigma_w² E‖δ‖², and per coordinate Var(h_w,k − h_l,k) = sigma_h² + sigma_h² − 2 rho sigma_h².",
+        "Var(Δ) = 2d(1 − rho)/(d + 1), so std(Δ) = sqrt(2 * d * (1 - rho) / (d + 1)).",
     ),
 }
