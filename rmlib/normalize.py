@@ -47,6 +47,7 @@ class RewardNormalizer:
         ref = validation.float_tensor("reference_rewards", reference_rewards, nonempty=False, finite=True).detach().double().flatten()
         target_mean = validation.real("target_mean", target_mean)
         target_std = validation.real("target_std", target_std, positive=True)
+        rel_tol = validation.real("rel_tol", rel_tol, minimum=0.0)
         if ref.numel() < 2:
             raise ValueError(f"need at least 2 reference rewards to measure a spread, got {ref.numel()}")
         mean = ref.mean().item()
@@ -86,8 +87,7 @@ class NormalisedHeads:
     def rewards(self, states: torch.Tensor) -> torch.Tensor:
         """Rewards of every head for ``states`` (N, d): shape (H, N)."""
         validation.float_tensor("states", states, ndim=2)
-        if states.shape[1] != self.weight.shape[1]:
-            raise ValueError(f"states have {states.shape[1]} features, the heads read {self.weight.shape[1]}")
+        validation.features("states", states, self.weight.shape[1])
         return (self.weight @ states.T) * self.gain[:, None] + self.bias[:, None]
 
 
@@ -105,8 +105,7 @@ def normalize_before(heads: torch.Tensor, reference_states: torch.Tensor) -> Nor
     validation.float_tensor("heads", heads, ndim=2, finite=True)
     validation.float_tensor("reference_states", reference_states, ndim=2, finite=True)
     validation.same_dtype(("heads", "reference_states"), heads, reference_states)
-    if reference_states.shape[1] != heads.shape[1]:
-        raise ValueError(f"reference_states have {reference_states.shape[1]} features, the heads {heads.shape[1]}")
+    validation.features("reference_states", reference_states, heads.shape[1])
     fits = [RewardNormalizer.fit(reference_states @ w) for w in heads]
     as_tensor = lambda values: torch.tensor(values, dtype=heads.dtype)
     return NormalisedHeads(heads.detach().clone(), as_tensor([f.gain for f in fits]), as_tensor([f.bias for f in fits]))
@@ -145,8 +144,7 @@ def centering_penalty(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch
     """mean((r_c + r_r)²): zero exactly when every pair's two rewards sum to zero."""
     validation.float_tensor("r_chosen", r_chosen, nonempty=False, finite=True)
     validation.float_tensor("r_rejected", r_rejected, nonempty=False, finite=True)
-    if r_chosen.shape != r_rejected.shape:
-        raise ValueError(f"shape mismatch: r_chosen {tuple(r_chosen.shape)} vs r_rejected {tuple(r_rejected.shape)}")
+    validation.same_shape(("r_chosen", "r_rejected"), r_chosen, r_rejected)
     return (r_chosen + r_rejected).pow(2).mean()
 
 
@@ -156,9 +154,7 @@ def centred_bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, coefficien
     TRL's ``RewardTrainer`` with ``center_rewards_coefficient`` (0.01 is the recommended value);
     ``coefficient=0`` is plain Bradley-Terry.
     """
-    coefficient = validation.real("coefficient", coefficient)
-    if coefficient < 0:
-        raise ValueError(f"coefficient must be non-negative, got {coefficient}")
+    coefficient = validation.real("coefficient", coefficient, minimum=0.0)
     penalty = centering_penalty(r_chosen, r_rejected)
     return bradley_terry_loss(r_chosen, r_rejected) + coefficient * penalty
 

@@ -111,10 +111,12 @@ def test_offline_probe_used_when_offline_unspecified(monkeypatch):
     assert real.load_backbone().source == "packaged checkpoint"
 
 
-@pytest.mark.parametrize("bad", [None, "", 3])
-def test_load_backbone_rejects_bad_id(bad):
-    with pytest.raises(TypeError, match="model_id"):
+@pytest.mark.parametrize("bad, error", [(None, TypeError), ("", ValueError), (3, TypeError)])
+def test_load_backbone_rejects_bad_id(bad, error):
+    with pytest.raises(error, match="model_id"):
         real.load_backbone(bad, offline=True)
+    with pytest.raises(TypeError, match="offline"):
+        real.load_backbone(offline="no")
 
 
 def test_packaged_path_missing_package_has_hint(monkeypatch):
@@ -184,6 +186,8 @@ def test_last_non_pad_index_rules():
         real.last_non_pad_index(ids, None)
     with pytest.raises(TypeError, match="integer"):
         real.last_non_pad_index(ids.float(), 0)
+    with pytest.raises(ValueError, match="2-D"):
+        real.last_non_pad_index(ids[0], 0)
 
 
 @needs_extra
@@ -204,7 +208,7 @@ def test_head_input_kind_refuses_what_it_does_not_know():
         real.head_module(no_pooler)
 
 
-@pytest.mark.parametrize("sentences, error", [("one string", TypeError), ([], TypeError), ([1, 2], TypeError)])
+@pytest.mark.parametrize("sentences, error", [("one string", TypeError), ([], ValueError), ([1, 2], TypeError)])
 def test_sentence_hidden_states_rejects_bad_sentences(backbone, sentences, error):
     with pytest.raises(error, match="sentences"):
         real.sentence_hidden_states(backbone, sentences)
@@ -297,8 +301,12 @@ def test_packaged_pooler_is_an_untrained_random_layer(backbone):
 
 
 def test_stats_reject_bad_input():
-    with pytest.raises(TypeError, match="shape"):
+    with pytest.raises(ValueError, match="2-D"):  # a wrong shape is a wrong value; a wrong dtype a wrong type
         real.hidden_state_stats(torch.zeros(10))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        real.hidden_state_stats([[0.0, 1.0], [1.0, 0.0]])
+    with pytest.raises(ValueError, match="outlier_factor"):
+        real.hidden_state_stats(torch.randn(3, 4), outlier_factor=0.0)
     with pytest.raises(TypeError, match="floating"):
         real.hidden_state_stats(torch.zeros(3, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="at least 2"):
@@ -323,8 +331,10 @@ def test_initial_reward_variance_matches_prediction(name):
 def test_initial_rewards_zero_head_and_bad_input():
     h = torch.randn(5, 8, generator=rmlib.make_generator(3))
     assert torch.equal(real.initial_rewards_over_heads(h, rmlib.INITIALISERS["zero"], n_draws=50), torch.zeros(50))
-    with pytest.raises(TypeError, match="shape"):
+    with pytest.raises(ValueError, match="2-D"):
         real.initial_rewards_over_heads(torch.zeros(8), rmlib.INITIALISERS["zero"])
+    with pytest.raises(TypeError, match="n_draws"):
+        real.initial_rewards_over_heads(h, rmlib.INITIALISERS["zero"], n_draws=10.0)
     assert real.predicted_initial_reward_std(torch.ones(4, 9), 0.5) == pytest.approx(0.5 * math.sqrt(9))
 
 

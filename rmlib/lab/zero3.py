@@ -47,6 +47,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from rmlib.utils import validation
+
 INSTALL_HINT = 'pip install -e ".[zero3]"'
 # The smallest config that turns ZeRO stage 3 on; DeepSpeed wants a batch size in any config.
 DS_CONFIG = {"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": 1}
@@ -111,13 +113,12 @@ def run_zero3_experiment(
     hidden_size: int = 512, fan_in: int = 4096, seed: int = 0, timeout: float = 180.0
 ) -> Zero3Result:
     """Run the experiment in a child process (see the module docstring) and return its numbers."""
-    for name, value in (("hidden_size", hidden_size), ("fan_in", fan_in), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    hidden_size = validation.integer("hidden_size", hidden_size, minimum=None)
     if hidden_size < 8 or hidden_size % 4:  # the tiny Llama has 4 attention heads
         raise ValueError(f"hidden_size must be a multiple of 4, at least 8; got {hidden_size}")
-    if fan_in < 1 or seed < 0:
-        raise ValueError(f"need fan_in >= 1 and seed >= 0; got fan_in={fan_in}, seed={seed}")
+    fan_in = validation.integer("fan_in", fan_in)
+    seed = validation.integer("seed", seed, minimum=0)
+    timeout = validation.real("timeout", timeout, positive=True)
     missing = missing_zero3_dependencies()
     if missing:
         raise ImportError(zero3_extra_message(missing))
