@@ -15,6 +15,7 @@ import torch
 from nbclient import NotebookClient
 
 import rmlib
+from rmlib.lab import backbone as loading  # the module; `backbone` below is the loaded-model fixture
 from rmlib.lab import real
 from rmlib.theory import variance_with_stderr
 
@@ -43,6 +44,21 @@ def test_message_from_explicit_list():
     assert "transformers" in real.real_extra_message(["transformers"])
 
 
+def test_real_is_one_namespace_over_the_modules_of_one_concern():
+    from rmlib.lab import head_input, hidden_stats, requires_real
+
+    for name in real.__all__:
+        homes = [m for m in (loading, head_input, hidden_stats, requires_real) if name in m.__all__]
+        assert len(homes) == 1 and getattr(real, name) is getattr(homes[0], name), name
+
+
+def test_sentences_ship_as_a_data_file():
+    assert len(real.SENTENCES) == 48 and len(set(real.SENTENCES)) == 48
+    assert all(isinstance(s, str) and s == s.strip() and s for s in real.SENTENCES)
+    assert real.SENTENCES[0] == "How do I reverse a list in Python?"
+    assert real.SENTENCES[-1].startswith("Reward models turn a pair of responses")
+
+
 # --- hub probe ----------------------------------------------------------------------------------
 
 def test_hub_reachable_on_loopback_listener():
@@ -66,7 +82,7 @@ def test_hub_unreachable_is_fast():
 def test_hub_offline_honours_env(monkeypatch, value, probed):
     calls = []
     monkeypatch.setenv("HF_HUB_OFFLINE", value)
-    monkeypatch.setattr(real, "hub_reachable", lambda *a, **k: calls.append(1) or False)
+    monkeypatch.setattr(loading, "hub_reachable", lambda *a, **k: calls.append(1) or False)
     assert real.hub_offline() is True
     assert bool(calls) == probed
 
@@ -107,7 +123,7 @@ def test_other_model_id_offline_warns_and_falls_back():
 
 @needs_extra
 def test_offline_probe_used_when_offline_unspecified(monkeypatch):
-    monkeypatch.setattr(real, "hub_offline", lambda: True)
+    monkeypatch.setattr(loading, "hub_offline", lambda: True)
     assert real.load_backbone().source == "packaged checkpoint"
 
 
@@ -360,12 +376,12 @@ def test_requires_real_magic_runs_or_skips(monkeypatch):
     shell = _FakeShell()
     real.load_ipython_extension(shell)
     magic = shell.magics["requires_real"]
-    monkeypatch.setattr(real, "missing_real_dependencies", lambda: [])
+    monkeypatch.setattr(loading, "missing_real_dependencies", lambda: [])
     magic("", "x = 1")
     assert shell.ran == ["x = 1"]
     with pytest.raises(AssertionError):  # errors inside the cell must fail the cell
         magic("", "assert False")
-    monkeypatch.setattr(real, "missing_real_dependencies", lambda: ["transformers"])
+    monkeypatch.setattr(loading, "missing_real_dependencies", lambda: ["transformers"])
     magic("", "raise RuntimeError('must not run')")
     assert len(shell.ran) == 2
 

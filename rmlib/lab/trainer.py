@@ -20,12 +20,13 @@ import torch
 from torch import nn
 
 from rmlib.init import layer_init
-from rmlib.lab import real
+from rmlib.lab import backbone
+from rmlib.lab.head_input import head_input_kind, head_module
 from rmlib.utils import validation
 from rmlib.utils.extras import Extra
 
 # Lesson 08 needs the real backbone and TRL (which brings datasets and accelerate).
-EXTRA = Extra("real,trainer", {**real.EXTRA.modules, "trl": "trl"})
+EXTRA = Extra("real,trainer", {**backbone.EXTRA.modules, "trl": "trl"})
 
 # TRL's RewardConfig defaults that a CPU lesson must override, and why (each is explained in lesson 08).
 CPU_FP32 = {
@@ -70,8 +71,8 @@ def reward_model(std: float, generator: torch.Generator | None = None, path: str
     """
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(path or real.packaged_checkpoint_path(), num_labels=1)
-    layer_init(real.head_module(model), std, generator=generator)
+    model = AutoModelForSequenceClassification.from_pretrained(path or backbone.packaged_checkpoint_path(), num_labels=1)
+    layer_init(head_module(model), std, generator=generator)
     if train_from_layer is not None:
         freeze_below(model, train_from_layer)
     return model
@@ -140,10 +141,10 @@ def record_head(model: nn.Module) -> Iterator[HeadRecord]:
     """Hook the score head of a BERT classifier while the block runs, and record its input and output.
 
     For BERT the head sees one row per sequence (the pooler output), so its output is the reward
-    TRL reads. (A decoder's ``score`` runs on every position; use :func:`rmlib.lab.real.head_input_states`.)
+    TRL reads. (A decoder's ``score`` runs on every position; use :func:`rmlib.lab.head_input.head_input_states`.)
     """
-    if real.head_input_kind(model) != "pooler":
-        raise ValueError("record_head records per-sequence heads (BERT); for decoders use real.head_input_states")
+    if head_input_kind(model) != "pooler":
+        raise ValueError("record_head records per-sequence heads (BERT); for decoders use head_input.head_input_states")
     record = HeadRecord()
 
     def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
@@ -153,7 +154,7 @@ def record_head(model: nn.Module) -> Iterator[HeadRecord]:
     def cls_hook(module: nn.Module, args: tuple) -> None:
         record.cls.append(args[0][:, 0].detach().float().clone())
 
-    handles = [real.head_module(model).register_forward_hook(hook),
+    handles = [head_module(model).register_forward_hook(hook),
                model.base_model.pooler.register_forward_pre_hook(cls_hook)]
     try:
         yield record
