@@ -6,7 +6,7 @@ Notation: d = hidden size, w ~ N(0, σ_w² I) the score-head weight, h the hidde
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -75,14 +75,24 @@ def sample_initial_rewards(
     Independent pairs make the samples i.i.d., so the sampling error of their variance is known.
     Work is chunked to bound memory at large d.
     """
-    rows = max(1, chunk // d)
-    out = []
-    for start in range(0, n, rows):
-        m = min(rows, n - start)
+
+    def draw(m: int) -> torch.Tensor:
         w = torch.randn(m, d, generator=generator) * std
         h = sample_hidden_states(m, d, sigma_h, offset, generator)
-        out.append((w * h).sum(-1))
-    return torch.cat(out)
+        return (w * h).sum(-1)
+
+    return _in_chunks(n, chunk, d, draw)
+
+
+def _in_chunks(n: int, chunk: int, floats_per_row: int, draw: Callable[[int], torch.Tensor]) -> torch.Tensor:
+    """The n samples of ``draw(m)``, called for m rows at a time (about ``chunk`` floats per tensor it draws).
+
+    Each call finishes its draws before the next starts, so with a seeded generator the samples depend
+    on ``chunk`` as well as on the seed.
+    """
+    n, chunk = validation.integer("n", n), validation.integer("chunk", chunk)
+    rows = max(1, chunk // floats_per_row)
+    return torch.cat([draw(min(rows, n - start)) for start in range(0, n, rows)])
 
 
 def variance_with_stderr(samples: torch.Tensor) -> tuple[float, float]:
@@ -161,15 +171,14 @@ def sample_reward_differences(
     Bradley-Terry loss sees. Independent triples make the samples i.i.d.; chunked like
     :func:`sample_initial_rewards`.
     """
-    rows = max(1, chunk // (2 * d))
-    out = []
-    for start in range(0, n, rows):
-        m = min(rows, n - start)
+
+    def draw(m: int) -> torch.Tensor:
         w = torch.randn(m, d, generator=generator) * std
         h_c = sample_hidden_states(m, d, sigma_h, offset, generator)
         h_r = sample_hidden_states(m, d, sigma_h, offset, generator)
-        out.append((w * (h_c - h_r)).sum(-1))
-    return torch.cat(out)
+        return (w * (h_c - h_r)).sum(-1)
+
+    return _in_chunks(n, chunk, 2 * d, draw)
 
 
 def crossed_mean_with_stderr(values: torch.Tensor | np.ndarray) -> tuple[float, float]:
