@@ -11,6 +11,7 @@ import math
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,27 @@ def test_output_folder_lives_as_long_as_the_config(tokenizer, data, tmp_path):
     del config
     gc.collect()
     assert not mine.exists()
+
+
+def test_no_rmlib_trl_folder_is_left_once_the_configs_are_gone(tokenizer, data, tmp_path, monkeypatch):
+    """A trained trainer, a trainer whose construction fails (lesson 08's eos demo) and a bare config leave nothing."""
+    from datasets import Dataset
+    from transformers import BertConfig, BertForSequenceClassification
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # mkdtemp's folder: only this test's configs land here
+    tiny = BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16,
+                                                    num_hidden_layers=1, num_attention_heads=2,
+                                                    intermediate_size=32, num_labels=1))
+    built = rt.make_trainer(tiny, data[0], None, tokenizer, max_steps=1, per_device_train_batch_size=2)
+    built.train()
+    config = rt.reward_config()
+    text = Dataset.from_list([{k: row[k] for k in ("prompt", "chosen", "rejected")} for row in reviews.load_reviews("train")[:4]])
+    with pytest.raises(TypeError):  # TRL's text path needs an eos token, which BERT's tokenizer lacks
+        trl.RewardTrainer(model=tiny, args=rt.reward_config(), train_dataset=text, processing_class=tokenizer)
+    assert len(list(tmp_path.glob("rmlib-trl-*"))) >= 2  # the live configs' folders exist
+    del built, config
+    gc.collect()
+    assert list(tmp_path.glob("rmlib-trl-*")) == []
 
 
 def test_output_folder_is_removed_at_exit_while_the_config_is_alive():
