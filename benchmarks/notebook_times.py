@@ -34,15 +34,14 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = ("notebooks", "solutions", "exercises")
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the course's tools are beside rmlib
+
+from tools.catalogue import course_notebooks  # noqa: E402
+
 TIMEOUT = 600  # seconds per cell: only catches a hang
 LESSON_BUDGET = 4.0  # in B
 REAL_MODEL_LESSONS, REAL_MODEL_BUDGET = ("07", "08"), 5.0
 COURSE_NOTEBOOKS, COURSE_BUDGET = 18, 30.0
-
-
-def course_notebooks() -> list[Path]:
-    return [p for folder in FOLDERS for p in sorted((ROOT / folder).glob("*.ipynb"))]
 
 
 def _execute(nb: nbformat.NotebookNode, folder: Path) -> float:
@@ -80,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--jobs must be at least 1")
     if args.threads is not None:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # kernels inherit this process's environment
-    paths = [p.resolve() for p in args.paths] or course_notebooks()
+    paths = [p.resolve() for p in args.paths] or [ROOT / p for p in course_notebooks(ROOT)]
     if not paths:
         print("no notebooks found", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ lesson  module                    names it introduces
 03      ``rmlib.init``            layer_init, score_head_std, init_score_head, INITIALISERS
 04      ``rmlib.losses``          bradley_terry_loss, preference_accuracy, reward_margin
 05      ``rmlib.data``            make_preference_data, PreferenceData (synthetic data with a known true reward)
-06      ``rmlib.normalize``       RewardNormalizer, normalize_rewards, centering_penalty
+06      ``rmlib.normalisation``   RewardNormalizer, normalize_rewards, centring_penalty
 06      ``rmlib.policy``          optimal_policy, kl_divergence, policy_gradient, whiten
 ======  ========================  ===================================================================
 
@@ -31,7 +31,8 @@ from rmlib.lab.engine import SweepConfig, SweepResult, run_sweep, sweep_grid
 from rmlib.init import INITIALISERS, Initialiser, get_initialiser, init_score_head, layer_init, score_head_std
 from rmlib.losses import bradley_terry_loss, preference_accuracy, reward_margin
 from rmlib.model import RewardModelConfig, TinyRewardModel
-from rmlib.normalize import RewardNormalizer, centering_penalty, centred_bt_loss, normalize_rewards
+from rmlib.normalisation import (RewardNormalizer, centering_penalty, centred_bt_loss, centring_penalty,  # noqa: F401
+                                 normalize_rewards)
 from rmlib.seeding import make_generator, seed_everything
 
 __all__ = [
@@ -44,8 +45,8 @@ __all__ = [
     "SweepResult",
     "TinyRewardModel",
     "bradley_terry_loss",
-    "centering_penalty",
     "centred_bt_loss",
+    "centring_penalty",
     "get_initialiser",
     "init_score_head",
     "layer_init",

@@ -72,9 +72,10 @@ def scale_sweep(log_pi_ref: torch.Tensor, rewards: torch.Tensor, beta: float,
 
     Returns two tensors of shape (len(scales), *broadcast shape without the response dim).
     """
-    scales = torch.as_tensor(scales, dtype=rewards.dtype if torch.is_tensor(rewards) else None)
-    if scales.dim() != 1 or not (scales >= 0).all() or not torch.isfinite(scales).all():
-        raise ValueError("scales must be a 1-D tensor of finite non-negative numbers")
+    validation.float_tensor("rewards", rewards, nonempty=False, finite=True)
+    scales = validation.float_tensor("scales", torch.as_tensor(scales, dtype=rewards.dtype), ndim=1, finite=True)
+    if not (scales >= 0).all():
+        raise ValueError(f"scales must be non-negative, got {scales.min().item()}")
     extra = (1,) * max(rewards.dim(), log_pi_ref.dim())
     log_opt = optimal_policy(log_pi_ref, scales.reshape(-1, *extra) * rewards, beta)
     return kl_divergence(log_opt, log_pi_ref.expand_as(log_opt)), entropy(log_opt)
@@ -101,6 +102,7 @@ def whiten(values: torch.Tensor, dims: tuple[int, ...] | int | None = None, shif
     """
     validation.float_tensor("values", values, nonempty=False)
     validation.real("eps", eps, minimum=0.0)
+    validation.boolean("shift_mean", shift_mean)
     dims = tuple(range(values.dim())) if dims is None else ((dims,) if isinstance(dims, int) else tuple(dims))
     mean = values.mean(dims, keepdim=True)
     var = values.var(dims, keepdim=True, correction=0)
@@ -143,8 +145,7 @@ def policy_gradient(
     lr = validation.real("lr", lr, positive=True)
     validation.integer("steps", steps)
     validation.integer("n_samples", n_samples)
-    if not isinstance(whiten_advantages, bool):
-        raise TypeError(f"whiten_advantages must be a bool, got {whiten_advantages!r}")
+    validation.boolean("whiten_advantages", whiten_advantages)
     shape = torch.broadcast_shapes(log_pi_ref.shape, rewards.shape)
     prompts = shape[-2] if len(shape) >= 2 else 1  # whitening groups: one configuration's prompts
     ref = log_pi_ref.expand(shape).reshape(-1, shape[-1])

@@ -6,7 +6,7 @@ Notation: d = hidden size, w ~ N(0, σ_w² I) the score-head weight, h the hidde
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -22,8 +22,8 @@ def conditional_reward_variance(h: torch.Tensor, std: float) -> torch.Tensor:
 
     No assumption on h: for a fixed input, the init randomness alone makes r ~ N(0, σ_w²‖h‖²).
     """
-    if not torch.is_tensor(h) or not h.is_floating_point():
-        raise TypeError("h must be a floating-point tensor")
+    validation.float_tensor("h", h, nonempty=False)
+    std = validation.real("std", std, minimum=0.0)
     return std**2 * h.pow(2).sum(-1)
 
 
@@ -50,11 +50,13 @@ def sample_hidden_states(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """n hidden states h = m + σ_h ⊙ z, z ~ N(0, I_d); ``sigma_h`` may be per-dimension (anisotropic)."""
+    n, d = validation.integer("n", n, minimum=0), validation.integer("d", d)
+    if offset is not None:
+        validation.float_tensor("offset", offset, ndim=1)
+        validation.features("offset", offset, d)
     z = torch.randn(n, d, generator=generator)
     h = z * sigma_h
     if offset is not None:
-        if offset.shape != (d,):
-            raise ValueError(f"offset must have shape ({d},), got {tuple(offset.shape)}")
         h = h + offset
     return h
 
@@ -73,14 +75,24 @@ def sample_initial_rewards(
     Independent pairs make the samples i.i.d., so the sampling error of their variance is known.
     Work is chunked to bound memory at large d.
     """
-    rows = max(1, chunk // d)
-    out = []
-    for start in range(0, n, rows):
-        m = min(rows, n - start)
+
+    def draw(m: int) -> torch.Tensor:
         w = torch.randn(m, d, generator=generator) * std
         h = sample_hidden_states(m, d, sigma_h, offset, generator)
-        out.append((w * h).sum(-1))
-    return torch.cat(out)
+        return (w * h).sum(-1)
+
+    return _in_chunks(n, chunk, d, draw)
+
+
+def _in_chunks(n: int, chunk: int, floats_per_row: int, draw: Callable[[int], torch.Tensor]) -> torch.Tensor:
+    """The n samples of ``draw(m)``, called for m rows at a time (about ``chunk`` floats per tensor it draws).
+
+    Each call finishes its draws before the next starts, so with a seeded generator the samples depend
+    on ``chunk`` as well as on the seed.
+    """
+    n, chunk = validation.integer("n", n), validation.integer("chunk", chunk)
+    rows = max(1, chunk // floats_per_row)
+    return torch.cat([draw(min(rows, n - start)) for start in range(0, n, rows)])
 
 
 def variance_with_stderr(samples: torch.Tensor) -> tuple[float, float]:
@@ -159,15 +171,14 @@ def sample_reward_differences(
     Bradley-Terry loss sees. Independent triples make the samples i.i.d.; chunked like
     :func:`sample_initial_rewards`.
     """
-    rows = max(1, chunk // (2 * d))
-    out = []
-    for start in range(0, n, rows):
-        m = min(rows, n - start)
+
+    def draw(m: int) -> torch.Tensor:
         w = torch.randn(m, d, generator=generator) * std
         h_c = sample_hidden_states(m, d, sigma_h, offset, generator)
         h_r = sample_hidden_states(m, d, sigma_h, offset, generator)
-        out.append((w * (h_c - h_r)).sum(-1))
-    return torch.cat(out)
+        return (w * (h_c - h_r)).sum(-1)
+
+    return _in_chunks(n, chunk, 2 * d, draw)
 
 
 def crossed_mean_with_stderr(values: torch.Tensor | np.ndarray) -> tuple[float, float]:
@@ -178,13 +189,10 @@ def crossed_mean_with_stderr(values: torch.Tensor | np.ndarray) -> tuple[float, 
     Var(mean) = σ_a²/R + σ_b²/C + σ_e²/(RC); the estimate var(row means)/R + var(column means)/C
     has expectation σ_a²/R + σ_b²/C + 2σ_e²/(RC): slightly conservative, never optimistic.
     """
-    if not isinstance(values, (torch.Tensor, np.ndarray)) or values.ndim != 2:
-        raise ValueError("values must be a 2-D tensor or array (heads × inputs)")
-    rows, cols = values.shape
+    x = validation.grid("values (heads × inputs)", values)
+    rows, cols = x.shape
     if rows < 2 or cols < 2:
-        raise ValueError(f"need at least 2 heads and 2 inputs, got shape {tuple(values.shape)}")
-    # NumPy reductions are single-threaded: many small torch reductions stall on a busy 2-core machine.
-    x = (values.detach().cpu().numpy() if torch.is_tensor(values) else values).astype(np.float64)
+        raise ValueError(f"need at least 2 heads and 2 inputs, got shape {tuple(x.shape)}")
     var_mean = x.mean(1).var(ddof=1) / rows + x.mean(0).var(ddof=1) / cols
     return float(x.mean()), math.sqrt(var_mean)
 
@@ -199,11 +207,9 @@ def clustered_mean_with_stderr(values: torch.Tensor | np.ndarray) -> tuple[float
     over all R·C entries is too small when the repeats of a cluster agree. (When the rows share
     something too, use :func:`crossed_mean_with_stderr`.)
     """
-    if not isinstance(values, (torch.Tensor, np.ndarray)) or values.ndim != 2:
-        raise ValueError("values must be a 2-D tensor or array (repeats × clusters)")
-    if values.shape[0] < 1 or values.shape[1] < 2:
-        raise ValueError(f"need at least 1 repeat and 2 clusters, got shape {tuple(values.shape)}")
-    x = (values.detach().cpu().numpy() if torch.is_tensor(values) else values).astype(np.float64)
+    x = validation.grid("values (repeats × clusters)", values)
+    if x.shape[0] < 1 or x.shape[1] < 2:
+        raise ValueError(f"need at least 1 repeat and 2 clusters, got shape {tuple(x.shape)}")
     cluster_means = x.mean(0)
     return float(x.mean()), float(cluster_means.std(ddof=1) / math.sqrt(cluster_means.size))
 
@@ -226,6 +232,7 @@ def sample_prompt_response_pairs(
     n_pairs, d = validation.integer("n_pairs", n_pairs), validation.integer("d", d)
     prompt_std = validation.real("prompt_std", prompt_std, minimum=0.0)
     response_std = validation.real("response_std", response_std, minimum=0.0)
+    validation.boolean("same_prompt", same_prompt)
     prompt_c = torch.randn(n_pairs, d, generator=generator) * prompt_std
     prompt_r = prompt_c if same_prompt else torch.randn(n_pairs, d, generator=generator) * prompt_std
     h_c = prompt_c + torch.randn(n_pairs, d, generator=generator) * response_std
@@ -252,19 +259,17 @@ def train_head_on_preferences(
     """
     from rmlib.losses import bradley_terry_loss  # rmlib.losses does not import theory: no cycle
 
-    if not torch.is_tensor(w0) or w0.dim() != 2 or not w0.is_floating_point():
-        raise ValueError("w0 must be a floating-point tensor of shape (S, d)")
+    validation.float_tensor("w0", w0, ndim=2)
     heads, d = w0.shape
     for name, h in (("h_a", h_a), ("h_b", h_b)):
-        if not torch.is_tensor(h) or h.dim() != 2 or h.shape[1] != d:
-            raise ValueError(f"{name} must have shape (n, {d})")
-    if h_a.shape != h_b.shape:
-        raise ValueError(f"h_a {tuple(h_a.shape)} and h_b {tuple(h_b.shape)} differ in shape")
+        validation.float_tensor(name, h, ndim=2)
+        validation.features(name, h, d)
+    validation.same_shape(("h_a", "h_b"), h_a, h_b)
     if a_preferred is None:
         a_preferred = torch.ones(heads, h_a.shape[0], dtype=torch.bool)
-    if not torch.is_tensor(a_preferred) or a_preferred.dtype != torch.bool or a_preferred.shape != (heads, h_a.shape[0]):
-        raise ValueError(f"a_preferred must be a bool tensor of shape ({heads}, {h_a.shape[0]})")
+    validation.bool_tensor("a_preferred", a_preferred, shape=(heads, h_a.shape[0]))
     validation.integer("steps", steps)
+    lr = validation.real("lr", lr, positive=True)
     w = w0.detach().clone().requires_grad_(True)
     b = (torch.zeros(heads, dtype=w0.dtype) + bias0).detach().requires_grad_(True)
     params = (w, b)

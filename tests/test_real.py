@@ -15,6 +15,7 @@ import torch
 from nbclient import NotebookClient
 
 import rmlib
+from rmlib.lab import backbone as loading  # the module; `backbone` below is the loaded-model fixture
 from rmlib.lab import real
 from rmlib.theory import variance_with_stderr
 
@@ -43,6 +44,21 @@ def test_message_from_explicit_list():
     assert "transformers" in real.real_extra_message(["transformers"])
 
 
+def test_real_is_one_namespace_over_the_modules_of_one_concern():
+    from rmlib.lab import head_input, hidden_stats, requires_real
+
+    for name in real.__all__:
+        homes = [m for m in (loading, head_input, hidden_stats, requires_real) if name in m.__all__]
+        assert len(homes) == 1 and getattr(real, name) is getattr(homes[0], name), name
+
+
+def test_sentences_ship_as_a_data_file():
+    assert len(real.SENTENCES) == 48 and len(set(real.SENTENCES)) == 48
+    assert all(isinstance(s, str) and s == s.strip() and s for s in real.SENTENCES)
+    assert real.SENTENCES[0] == "How do I reverse a list in Python?"
+    assert real.SENTENCES[-1].startswith("Reward models turn a pair of responses")
+
+
 # --- hub probe ----------------------------------------------------------------------------------
 
 def test_hub_reachable_on_loopback_listener():
@@ -66,7 +82,7 @@ def test_hub_unreachable_is_fast():
 def test_hub_offline_honours_env(monkeypatch, value, probed):
     calls = []
     monkeypatch.setenv("HF_HUB_OFFLINE", value)
-    monkeypatch.setattr(real, "hub_reachable", lambda *a, **k: calls.append(1) or False)
+    monkeypatch.setattr(loading, "hub_reachable", lambda *a, **k: calls.append(1) or False)
     assert real.hub_offline() is True
     assert bool(calls) == probed
 
@@ -107,14 +123,16 @@ def test_other_model_id_offline_warns_and_falls_back():
 
 @needs_extra
 def test_offline_probe_used_when_offline_unspecified(monkeypatch):
-    monkeypatch.setattr(real, "hub_offline", lambda: True)
+    monkeypatch.setattr(loading, "hub_offline", lambda: True)
     assert real.load_backbone().source == "packaged checkpoint"
 
 
-@pytest.mark.parametrize("bad", [None, "", 3])
-def test_load_backbone_rejects_bad_id(bad):
-    with pytest.raises(TypeError, match="model_id"):
+@pytest.mark.parametrize("bad, error", [(None, TypeError), ("", ValueError), (3, TypeError)])
+def test_load_backbone_rejects_bad_id(bad, error):
+    with pytest.raises(error, match="model_id"):
         real.load_backbone(bad, offline=True)
+    with pytest.raises(TypeError, match="offline"):
+        real.load_backbone(offline="no")
 
 
 def test_packaged_path_missing_package_has_hint(monkeypatch):
@@ -184,6 +202,8 @@ def test_last_non_pad_index_rules():
         real.last_non_pad_index(ids, None)
     with pytest.raises(TypeError, match="integer"):
         real.last_non_pad_index(ids.float(), 0)
+    with pytest.raises(ValueError, match="2-D"):
+        real.last_non_pad_index(ids[0], 0)
 
 
 @needs_extra
@@ -204,7 +224,7 @@ def test_head_input_kind_refuses_what_it_does_not_know():
         real.head_module(no_pooler)
 
 
-@pytest.mark.parametrize("sentences, error", [("one string", TypeError), ([], TypeError), ([1, 2], TypeError)])
+@pytest.mark.parametrize("sentences, error", [("one string", TypeError), ([], ValueError), ([1, 2], TypeError)])
 def test_sentence_hidden_states_rejects_bad_sentences(backbone, sentences, error):
     with pytest.raises(error, match="sentences"):
         real.sentence_hidden_states(backbone, sentences)
@@ -297,8 +317,12 @@ def test_packaged_pooler_is_an_untrained_random_layer(backbone):
 
 
 def test_stats_reject_bad_input():
-    with pytest.raises(TypeError, match="shape"):
+    with pytest.raises(ValueError, match="2-D"):  # a wrong shape is a wrong value; a wrong dtype a wrong type
         real.hidden_state_stats(torch.zeros(10))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        real.hidden_state_stats([[0.0, 1.0], [1.0, 0.0]])
+    with pytest.raises(ValueError, match="outlier_factor"):
+        real.hidden_state_stats(torch.randn(3, 4), outlier_factor=0.0)
     with pytest.raises(TypeError, match="floating"):
         real.hidden_state_stats(torch.zeros(3, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="at least 2"):
@@ -323,8 +347,10 @@ def test_initial_reward_variance_matches_prediction(name):
 def test_initial_rewards_zero_head_and_bad_input():
     h = torch.randn(5, 8, generator=rmlib.make_generator(3))
     assert torch.equal(real.initial_rewards_over_heads(h, rmlib.INITIALISERS["zero"], n_draws=50), torch.zeros(50))
-    with pytest.raises(TypeError, match="shape"):
+    with pytest.raises(ValueError, match="2-D"):
         real.initial_rewards_over_heads(torch.zeros(8), rmlib.INITIALISERS["zero"])
+    with pytest.raises(TypeError, match="n_draws"):
+        real.initial_rewards_over_heads(h, rmlib.INITIALISERS["zero"], n_draws=10.0)
     assert real.predicted_initial_reward_std(torch.ones(4, 9), 0.5) == pytest.approx(0.5 * math.sqrt(9))
 
 
@@ -350,12 +376,12 @@ def test_requires_real_magic_runs_or_skips(monkeypatch):
     shell = _FakeShell()
     real.load_ipython_extension(shell)
     magic = shell.magics["requires_real"]
-    monkeypatch.setattr(real, "missing_real_dependencies", lambda: [])
+    monkeypatch.setattr(loading, "missing_real_dependencies", lambda: [])
     magic("", "x = 1")
     assert shell.ran == ["x = 1"]
     with pytest.raises(AssertionError):  # errors inside the cell must fail the cell
         magic("", "assert False")
-    monkeypatch.setattr(real, "missing_real_dependencies", lambda: ["transformers"])
+    monkeypatch.setattr(loading, "missing_real_dependencies", lambda: ["transformers"])
     magic("", "raise RuntimeError('must not run')")
     assert len(shell.ran) == 2
 

@@ -52,3 +52,5 @@ def test_bad_arguments():
         reviews.load_reviews("validation")
     with pytest.raises(ValueError, match="beta"):
         reviews.generate(beta=0.0)
+    with pytest.raises(TypeError, match="beta"):
+        reviews.generate(beta="1")

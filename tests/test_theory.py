@@ -68,6 +68,12 @@ def test_sampling_is_reproducible_and_chunked_equally():
 def test_offset_shape_is_checked():
     with pytest.raises(ValueError, match="offset"):
         theory.sample_hidden_states(4, 8, offset=torch.zeros(7))
+    with pytest.raises(TypeError, match="offset"):
+        theory.sample_hidden_states(4, 8, offset=[0.0] * 8)
+    with pytest.raises(TypeError, match="d must be an int"):
+        theory.sample_hidden_states(4, 8.0)
+    with pytest.raises(TypeError, match="floating"):
+        theory.conditional_reward_variance(torch.ones(3, dtype=torch.long), 1.0)
 
 
 def test_variance_with_stderr_matches_gaussian_theory():
@@ -136,10 +142,16 @@ def test_crossed_stderr_is_calibrated_where_the_naive_one_is_not():
     assert theory.crossed_mean_with_stderr(grids[0].numpy()) == pytest.approx(theory.crossed_mean_with_stderr(grids[0]))
 
 
-@pytest.mark.parametrize("bad", [torch.ones(5), torch.ones(1, 5), torch.ones(5, 1), torch.ones(2, 2, 2), [[1.0, 2.0], [3.0, 4.0]]])
+@pytest.mark.parametrize("bad", [torch.ones(5), torch.ones(1, 5), torch.ones(5, 1), torch.ones(2, 2, 2)])
 def test_crossed_stderr_rejects_bad_grids(bad):
     with pytest.raises(ValueError, match="2-D|at least 2"):
         theory.crossed_mean_with_stderr(bad)
+
+
+@pytest.mark.parametrize("stat", ["crossed_mean_with_stderr", "clustered_mean_with_stderr"])
+def test_grid_statistics_refuse_a_list_with_type_error(stat):
+    with pytest.raises(TypeError, match="torch.Tensor or numpy.ndarray, got list"):
+        getattr(theory, stat)([[1.0, 2.0], [3.0, 4.0]])
 
 
 def test_clustered_stderr_is_calibrated_where_the_naive_one_is_not():
@@ -161,7 +173,7 @@ def test_clustered_stderr_is_calibrated_where_the_naive_one_is_not():
     assert theory.clustered_mean_with_stderr(grids[0].numpy()) == pytest.approx((mean, se))
 
 
-@pytest.mark.parametrize("bad", [torch.ones(5), torch.ones(3, 1), torch.ones(0, 4), torch.ones(2, 2, 2), [[1.0, 2.0], [3.0, 4.0]]])
+@pytest.mark.parametrize("bad", [torch.ones(5), torch.ones(3, 1), torch.ones(0, 4), torch.ones(2, 2, 2)])
 def test_clustered_stderr_rejects_bad_grids(bad):
     with pytest.raises(ValueError, match="2-D|at least"):
         theory.clustered_mean_with_stderr(bad)
@@ -271,16 +283,19 @@ def test_head_training_is_blind_to_a_shared_offset_and_batches_independent_heads
     assert torch.equal(w_default, w_true)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b, w0[0], p), "w0"),
-    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a[:, :3], h_b[:, :3], w0, p), "h_a"),
-    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b[:5], w0, p), "differ in shape"),
-    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b, w0, p.float()), "a_preferred"),
-    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b, w0, p, steps=0), "steps"),
+@pytest.mark.parametrize("call, error, match", [
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b, w0[0], p), ValueError, "w0"),
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b, w0.tolist(), p), TypeError, "w0"),
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a[:, :3], h_b[:, :3], w0, p), ValueError, "h_a"),
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b[:5], w0, p), ValueError, "same shape"),
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b, w0, p.float()), TypeError, "a_preferred"),
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b, w0, p[:, :3]), ValueError, "a_preferred"),
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b, w0, p, steps=0), ValueError, "steps"),
+    (lambda h_a, h_b, p, w0: theory.train_head_on_preferences(h_a, h_b, w0, p, lr=0.0), ValueError, "lr"),
 ])
-def test_head_training_rejects_bad_input(call, match):
+def test_head_training_rejects_bad_input(call, error, match):
     h_a, h_b, pref, w0, _ = _preference_problem(n=16)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         call(h_a, h_b, pref, w0)
 
 

@@ -11,6 +11,7 @@ import math
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,27 @@ def test_output_folder_lives_as_long_as_the_config(tokenizer, data, tmp_path):
     assert not mine.exists()
 
 
+def test_no_rmlib_trl_folder_is_left_once_the_configs_are_gone(tokenizer, data, tmp_path, monkeypatch):
+    """A trained trainer, a trainer whose construction fails (lesson 08's eos demo) and a bare config leave nothing."""
+    from datasets import Dataset
+    from transformers import BertConfig, BertForSequenceClassification
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # mkdtemp's folder: only this test's configs land here
+    tiny = BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16,
+                                                    num_hidden_layers=1, num_attention_heads=2,
+                                                    intermediate_size=32, num_labels=1))
+    built = rt.make_trainer(tiny, data[0], None, tokenizer, max_steps=1, per_device_train_batch_size=2)
+    built.train()
+    config = rt.reward_config()
+    text = Dataset.from_list([{k: row[k] for k in ("prompt", "chosen", "rejected")} for row in reviews.load_reviews("train")[:4]])
+    with pytest.raises(TypeError):  # TRL's text path needs an eos token, which BERT's tokenizer lacks
+        trl.RewardTrainer(model=tiny, args=rt.reward_config(), train_dataset=text, processing_class=tokenizer)
+    assert len(list(tmp_path.glob("rmlib-trl-*"))) >= 2  # the live configs' folders exist
+    del built, config
+    gc.collect()
+    assert list(tmp_path.glob("rmlib-trl-*")) == []
+
+
 def test_output_folder_is_removed_at_exit_while_the_config_is_alive():
     """A notebook kernel ends with its trainers alive: the folder must still go when the process exits."""
     code = ("from rmlib.lab import trainer as rt\n"
@@ -194,6 +216,10 @@ def test_head_bias_gradient_is_trl_s_bit_for_bit(tokenizer, data):
     assert max(abs(g) for gs in seen.values() for g in gs) < 1e-6  # otherwise only rounding residues
     with pytest.raises(ValueError, match="chosen rows then rejected"):
         rt.head_bias_gradient(model.classifier, torch.zeros(3, 16))
+    with pytest.raises(ValueError, match="2-D"):
+        rt.head_bias_gradient(model.classifier, torch.zeros(16))
+    with pytest.raises(TypeError, match="nn.Linear"):
+        rt.head_bias_gradient(model, torch.zeros(2, 16))
     with pytest.raises(ValueError, match="no bias"):
         rt.head_bias_gradient(torch.nn.Linear(16, 1, bias=False), torch.zeros(2, 16))
 
@@ -224,9 +250,15 @@ def test_train_heads_replays_a_head_only_trl_run(tokenizer, data):
         (dict(features=feats, batches=batches, w0=starts, b0=torch.zeros(2), lr=1e-2), "w0"),
         (dict(features=feats[:, :4], batches=batches, w0=starts, b0=torch.zeros(3), lr=1e-2), "features"),
         (dict(features=feats, batches=batches, w0=starts, b0=torch.zeros(3), lr=0.0), "positive"),
+        (dict(features=feats, batches=batches, w0=starts, b0=torch.zeros(3), lr=1e-2, max_grad_norm=-1.0),
+         "max_grad_norm"),
     ):
         with pytest.raises(ValueError, match=match):
             rt.train_heads(**bad)
+    with pytest.raises(TypeError, match="lr"):
+        rt.train_heads(feats, batches, starts, torch.zeros(3), lr="0.01")
+    with pytest.raises(TypeError, match="batches"):
+        rt.train_heads(feats, batches.float(), starts, torch.zeros(3), lr=1e-2)
 
 
 def test_epoch_batches():
@@ -238,9 +270,10 @@ def test_epoch_batches():
         rows = chosen[2 * epoch : 2 * epoch + 2].flatten()
         assert len(set(rows.tolist())) == 8 and rows.max() < 10  # no pair twice within an epoch
     assert torch.equal(batches, rt.epoch_batches(10, 4, 3, rmlib.make_generator(0)))  # seeded
-    for bad in (dict(n_pairs=0), dict(batch_size=11), dict(epochs=1.5), dict(batch_size=True)):
+    for bad, error in ((dict(n_pairs=0), ValueError), (dict(batch_size=11), ValueError),
+                       (dict(epochs=1.5), TypeError), (dict(batch_size=True), TypeError)):
         kwargs = {**dict(n_pairs=10, batch_size=4, epochs=1, generator=rmlib.make_generator(0)), **bad}
-        with pytest.raises(ValueError):
+        with pytest.raises(error, match=next(iter(bad))):
             rt.epoch_batches(**kwargs)
 
 
@@ -258,7 +291,7 @@ def test_trl_missing_names_what_to_install(monkeypatch):
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "trl" else real_find_spec(name, *a))
     message = rt.trl_missing()
-    assert "trl" in message and "requirements.txt" in message
+    assert message == 'Lesson 08: trl not installed (the [real,trainer] extra); to install: pip install -e ".[real,trainer]"'
 
 
 def test_bad_inputs(tokenizer):
@@ -268,8 +301,8 @@ def test_bad_inputs(tokenizer):
 
     bert = BertForSequenceClassification(BertConfig(vocab_size=32, hidden_size=16, num_hidden_layers=2,
                                                     num_attention_heads=2, intermediate_size=32, num_labels=1))
-    for bad in (-1, 3, True, 1.5):
-        with pytest.raises(ValueError, match="layer"):
+    for bad, error in ((-1, ValueError), (3, ValueError), (True, TypeError), (1.5, TypeError)):
+        with pytest.raises(error, match="layer"):
             rt.freeze_below(bert, bad)
     rt.freeze_below(bert, 1)
     assert not any(p.requires_grad for p in bert.bert.encoder.layer[0].parameters())

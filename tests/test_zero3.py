@@ -32,6 +32,7 @@ def test_missing_dependencies_reported_by_pypi_name(monkeypatch):
     assert zero3.missing_zero3_dependencies()[0] == "deepspeed"
     message = zero3.zero3_extra_message()
     assert "\n" not in message and zero3.INSTALL_HINT in message and "deepspeed" in message
+    assert "[zero3]" in message and zero3.INSTALL_HINT == 'pip install -e ".[zero3]"'
     with pytest.raises(ImportError, match="deepspeed"):
         zero3.run_zero3_experiment()
 

@@ -17,7 +17,6 @@ writes (a test regenerates it and compares); every draw goes through one seeded 
 from __future__ import annotations
 
 import json
-import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import torch
 
 from rmlib.seeding import make_generator
+from rmlib.utils import validation
 
 SEED = 2024
 BETA = 1.0  # Bradley-Terry inverse temperature of the labeller
@@ -102,8 +102,7 @@ def prompt_for(item: str) -> str:
 
 def true_reward(text: str) -> float:
     """r*(text): the sum of LEXICON weights of its words (case-insensitive; other words weigh 0)."""
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a string, got {type(text).__name__}")
+    validation.string("text", text, nonempty=False)
     return float(sum(LEXICON.get(word, 0) for word in re.findall(r"[a-z]+", text.lower())))
 
 
@@ -123,8 +122,7 @@ def generate(seed: int = SEED, beta: float = BETA) -> list[dict]:
     The two reviews of a pair are redrawn until their true rewards differ, so every pair has a
     true winner against which held-out agreement is measured.
     """
-    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be a positive finite number, got {beta!r}")
+    beta = validation.real("beta", beta, positive=True)
     gen = make_generator(seed)
     rows = []
     for k, (item, aspects) in enumerate(ITEMS):
@@ -158,8 +156,7 @@ def data_path() -> Path:
 
 def load_reviews(split: str | None = None) -> list[dict]:
     """The shipped pairs (all, or ``split="train"`` / ``"test"``), as dicts with the fields of :func:`generate`."""
-    if split not in (None, "train", "test"):
-        raise ValueError(f"split must be None, 'train' or 'test', got {split!r}")
+    validation.one_of("split", split, (None, "train", "test"))
     rows = [json.loads(line) for line in data_path().read_text(encoding="utf-8").splitlines() if line]
     return [row for row in rows if split is None or row["split"] == split]
 

@@ -20,7 +20,13 @@ import torch
 from torch import nn
 
 from rmlib.init import layer_init
-from rmlib.lab import real
+from rmlib.lab import backbone
+from rmlib.lab.head_input import head_input_kind, head_module
+from rmlib.utils import validation
+from rmlib.utils.extras import Extra
+
+# Lesson 08 needs the real backbone and TRL (which brings datasets and accelerate).
+EXTRA = Extra("real,trainer", {**backbone.EXTRA.modules, "trl": "trl"})
 
 # TRL's RewardConfig defaults that a CPU lesson must override, and why (each is explained in lesson 08).
 CPU_FP32 = {
@@ -37,14 +43,7 @@ CPU_FP32 = {
 
 def trl_missing() -> str | None:
     """One line naming what to install for lesson 08, or None when TRL and the real extra are there."""
-    import importlib.util
-
-    missing = list(real.missing_real_dependencies())
-    if importlib.util.find_spec("trl") is None:
-        missing.append("trl")
-    if not missing:
-        return None
-    return f"lesson 08 needs {', '.join(missing)}, not installed: pip install -r requirements.txt"
+    return EXTRA.message("Lesson 08")
 
 
 def tokenise_pairs(tokenizer: Any, rows: Sequence[dict]) -> Any:
@@ -56,7 +55,7 @@ def tokenise_pairs(tokenizer: Any, rows: Sequence[dict]) -> Any:
     from datasets import Dataset
 
     if not rows:
-        raise ValueError("no pairs to tokenise")
+        raise ValueError("no pairs to tokenise: rows is empty")
     chosen = tokenizer([row["prompt"] + row["chosen"] for row in rows])["input_ids"]
     rejected = tokenizer([row["prompt"] + row["rejected"] for row in rows])["input_ids"]
     return Dataset.from_dict({"chosen_ids": chosen, "rejected_ids": rejected})
@@ -72,8 +71,8 @@ def reward_model(std: float, generator: torch.Generator | None = None, path: str
     """
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(path or real.packaged_checkpoint_path(), num_labels=1)
-    layer_init(real.head_module(model), std, generator=generator)
+    model = AutoModelForSequenceClassification.from_pretrained(path or backbone.packaged_checkpoint_path(), num_labels=1)
+    layer_init(head_module(model), std, generator=generator)
     if train_from_layer is not None:
         freeze_below(model, train_from_layer)
     return model
@@ -81,9 +80,7 @@ def reward_model(std: float, generator: torch.Generator | None = None, path: str
 
 def freeze_below(model: nn.Module, layer: int) -> nn.Module:
     """Freeze the embeddings and encoder layers 0 … layer−1 of a BERT classifier; the rest trains."""
-    n_layers = model.config.num_hidden_layers
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer <= n_layers:
-        raise ValueError(f"layer must be an int in 0..{n_layers}, got {layer!r}")
+    validation.integer("layer", layer, minimum=0, maximum=model.config.num_hidden_layers)
     base = model.base_model
     base.embeddings.requires_grad_(False)
     for block in base.encoder.layer[:layer]:
@@ -144,10 +141,10 @@ def record_head(model: nn.Module) -> Iterator[HeadRecord]:
     """Hook the score head of a BERT classifier while the block runs, and record its input and output.
 
     For BERT the head sees one row per sequence (the pooler output), so its output is the reward
-    TRL reads. (A decoder's ``score`` runs on every position; use :func:`rmlib.lab.real.head_input_states`.)
+    TRL reads. (A decoder's ``score`` runs on every position; use :func:`rmlib.lab.head_input.head_input_states`.)
     """
-    if real.head_input_kind(model) != "pooler":
-        raise ValueError("record_head records per-sequence heads (BERT); for decoders use real.head_input_states")
+    if head_input_kind(model) != "pooler":
+        raise ValueError("record_head records per-sequence heads (BERT); for decoders use head_input.head_input_states")
     record = HeadRecord()
 
     def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
@@ -157,7 +154,7 @@ def record_head(model: nn.Module) -> Iterator[HeadRecord]:
     def cls_hook(module: nn.Module, args: tuple) -> None:
         record.cls.append(args[0][:, 0].detach().float().clone())
 
-    handles = [real.head_module(model).register_forward_hook(hook),
+    handles = [head_module(model).register_forward_hook(hook),
                model.base_model.pooler.register_forward_pre_hook(cls_hook)]
     try:
         yield record
@@ -205,7 +202,9 @@ def head_bias_gradient(head: nn.Linear, inputs: torch.Tensor) -> torch.Tensor:
     """
     from rmlib.losses import bradley_terry_loss
 
-    if inputs.ndim != 2 or inputs.shape[0] % 2 or inputs.shape[0] == 0:
+    validation.instance("head", head, nn.Linear)
+    validation.float_tensor("inputs", inputs, ndim=2)
+    if inputs.shape[0] % 2:
         raise ValueError(f"inputs must be (2B, d) with chosen rows then rejected rows, got shape {tuple(inputs.shape)}")
     if head.bias is None:
         raise ValueError("the head has no bias")
@@ -222,9 +221,9 @@ def epoch_batches(n_pairs: int, batch_size: int, epochs: int, generator: torch.G
     Each epoch visits the pairs in a fresh random order (incomplete last batches are dropped); each
     row of the result is one batch, its chosen rows then the rows of their rejected partners.
     """
-    for name, value in (("n_pairs", n_pairs), ("batch_size", batch_size), ("epochs", epochs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    n_pairs = validation.integer("n_pairs", n_pairs)
+    batch_size = validation.integer("batch_size", batch_size)
+    epochs = validation.integer("epochs", epochs)
     if batch_size > n_pairs:
         raise ValueError(f"batch_size {batch_size} is larger than the {n_pairs} pairs")
     per_epoch = n_pairs // batch_size
@@ -247,14 +246,17 @@ def train_heads(features: torch.Tensor, batches: torch.Tensor, w0: torch.Tensor,
     """
     from rmlib.losses import bradley_terry_loss
 
-    if w0.ndim != 2 or b0.shape != w0.shape[:1]:
+    validation.float_tensor("w0", w0, ndim=2)
+    validation.float_tensor("b0", b0, ndim=1)
+    if b0.shape != w0.shape[:1]:
         raise ValueError(f"w0 must be (R, d) and b0 (R,), got {tuple(w0.shape)} and {tuple(b0.shape)}")
-    if batches.ndim != 3 or batches.shape[0] != w0.shape[0] or batches.shape[2] % 2:
+    validation.index_tensor("batches", batches, ndim=3)
+    if batches.shape[0] != w0.shape[0] or batches.shape[2] % 2:
         raise ValueError(f"batches must be (R, steps, 2B) with R = {w0.shape[0]}, got {tuple(batches.shape)}")
-    if features.ndim != 2 or features.shape[1] != w0.shape[1]:
-        raise ValueError(f"features must be (n, {w0.shape[1]}), got {tuple(features.shape)}")
-    if not lr > 0 or not max_grad_norm > 0:
-        raise ValueError(f"lr and max_grad_norm must be positive, got {lr!r} and {max_grad_norm!r}")
+    validation.float_tensor("features", features, ndim=2)
+    validation.features("features", features, w0.shape[1])
+    lr = validation.real("lr", lr, positive=True)
+    max_grad_norm = validation.real("max_grad_norm", max_grad_norm, positive=True)
     steps, half = batches.shape[1], batches.shape[2] // 2
     weight = w0.detach().clone().float().requires_grad_(True)
     bias = b0.detach().clone().float().requires_grad_(True)

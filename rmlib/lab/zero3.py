@@ -36,7 +36,6 @@ import it, so ``import rmlib`` never needs it.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -47,12 +46,15 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-INSTALL_HINT = 'pip install -e ".[zero3]"'
+from rmlib.utils import validation
+from rmlib.utils.extras import Extra
+
+# transformers' HfDeepSpeedConfig is accelerate's (transformers/integrations/deepspeed.py).
+EXTRA = Extra("zero3", {"deepspeed": "deepspeed", "transformers": "transformers", "accelerate": "accelerate"})
+INSTALL_HINT = EXTRA.install
 # The smallest config that turns ZeRO stage 3 on; DeepSpeed wants a batch size in any config.
 DS_CONFIG = {"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": 1}
 RESULT_TAG = "ZERO3_RESULT "  # the child's one line of JSON; DeepSpeed logs to stdout too
-# module -> PyPI name. transformers' HfDeepSpeedConfig is accelerate's (transformers/integrations/deepspeed.py).
-_MODULES = {"deepspeed": "deepspeed", "transformers": "transformers", "accelerate": "accelerate"}
 
 
 @dataclass(frozen=True)
@@ -96,28 +98,24 @@ class Zero3Result:
 
 def missing_zero3_dependencies() -> list[str]:
     """PyPI names of the ``zero3`` extra's packages that are not installed (empty when all are)."""
-    return [pypi for module, pypi in _MODULES.items() if importlib.util.find_spec(module) is None]
+    return EXTRA.missing()
 
 
 def zero3_extra_message(missing: list[str] | None = None) -> str | None:
     """One line saying what is missing and how to install it, or None when nothing is."""
-    missing = missing_zero3_dependencies() if missing is None else missing
-    if not missing:
-        return None
-    return f"The ZeRO-3 experiment needs {', '.join(missing)}: {INSTALL_HINT}. Skipping it."
+    return EXTRA.message("The ZeRO-3 experiment", missing_zero3_dependencies() if missing is None else missing)
 
 
 def run_zero3_experiment(
     hidden_size: int = 512, fan_in: int = 4096, seed: int = 0, timeout: float = 180.0
 ) -> Zero3Result:
     """Run the experiment in a child process (see the module docstring) and return its numbers."""
-    for name, value in (("hidden_size", hidden_size), ("fan_in", fan_in), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    hidden_size = validation.integer("hidden_size", hidden_size, minimum=None)
     if hidden_size < 8 or hidden_size % 4:  # the tiny Llama has 4 attention heads
         raise ValueError(f"hidden_size must be a multiple of 4, at least 8; got {hidden_size}")
-    if fan_in < 1 or seed < 0:
-        raise ValueError(f"need fan_in >= 1 and seed >= 0; got fan_in={fan_in}, seed={seed}")
+    fan_in = validation.integer("fan_in", fan_in)
+    seed = validation.integer("seed", seed, minimum=0)
+    timeout = validation.real("timeout", timeout, positive=True)
     missing = missing_zero3_dependencies()
     if missing:
         raise ImportError(zero3_extra_message(missing))
@@ -140,132 +138,190 @@ def run_zero3_experiment(
     return Zero3Result(**{**measured, "seconds": time.perf_counter() - start})
 
 
-# --- the child process ---------------------------------------------------------------------------
+# --- the child process: one function per numbered step of the module docstring ----------------------
 
-def _child(hidden_size: int, fan_in: int, seed: int) -> Zero3Result:
+def _gathered(param: torch.nn.Parameter) -> torch.Tensor:
+    """A copy of the full (gathered) value of a ZeRO-3 parameter."""
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters([param], modifier_rank=None):
+        return param.detach().clone()
+
+
+def _start_single_rank(tmp: str) -> int:
+    """A single-rank gloo process group through a file rendezvous in ``tmp``, and DeepSpeed on it; returns the rank."""
     # DeepSpeed skips its MPI discovery only when the launcher's variables are all set.
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29500", RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
     import deepspeed
+
+    # The CPU backend would JIT-compile a C++ shared-memory all-reduce kernel when the group starts
+    # (about 40 s, and a compiler); one rank never all-reduces, so mark it unavailable with the switch
+    # DeepSpeed itself reads (deepspeed/comm/torch.py: build_shm_op) and stay on plain gloo.
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+    # A file rendezvous: no port to find, nothing on the network.
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp}/rendezvous", rank=0, world_size=1)
+    deepspeed.init_distributed(dist_backend="gloo")
+    return torch.distributed.get_rank()
+
+
+def _step1_default_init(fan_in: int, seed: int) -> dict:
+    """1. A plain ``nn.Linear(fan_in, 1)`` built under ``zero.Init``: what PyTorch's default init left in the shards."""
+    import deepspeed
+
+    from rmlib.seeding import seed_everything
+
+    seed_everything(seed)
+    with deepspeed.zero.Init(config_dict_or_path=DS_CONFIG):
+        linear = torch.nn.Linear(fan_in, 1, bias=False)
+    local = linear.weight.numel()
+    full = _gathered(linear.weight)
+    return dict(fan_in=fan_in, linear_local_numel=local, linear_full_shape=list(linear.weight.ds_shape),
+                linear_std=full.std().item(), linear_max_abs=full.abs().max().item())
+
+
+def _step2_load_reward_model(tmp: str, hidden_size: int) -> tuple[torch.nn.Module, object, torch.Tensor, dict]:
+    """2. open-instruct's model: ``from_pretrained(..., num_labels=1)`` with ZeRO-3 on, as accelerate sets it up.
+
+    Returns the model, the object that keeps ZeRO-3 on while it lives, the gathered score weight as
+    loaded, and what was measured.
+    """
+    import transformers
     from transformers import AutoModelForSequenceClassification, LlamaConfig, LlamaForCausalLM
     from transformers.integrations import HfDeepSpeedConfig
 
-    from rmlib.init import layer_init, score_head_std
-    from rmlib.seeding import make_generator, seed_everything
+    config = LlamaConfig(vocab_size=128, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4, pad_token_id=0)
+    LlamaForCausalLM(config).save_pretrained(f"{tmp}/base")
+    zero3_on = HfDeepSpeedConfig(DS_CONFIG)  # transformers uses zero.Init while this object lives
+    model = AutoModelForSequenceClassification.from_pretrained(f"{tmp}/base", num_labels=1)
+    score = model.score.weight
+    local = score.numel()
+    loaded = _gathered(score)
+    return model, zero3_on, loaded, dict(
+        hidden_size=hidden_size, initializer_range=config.initializer_range, score_local_numel=local,
+        score_full_shape=list(score.ds_shape), score_std_loaded=loaded.std().item(),
+        transformers_version=transformers.__version__,
+    )
 
-    # DeepSpeed's CPU backend would JIT-compile a C++ shared-memory all-reduce kernel when the process
-    # group starts (about 40 s on the course's test machine, and it needs a compiler). One rank never all-reduces: mark the kernel
-    # unavailable, the switch DeepSpeed itself reads (deepspeed/comm/torch.py: build_shm_op), and it
-    # stays on plain gloo.
-    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+def _step2b_missing_key_gathers(model: torch.nn.Module) -> dict:
+    """2b. What ``GatheredParameters`` gathers from the list transformers hands it for the missing weights.
+
+    transformers' ``_initialize_missing_keys`` (modeling_utils.py) gathers the weights it is about to
+    initialise: 4.x collected them from ``state_dict()``, 5.0 from ``state_dict(keep_vars=True)``.
+    """
+    import deepspeed
+
+    score = model.score.weight
+    detached = list(model.state_dict().values())
+    kept = list(model.state_dict(keep_vars=True).values())
+    with deepspeed.zero.GatheredParameters(detached, modifier_rank=0):
+        numel_detached = score.numel()
+    with deepspeed.zero.GatheredParameters(kept, modifier_rank=0):
+        numel_kept = score.numel()
+    return dict(detached_with_ds_id=sum(hasattr(t, "ds_id") for t in detached),
+                kept_with_ds_id=sum(hasattr(t, "ds_id") for t in kept), n_state_tensors=len(kept),
+                score_numel_in_detached_gather=numel_detached, score_numel_in_kept_gather=numel_kept)
+
+
+def _step3_naive_init(model: torch.nn.Module, loaded: torch.Tensor, target: float, seed: int) -> dict:
+    """3. open-instruct's ``layer_init(model.score, 1/sqrt(d+1))``, outside any ``GatheredParameters``."""
+    from rmlib.init import layer_init
+    from rmlib.seeding import make_generator
+
+    layer_init(model.score, target, generator=make_generator(seed))
+    naive = _gathered(model.score.weight)
+    return dict(target_std=target, naive_unchanged=torch.equal(naive, loaded), score_std_naive=naive.std().item())
+
+
+def _step4_gathered_init(model: torch.nn.Module, rank: int, target: float, seed: int) -> tuple[torch.Tensor, dict]:
+    """4. OpenRLHF's pattern: gather, let rank 0 draw, leave the block (broadcast and re-partition)."""
+    import deepspeed
+
+    from rmlib.init import layer_init
+    from rmlib.seeding import make_generator
+
+    score = model.score.weight
+    with deepspeed.zero.GatheredParameters([score], modifier_rank=0):
+        if rank == 0:
+            layer_init(model.score, target, generator=make_generator(seed))
+    drawn = _gathered(score)
+    reference = torch.empty(tuple(score.ds_shape), dtype=score.dtype)
+    reference.normal_(0.0, target, generator=make_generator(seed))  # the same draw on a plain full tensor
+    return drawn, dict(gathered_equals_reference=torch.equal(drawn, reference), score_std_gathered=drawn.std().item())
+
+
+def _step5_modifier_none(model: torch.nn.Module, drawn: torch.Tensor, seed: int) -> dict:
+    """5. A redraw with std 1 under the default ``modifier_rank=None``: it takes effect inside, then is thrown away."""
+    import deepspeed
+
+    from rmlib.init import layer_init
+    from rmlib.seeding import make_generator
+
+    score = model.score.weight
+    with deepspeed.zero.GatheredParameters([score], modifier_rank=None):
+        layer_init(model.score, 1.0, generator=make_generator(seed + 1))
+        changed_inside = not torch.equal(score.detach(), drawn)
+    return dict(modifier_none_changed_inside=changed_inside,
+                modifier_none_unchanged=torch.equal(_gathered(score), drawn))
+
+
+def _step6_sanity_checks(seed: int) -> dict:
+    """6. Step 5 under ZeRO's ``"enable_sanity_checks": true``, once with an init call and once through ``.data``.
+
+    GatheredParameters compares the parameter's version counter, so an in-place init on the parameter
+    is caught and a change through ``.data`` is not.
+    """
+    import deepspeed
+
+    from rmlib.init import layer_init
+    from rmlib.seeding import make_generator
+
+    checked = {**DS_CONFIG, "zero_optimization": {"stage": 3, "enable_sanity_checks": True}}
+    caught = {}
+    for how in ("init", "data"):
+        with deepspeed.zero.Init(config_dict_or_path=checked):
+            probe = torch.nn.Linear(8, 1, bias=False)
+        try:
+            with deepspeed.zero.GatheredParameters([probe.weight], modifier_rank=None):
+                if how == "init":
+                    layer_init(probe, 1.0, generator=make_generator(seed))
+                else:
+                    probe.weight.data.mul_(10.0)
+            caught[how] = False
+        except RuntimeError as err:
+            if "modifier_rank" not in str(err):
+                raise
+            caught[how] = True
+    return dict(sanity_checks_catch_init=caught["init"], sanity_checks_catch_data=caught["data"])
+
+
+def _child(hidden_size: int, fan_in: int, seed: int) -> Zero3Result:
+    """The experiment of the module docstring, step by step, in this (child) process."""
+    import deepspeed
+
+    from rmlib.init import score_head_std
+
     with tempfile.TemporaryDirectory() as tmp:
-        # A file rendezvous: no port to find, nothing on the network.
-        rendezvous = f"file://{tmp}/rendezvous"
-        torch.distributed.init_process_group("gloo", init_method=rendezvous, rank=0, world_size=1)
-        deepspeed.init_distributed(dist_backend="gloo")
-        rank = torch.distributed.get_rank()
-
-        def gathered(param: torch.nn.Parameter) -> torch.Tensor:
-            with deepspeed.zero.GatheredParameters([param], modifier_rank=None):
-                return param.detach().clone()
-
-        # 1. PyTorch's default init under zero.Init
-        seed_everything(seed)
-        with deepspeed.zero.Init(config_dict_or_path=DS_CONFIG):
-            linear = torch.nn.Linear(fan_in, 1, bias=False)
-        linear_local = linear.weight.numel()
-        linear_w = gathered(linear.weight)
-
-        # 2. open-instruct's model: from_pretrained with ZeRO-3 on (what accelerate sets up)
-        config = LlamaConfig(vocab_size=128, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                             num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
-                             pad_token_id=0)
-        LlamaForCausalLM(config).save_pretrained(f"{tmp}/base")
-        zero3_on = HfDeepSpeedConfig(DS_CONFIG)  # transformers uses zero.Init while this object lives
-        model = AutoModelForSequenceClassification.from_pretrained(f"{tmp}/base", num_labels=1)
-        score = model.score.weight
-        score_local = score.numel()
-        loaded = gathered(score)
-
-        # 2b. transformers' _initialize_missing_keys (modeling_utils.py) gathers the weights it is about
-        # to initialise: 4.x collected them from state_dict(), 5.0 from state_dict(keep_vars=True).
-        detached = list(model.state_dict().values())
-        kept = list(model.state_dict(keep_vars=True).values())
-        with deepspeed.zero.GatheredParameters(detached, modifier_rank=0):
-            numel_detached = score.numel()
-        with deepspeed.zero.GatheredParameters(kept, modifier_rank=0):
-            numel_kept = score.numel()
-        import transformers
-
-        # 3. open-instruct's call, outside GatheredParameters
+        rank = _start_single_rank(tmp)
+        measured = _step1_default_init(fan_in, seed)
+        model, zero3_on, loaded, measured_2 = _step2_load_reward_model(tmp, hidden_size)
+        measured |= measured_2
+        measured |= _step2b_missing_key_gathers(model)
         target = score_head_std(hidden_size)
-        layer_init(model.score, target, generator=make_generator(seed))
-        naive = gathered(score)
-
-        # 4. OpenRLHF's pattern: gather, let rank 0 draw, leave the context (broadcast + re-partition)
-        with deepspeed.zero.GatheredParameters([score], modifier_rank=0):
-            if rank == 0:
-                layer_init(model.score, target, generator=make_generator(seed))
-        drawn = gathered(score)
-        reference = torch.empty(tuple(score.ds_shape), dtype=score.dtype)
-        reference.normal_(0.0, target, generator=make_generator(seed))
-
-        # 5. a redraw with std 1 under the default modifier_rank=None
-        with deepspeed.zero.GatheredParameters([score], modifier_rank=None):
-            layer_init(model.score, 1.0, generator=make_generator(seed + 1))
-            changed_inside = not torch.equal(score.detach(), drawn)
-        after_none = gathered(score)
+        measured |= _step3_naive_init(model, loaded, target, seed)
+        drawn, gathered = _step4_gathered_init(model, rank, target, seed)
+        measured |= gathered
+        measured |= _step5_modifier_none(model, drawn, seed)
         del zero3_on
-
-        # 6. the same under ZeRO's "enable_sanity_checks": an in-place init on the parameter is caught,
-        # a change through `.data` is not (GatheredParameters compares the parameter's version counter)
-        checked = {**DS_CONFIG, "zero_optimization": {"stage": 3, "enable_sanity_checks": True}}
-        caught = {}
-        for how in ("init", "data"):
-            with deepspeed.zero.Init(config_dict_or_path=checked):
-                probe = torch.nn.Linear(8, 1, bias=False)
-            try:
-                with deepspeed.zero.GatheredParameters([probe.weight], modifier_rank=None):
-                    if how == "init":
-                        layer_init(probe, 1.0, generator=make_generator(seed))
-                    else:
-                        probe.weight.data.mul_(10.0)
-                caught[how] = False
-            except RuntimeError as err:
-                if "modifier_rank" not in str(err):
-                    raise
-                caught[how] = True
-
+        measured |= _step6_sanity_checks(seed)
         result = Zero3Result(
             deepspeed_version=deepspeed.__version__,
             accelerator=deepspeed.get_accelerator().device_name(),
             backend=torch.distributed.get_backend(),
             world_size=torch.distributed.get_world_size(),
-            fan_in=fan_in,
-            linear_local_numel=linear_local,
-            linear_full_shape=list(linear.weight.ds_shape),
-            linear_std=linear_w.std().item(),
-            linear_max_abs=linear_w.abs().max().item(),
-            hidden_size=hidden_size,
-            initializer_range=config.initializer_range,
-            score_local_numel=score_local,
-            score_full_shape=list(score.ds_shape),
-            score_std_loaded=loaded.std().item(),
-            transformers_version=transformers.__version__,
-            detached_with_ds_id=sum(hasattr(t, "ds_id") for t in detached),
-            kept_with_ds_id=sum(hasattr(t, "ds_id") for t in kept),
-            n_state_tensors=len(kept),
-            score_numel_in_detached_gather=numel_detached,
-            score_numel_in_kept_gather=numel_kept,
-            target_std=target,
-            naive_unchanged=torch.equal(naive, loaded),
-            score_std_naive=naive.std().item(),
-            gathered_equals_reference=torch.equal(drawn, reference),
-            score_std_gathered=drawn.std().item(),
-            modifier_none_changed_inside=changed_inside,
-            modifier_none_unchanged=torch.equal(after_none, drawn),
-            sanity_checks_catch_init=caught["init"],
-            sanity_checks_catch_data=caught["data"],
             seconds=0.0,  # the parent fills in the wall time it waited
+            **measured,
         )
         torch.distributed.destroy_process_group()
     return result

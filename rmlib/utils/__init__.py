@@ -1,1 +1,1 @@
-"""Helpers shared by every part of ``rmlib``: argument validation (``validation``)."""
+"""Helpers shared by every part of ``rmlib``: argument validation (``validation``) and the optional extras (``extras``)."""

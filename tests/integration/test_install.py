@@ -289,7 +289,9 @@ def test_default_backbone_loads_the_packaged_checkpoint_before_trying_the_hub(mo
     if real.missing_real_dependencies():
         pytest.skip("lesson 07's packages are not installed")
     transformers = pytest.importorskip("transformers")
-    monkeypatch.setattr(real, "hub_offline", lambda: False)  # as if the hub were reachable
+    from rmlib.lab import backbone as loading
+
+    monkeypatch.setattr(loading, "hub_offline", lambda: False)  # as if the hub were reachable
     asked = []
     original = transformers.AutoTokenizer.from_pretrained
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained",

@@ -1,4 +1,4 @@
-"""Tests of rmlib.normalize: OpenAI-style gain/bias normalisation and TRL-style reward centring."""
+"""Tests of rmlib.normalisation: OpenAI-style gain/bias normalisation and TRL-style reward centring."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import rmlib
-from rmlib.normalize import RewardNormalizer, centering_penalty, centred_bt_loss, normalize_rewards
+from rmlib.normalisation import RewardNormalizer, centred_bt_loss, centring_penalty, normalize_rewards
 
 
 def _rewards(n: int = 1000, scale: float = 7.0, shift: float = -3.0, seed: int = 0) -> torch.Tensor:
@@ -98,11 +98,11 @@ def test_call_rejects_non_finite_rewards():
 
 # --- reward centring ------------------------------------------------------------------------------
 
-def test_centering_penalty_value_and_zero_case():
+def test_centring_penalty_value_and_zero_case():
     rc = torch.tensor([1.0, 2.0, -0.5])
     rr = torch.tensor([0.0, -2.0, -0.5])
-    assert centering_penalty(rc, rr).item() == pytest.approx((1 + 0 + 1) / 3)
-    assert centering_penalty(rc, -rc).item() == 0.0
+    assert centring_penalty(rc, rr).item() == pytest.approx((1 + 0 + 1) / 3)
+    assert centring_penalty(rc, -rc).item() == 0.0
 
 
 def test_centred_loss_is_bt_plus_penalty_and_shift_sensitive():
@@ -134,10 +134,10 @@ def test_centred_loss_rejects_bad_coefficient(coefficient, error):
 
 
 def test_centring_rejects_shape_mismatch_and_bad_types():
-    with pytest.raises(ValueError, match="shape mismatch"):
-        centering_penalty(torch.zeros(3), torch.zeros(4))
+    with pytest.raises(ValueError, match="r_chosen and r_rejected must have the same shape"):
+        centring_penalty(torch.zeros(3), torch.zeros(4))
     with pytest.raises(TypeError, match="floating-point"):
-        centering_penalty(torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long))
+        centring_penalty(torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long))
 
 
 # --- the worksheet checker: accepts the reference answer, rejects typical wrong ones with a hint -------
@@ -281,7 +281,7 @@ def test_normalise_checker_rejects_wrong_answers(kind, hint):
 
 def test_centred_loss_uses_the_one_bradley_terry_loss(monkeypatch):
     """Issue 11: the Bradley-Terry loss exists once, in rmlib.losses; centring adds to it."""
-    import rmlib.normalize as normalize
+    import rmlib.normalisation as normalize
 
     calls = []
 
@@ -297,7 +297,7 @@ def test_centred_loss_uses_the_one_bradley_terry_loss(monkeypatch):
 
 # normalize_before and Adam on normalised heads (lesson 06, section 8)
 
-from rmlib.normalize import NormalisedHeads, normalize_before, train_normalised_heads  # noqa: E402
+from rmlib.normalisation import NormalisedHeads, normalize_before, train_normalised_heads  # noqa: E402
 
 
 def _states(n: int, d: int = 16, seed: int = 1) -> torch.Tensor:
@@ -374,3 +374,13 @@ def test_train_normalised_heads_rejects_bad_arguments(kwargs, error):
         train_normalised_heads(start, _states(10), _states(10), **kwargs)
     with pytest.raises(ValueError, match="same shape"):
         train_normalised_heads(start, _states(10), _states(9))
+
+
+def test_the_old_spellings_are_the_same_objects():
+    """``rmlib.normalize`` and ``centering_penalty`` stay importable: code written against them keeps working."""
+    import rmlib.normalisation as normalisation
+    import rmlib.normalize as old
+
+    for name in old.__all__:
+        assert getattr(old, name) is getattr(normalisation, name), name
+    assert old.centering_penalty is normalisation.centring_penalty is rmlib.centering_penalty is rmlib.centring_penalty
