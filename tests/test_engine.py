@@ -291,3 +291,26 @@ def test_head_initialiser_is_the_catalogue_entry_or_a_normal_of_the_given_std():
         layer = torch.nn.Linear(16, 1, bias=False)
         INITIALISERS[init].apply(layer, generator=__import__("rmlib").make_generator(2 * 3))
         assert torch.equal(head_weight(SweepConfig(init=init, seed=3), 16), layer.weight.detach().reshape(16))
+
+
+@pytest.mark.parametrize("train_backbone", [True, False])
+def test_hand_written_step_is_autograd_to_the_bit(data, train_backbone):
+    """The engine's hand-written forward and backward (FlatLayout via _HandStep) give the same loss,
+    rewards and gradient as autograd through ``forward_with``, bit for bit, on trained-looking weights."""
+    from rmlib.lab.sweep.evaluate import answers, pretrained_features
+    from rmlib.lab.sweep.train import FlatLayout
+
+    layout = FlatLayout(data, train_backbone)
+    assert layout.hand
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(5, data.hidden_size, generator=gen)
+    flat = layout.flat(w)
+    flat += 0.01 * torch.randn(flat.shape, generator=gen)  # runs that differ in every parameter
+    x = answers(data.train)
+    source = x if train_backbone else pretrained_features(data, x)
+    batch = source[torch.randint(len(source), (5, 64), generator=gen)]
+    offset = torch.tensor([0.0, 1.0, -2.0, 0.5, 0.0])
+    hand = layout.loss_and_grad(flat, batch, offset, 32)
+    auto = layout.autograd_loss_and_grad(flat, batch, offset, 32)
+    for a, b in zip(hand, auto):
+        assert torch.equal(a, b)
