@@ -314,3 +314,22 @@ def test_hand_written_step_is_autograd_to_the_bit(data, train_backbone):
     auto = layout.autograd_loss_and_grad(flat, batch, offset, 32)
     for a, b in zip(hand, auto):
         assert torch.equal(a, b)
+
+
+def test_a_backbone_the_hand_written_step_does_not_know_goes_through_autograd(data):
+    from dataclasses import replace
+
+    from rmlib.lab.sweep.train import FlatLayout
+
+    class Other(type(data.backbone)):  # same maths, another class: the engine must not assume its layers
+        pass
+
+    other = Other(data.backbone.fc1.in_features, data.hidden_size)
+    other.load_state_dict(data.backbone.state_dict())
+    odata = replace(data, backbone=other)
+    assert FlatLayout(data, True).hand and not FlatLayout(odata, True).hand
+    cfgs = sweep_grid(["score_head"], ["adam"], [1e-2], (True,), (0,))
+    a = run_sweep(data, cfgs, steps=5, batch_size=32, progress=False, eval_every=5, eval_pairs=64)
+    b = run_sweep(odata, cfgs, steps=5, batch_size=32, progress=False, eval_every=5, eval_pairs=64)
+    assert torch.equal(a.curves["loss"], b.curves["loss"]) and torch.equal(a.evals["val_loss"], b.evals["val_loss"])
+    assert torch.equal(a.metrics["test_loss"], b.metrics["test_loss"]) and torch.equal(a.metrics["cka"], b.metrics["cka"])

@@ -156,7 +156,7 @@ class SharedInputFeatures:
         self.x = x
         self.forward = type(data.backbone).forward_with
         names = [k for k, _ in data.backbone.named_parameters()]
-        self.hand = isinstance(data.backbone, MLPBackbone) and names == ["fc1.weight", "fc1.bias", "fc2.weight",
+        self.hand = type(data.backbone) is MLPBackbone and names == ["fc1.weight", "fc1.bias", "fc2.weight",
                                                                           "fc2.bias"]
         self.buffers: tuple[torch.Tensor, torch.Tensor] | None = None
 

@@ -34,7 +34,7 @@ class FlatLayout:
         self.decayed = [slice(a, b) for k, a, b in zip(["head", *self.names], self.bounds, self.bounds[1:])
                         if not k.endswith("bias")]
         # The hand-written step knows fc2(gelu(fc1 x)) only; anything else is left to autograd.
-        self.hand = (not self.names or (isinstance(data.backbone, MLPBackbone)
+        self.hand = (not self.names or (type(data.backbone) is MLPBackbone
                                          and self.names == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]))
         self._step: _HandStep | None = None
 
@@ -61,7 +61,7 @@ class FlatLayout:
         For the course's backbone (fc1, GELU, fc2) or a frozen one, :class:`_HandStep` does it with the
         same kernels autograd would call, into reused buffers; any other backbone goes through autograd.
         """
-        if self.hand is not None:
+        if self.hand:
             if self._step is None or self._step.shape != (len(flat), *batch.shape[1:]):
                 self._step = _HandStep(self, len(flat), batch.shape[1], batch.shape[2])
             return self._step(flat, batch, offset, b)
@@ -88,10 +88,12 @@ class FlatLayout:
 class _HandStep:
     """One training step's forward and backward for R runs, written out op by op into reused buffers.
 
-    Each product is the kernel autograd calls for it, on operands laid out as autograd lays them out
-    (``baddbmm`` forward; ``grad @ W`` and ``zᵀ @ grad`` backward; bias gradients summed over the
-    batch; GELU's own backward), so the gradient is the same to the bit (``tests/test_engine.py``
-    checks it). What it saves, per step: autograd's bookkeeping, a fresh allocation (and page faults)
+    The forward, ``grad @ W``, the bias sums and GELU's backward are the kernels autograd calls, on
+    operands laid out as autograd lays them out; the weight and head gradients are the same dot products
+    as autograd's, formed untransposed (see the comments below). The loss, rewards and gradient are the
+    same to the bit (``tests/test_engine.py`` checks it against :meth:`FlatLayout.autograd_loss_and_grad`,
+    on whichever CPU kernels the tests run with). What it saves, per step: autograd's bookkeeping, a
+    fresh allocation (and page faults)
     for every intermediate, the (R, P) concatenation of the gradient, and the head's outer product
     ∂r/∂h = dr ⊗ w, which autograd computes as a batched matrix product with an inner dimension of 1:
     one multiplication per element, the same number as the elementwise ``mul`` used here, 7× faster.
