@@ -305,7 +305,8 @@ def adam_step(
     that broadcast against ``param`` (one learning rate per row, float64 like a scheduler's numbers), and
     ``decay_columns`` limits the decay to some ranges of the last dimension, as a parameter group with
     ``weight_decay=0`` exempts biases. ``buffer``, a tensor shaped like ``param``, holds the update
-    (it is overwritten): a caller stepping many times passes one to save an allocation per step. A zero gradient with zero moments gives a step of exactly 0. The sweep engine (:mod:`rmlib.lab.sweep`)
+    (it is overwritten): a caller stepping many times passes one to save an allocation per step. A zero
+    gradient with zero moments gives a step of exactly 0. The sweep engine (:mod:`rmlib.lab.sweep`)
     trains with this function; ``tests/test_theory.py`` checks it against ``torch.optim``.
     """
     beta1, beta2 = betas
