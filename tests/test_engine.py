@@ -291,3 +291,46 @@ def test_head_initialiser_is_the_catalogue_entry_or_a_normal_of_the_given_std():
         layer = torch.nn.Linear(16, 1, bias=False)
         INITIALISERS[init].apply(layer, generator=__import__("rmlib").make_generator(2 * 3))
         assert torch.equal(head_weight(SweepConfig(init=init, seed=3), 16), layer.weight.detach().reshape(16))
+
+
+@pytest.mark.parametrize("train_backbone", [True, False])
+def test_hand_written_step_is_autograd_to_the_bit(data, train_backbone):
+    """The engine's hand-written forward and backward (FlatLayout via _HandStep) give the same loss,
+    rewards and gradient as autograd through ``forward_with``, bit for bit, on trained-looking weights."""
+    from rmlib.lab.sweep.evaluate import answers, pretrained_features
+    from rmlib.lab.sweep.train import FlatLayout
+
+    layout = FlatLayout(data, train_backbone)
+    assert layout.hand
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(5, data.hidden_size, generator=gen)
+    flat = layout.flat(w)
+    flat += 0.01 * torch.randn(flat.shape, generator=gen)  # runs that differ in every parameter
+    x = answers(data.train)
+    source = x if train_backbone else pretrained_features(data, x)
+    batch = source[torch.randint(len(source), (5, 64), generator=gen)]
+    offset = torch.tensor([0.0, 1.0, -2.0, 0.5, 0.0])
+    hand = layout.loss_and_grad(flat, batch, offset, 32)
+    auto = layout.autograd_loss_and_grad(flat, batch, offset, 32)
+    for a, b in zip(hand, auto):
+        assert torch.equal(a, b)
+
+
+def test_a_backbone_the_hand_written_step_does_not_know_goes_through_autograd(data):
+    from dataclasses import replace
+
+    from rmlib.lab.sweep.train import FlatLayout
+
+    class Other(type(data.backbone)):  # same maths, another class: the engine must not assume its layers
+        pass
+
+    other = Other(data.backbone.fc1.in_features, data.hidden_size)
+    other.load_state_dict(data.backbone.state_dict())
+    odata = replace(data, backbone=other)
+    assert FlatLayout(data, True).hand and not FlatLayout(odata, True).hand
+    cfgs = sweep_grid(["score_head"], ["adam"], [1e-2], (True,), (0,))
+    a = run_sweep(data, cfgs, steps=5, batch_size=32, progress=False, eval_every=5, eval_pairs=64)
+    b = run_sweep(odata, cfgs, steps=5, batch_size=32, progress=False, eval_every=5, eval_pairs=64)
+    assert torch.equal(a.curves["loss"], b.curves["loss"]) and torch.equal(a.evals["val_loss"], b.evals["val_loss"])
+    for k in ("test_loss", "cka"):
+        assert torch.equal(a.metrics[k], b.metrics[k])
