@@ -25,7 +25,9 @@ def healthy():
     return (sweep_grid(["zero", "score_head", "large"], ["adam", "sgd"], {"adam": [1e-2], "sgd": [0.05]},
                        (False, True), (0,))
             + sweep_grid(["zero", "large"], ["adamw"], [1e-2], (False, True), (0,), weight_decay=0.1,
-                         schedule="linear", warmup_ratio=0.1))
+                         schedule="linear", warmup_ratio=0.1)
+            # A shorter second-moment memory (lesson 05's control): its own group in the engine.
+            + sweep_grid(["zero", "large"], ["adam"], [1e-2], (True,), (0,), adam_beta2=0.9))
 
 
 def _per_run(x: torch.Tensor) -> torch.Tensor:
@@ -57,7 +59,7 @@ def test_engine_equals_plain_loop_within_what_rounding_can_do(data, healthy):
     assert torch.equal(fast.metrics["best_step"], slow.metrics["best_step"])
     eps = torch.finfo(torch.float32).eps
     quantities = {f"curve {k}": (fast.curves[k], slow.curves[k], [n.curves[k] for n in nudged])
-                  for k in ("loss", "reward_std")}
+                  for k in ("loss", "reward_std", "misranked")}
     quantities.update({f"eval {k}": (fast.evals[k], v, [n.evals[k] for n in nudged]) for k, v in slow.evals.items()})
     quantities.update({k: (fast.metrics[k], slow.metrics[k], [n.metrics[k] for n in nudged])
                        for k in ("initial_loss", "train_loss", "test_loss", "test_acc", "reward_std", "reward_mean",
@@ -225,6 +227,8 @@ def test_result_helpers(data):
         ({"warmup_ratio": 0.1}, ValueError, "needs schedule='linear'"),
         ({"schedule": "linear", "warmup_ratio": 1.0}, ValueError, "warmup_ratio"),
         ({"weight_decay": "0.1"}, TypeError, "weight_decay"),
+        ({"adam_beta2": 1.0}, ValueError, "adam_beta2 must be in"),
+        ({"optimizer": "sgd", "adam_beta2": 0.9}, ValueError, "SGD has none"),
     ],
 )
 def test_bad_config_gets_a_clear_error(kwargs, err, match):
