@@ -164,6 +164,11 @@ def test_frozen_runs_keep_the_backbone_and_zero_head_sends_no_gradient(data):
     assert torch.equal(res.metrics["grad_norm0"][zero], torch.zeros(2))
     assert (res.metrics["grad_norm0"][~zero] > 0).all()
     assert torch.allclose(res.metrics["initial_loss"][zero], torch.full((2,), math.log(2)))
+    # A zero head ties every pair at step 0: the misranked curve counts a tie as half, exactly 0.5.
+    assert torch.equal(res.curves["misranked"][zero, 0], torch.full((2,), 0.5))
+    # A nonzero head's misranked share is a multiple of 1/batch_size: the minibatch's pairs, counted.
+    large = res.curves["misranked"][~zero]
+    assert torch.equal(large * 32, (large * 32).round()) and ((large >= 0) & (large <= 1)).all()
 
 
 def test_step0_backbone_gradient_is_proportional_to_head_norm_for_small_heads(data):
