@@ -148,7 +148,7 @@ class Trained:
         return cls(heads={w: torch.empty(runs, data.hidden_size) for w in ("final", "best")},
                    backbones={w: {k: v.expand(runs, *v.shape).clone() for k, v in pretrained.items()}
                               for w in ("final", "best")},
-                   curves={k: torch.full((runs, steps), float("nan")) for k in ("loss", "reward_std")},
+                   curves={k: torch.full((runs, steps), float("nan")) for k in ("loss", "reward_std", "misranked")},
                    evals={}, best_step=torch.zeros(runs, dtype=torch.long),
                    diverge_step=torch.full((runs,), -1, dtype=torch.long), evaluations=evaluations)
 

@@ -14,8 +14,8 @@ from rmlib.lab.sweep.config import SweepConfig, check_run_args, eval_points, int
     training_steps
 from rmlib.lab.sweep.evaluate import Evaluator, answers, pretrained_features, rewards, start_quantities
 from rmlib.lab.sweep.result import SweepResult, Trained, assemble
-from rmlib.losses import bradley_terry_loss
-from rmlib.theory import adam_step
+from rmlib.losses import bradley_terry_loss, preference_accuracy
+from rmlib.theory import ADAM_BETAS, adam_step
 
 
 class FlatLayout:
@@ -191,6 +191,7 @@ class _Group:
                  initial_loss: torch.Tensor, steps: int, batch_size: int, blowup: float) -> None:
         self.layout = layout = FlatLayout(data, configs[0].train_backbone)
         self.adam = configs[0].optimizer != "sgd"
+        self.betas = (ADAM_BETAS[0], configs[0].adam_beta2)
         self.batch_size = batch_size
         n = len(data.train)
         x_train = answers(data.train)
@@ -239,6 +240,7 @@ class _Group:
         with torch.no_grad():
             out.curves["loss"][rows[s.positions], t] = loss
             out.curves["reward_std"][rows[s.positions], t] = r.std(1)
+            out.curves["misranked"][rows[s.positions], t] = 1 - preference_accuracy(r[:, :b], r[:, b:], dim=1)
             bad = ~torch.isfinite(loss) | (loss > s["threshold"])
             if bad.any():
                 # Keep the last parameters of diverged runs and drop them from the stack.
@@ -253,8 +255,8 @@ class _Group:
                 if self.update is None or self.update.shape != grad.shape:
                     self.update = torch.empty_like(grad)
                 adam_step(s["flat"], grad, s["exp_avg"], s["exp_avg_sq"], t + 1, lr,
-                          s["weight_decay"] if "weight_decay" in s else None, decay_columns=self.layout.decayed,
-                          buffer=self.update)
+                          s["weight_decay"] if "weight_decay" in s else None, betas=self.betas,
+                          decay_columns=self.layout.decayed, buffer=self.update)
             else:
                 s["flat"].add_(-lr.float() * grad)
 
@@ -298,10 +300,10 @@ def run_sweep(
         points = eval_points(steps, eval_every)
         trained = Trained.empty(data, len(configs), steps, len(points))
         evaluator = Evaluator(data, eval_pairs) if points else None
-        kinds = sorted({(c.train_backbone, c.optimizer == "sgd") for c in configs})
+        kinds = sorted({(c.train_backbone, c.optimizer == "sgd", c.adam_beta2) for c in configs})
         with tqdm(total=steps * len(kinds), desc=f"sweep of {len(configs)} runs", disable=not progress) as bar:
             for kind in kinds:
-                rows = torch.tensor([i for i, c in enumerate(configs) if (c.train_backbone, c.optimizer == "sgd") == kind])
+                rows = torch.tensor([i for i, c in enumerate(configs) if (c.train_backbone, c.optimizer == "sgd", c.adam_beta2) == kind])
                 group = _Group(data, [configs[i] for i in rows], start["w0"][rows], start["initial_loss"][rows],
                                steps, batch_size, blowup)
                 _train(group, evaluator, points, steps, trained, rows, bar)
