@@ -119,6 +119,11 @@ def sweep_grid(
     return configs
 
 
+def reward_offsets(configs: Sequence[SweepConfig]) -> torch.Tensor:
+    """(R,) the constant each run adds to its rewards (``SweepConfig.reward_offset``), float32."""
+    return torch.tensor([float(c.reward_offset) for c in configs])
+
+
 def head_weight(config: SweepConfig, d: int) -> torch.Tensor:
     """The initial head weight w₀ (shape (d,)) of a run, drawn with its initialiser.
 

@@ -20,9 +20,14 @@ def rewards(h: torch.Tensor, w: torch.Tensor, offset: torch.Tensor) -> torch.Ten
     return torch.bmm(h, w.unsqueeze(2)).squeeze(2) + offset.unsqueeze(1)
 
 
+def held_out_size(split: PreferenceSplit, pairs: int | None = None) -> int:
+    """How many pairs of ``split`` an evaluation reads: the first ``pairs`` (all of them if None)."""
+    return len(split) if pairs is None else min(pairs, len(split))
+
+
 def answers(split: PreferenceSplit, pairs: int | None = None) -> torch.Tensor:
     """Inputs of the first ``pairs`` pairs: chosen answers, then their rejected partners."""
-    k = len(split) if pairs is None else min(pairs, len(split))
+    k = held_out_size(split, pairs)
     return torch.cat([split.x_chosen[:k], split.x_rejected[:k]])
 
 
@@ -181,7 +186,7 @@ class Evaluator:
         if data.val is None:
             raise ValueError("eval_every needs a validation split: build the data with make_preference_data")
         self.splits = {"val": data.val, "test": data.test}
-        self.n = {k: min(len(s), pairs or len(s)) for k, s in self.splits.items()}
+        self.n = {k: held_out_size(s, pairs) for k, s in self.splits.items()}
         self.x = {k: answers(s, self.n[k]) for k, s in self.splits.items()}
         self.h0 = {k: pretrained_features(data, x) for k, x in self.x.items()}
         self.features = {k: SharedInputFeatures(data, x) for k, x in self.x.items()}

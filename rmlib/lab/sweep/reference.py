@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from rmlib.data import PreferenceData, RewardMLP
 from rmlib.lab.sweep.config import SweepConfig, check_run_args, eval_points, intra_op_threads, minibatch_indices, \
     training_steps
-from rmlib.lab.sweep.evaluate import answers, start_quantities
+from rmlib.lab.sweep.evaluate import answers, held_out_size, start_quantities
 from rmlib.lab.sweep.result import SweepResult, Trained, assemble
 from rmlib.losses import bradley_terry_loss, preference_accuracy
 from rmlib.theory import ADAM_BETAS, ADAM_EPS
@@ -73,7 +73,7 @@ def run_sweep_loop(
         t0 = time.perf_counter()
         start = start_quantities(data, configs)
         points = eval_points(steps, eval_every)
-        held_out = {k: (answers(s, eval_pairs), min(len(s), eval_pairs or len(s)))
+        held_out = {k: (answers(s, eval_pairs), held_out_size(s, eval_pairs))
                     for k, s in (("val", data.val), ("test", data.test))} if points else {}
         trained = Trained.empty(data, len(configs), steps, len(points))
         for i, c in enumerate(tqdm(configs, desc=f"loop over {len(configs)} runs", disable=not progress)):

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from rmlib.data import MLPBackbone, PreferenceData
 from rmlib.lab.sweep.config import SweepConfig, check_run_args, eval_points, intra_op_threads, minibatch_indices, \
-    training_steps
+    reward_offsets, training_steps
 from rmlib.lab.sweep.evaluate import Evaluator, answers, pretrained_features, rewards, start_quantities
 from rmlib.lab.sweep.result import SweepResult, Trained, assemble
 from rmlib.losses import bradley_terry_loss, preference_accuracy
@@ -206,7 +206,7 @@ class _Group:
             pairs=torch.cat([idx, idx + n], 2),  # (R, steps, 2B): chosen rows, then their rejected partners
             lr_table=torch.stack([c.lr * c.lr_factors(steps) for c in configs]),  # (R, steps) float64
             weight_decay=wd.unsqueeze(1) if bool(wd.any()) else None,  # (R, 1) float64
-            offset=torch.tensor([float(c.reward_offset) for c in configs]),
+            offset=reward_offsets(configs),
             threshold=blowup * initial_loss.clamp(min=math.log(2)),
             exp_avg=torch.zeros_like(flat) if self.adam else None,
             exp_avg_sq=torch.zeros_like(flat) if self.adam else None,
