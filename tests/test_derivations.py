@@ -72,6 +72,29 @@ def test_probes_are_fresh_on_every_call():
     assert first[2:] != seen[2:]
 
 
+@pytest.mark.parametrize("checker, right", [(check_std_for_unit_variance, RIGHT_STD),
+                                            (check_default_head_reward_std, RIGHT_DEFAULT)],
+                         ids=["std_for_unit_variance", "default_head_reward_std"])
+def test_probes_come_from_the_recorded_seed_and_replay(checker, right):
+    from rmlib.checks import RECORDS, TASKS
+
+    seen = []
+    spy = lambda d, x: (seen.append((d, x)), right(d, x))[1]  # noqa: E731
+    assert checker(spy)
+    task = next(t.name for t in TASKS.values() if t.checker == checker.__name__)
+    seed, first = RECORDS[task]["seed"], list(seen)
+    seen.clear()
+    assert checker(spy, seed=seed) and seen == first  # the same probes, from the seed in the record
+    seen.clear()
+    assert checker(spy, seed=seed + 1) and seen[2:] != first[2:]
+
+
+def test_a_failure_says_how_to_replay_its_probes():
+    with pytest.raises(AssertionError, match=r"probe seed \d+: check_std_for_unit_variance\(std_for_unit_variance, "
+                                             r"seed=\d+\) replays"):
+        check_std_for_unit_variance(lambda d, s: 2 / math.sqrt(d * s**2 + 1))
+
+
 @pytest.mark.parametrize("answer, says", [
     ({"A1": 1, "A2": 3, "A3": 5}, "2, 3, 4 or 5"),
     ({"A1": 3, "A2": 3, "A3": 5}, "A1 → line 3"),
