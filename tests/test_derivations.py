@@ -75,6 +75,29 @@ def test_probes_are_fresh_on_every_call():
     assert first[2:] != seen[2:]
 
 
+@pytest.mark.parametrize("checker, right", [(check_std_for_unit_variance, RIGHT_STD),
+                                            (check_default_head_reward_std, RIGHT_DEFAULT)],
+                         ids=["std_for_unit_variance", "default_head_reward_std"])
+def test_probes_come_from_the_recorded_seed_and_replay(checker, right):
+    from rmlib.checks import RECORDS, TASKS
+
+    seen = []
+    spy = lambda d, x: (seen.append((d, x)), right(d, x))[1]  # noqa: E731
+    assert checker(spy)
+    task = next(t.name for t in TASKS.values() if t.checker == checker.__name__)
+    seed, first = RECORDS[task]["seed"], list(seen)
+    seen.clear()
+    assert checker(spy, seed=seed) and seen == first  # the same probes, from the seed in the record
+    seen.clear()
+    assert checker(spy, seed=seed + 1) and seen[2:] != first[2:]
+
+
+def test_a_failure_says_how_to_replay_its_probes():
+    with pytest.raises(AssertionError, match=r"probe seed \d+: check_std_for_unit_variance\(std_for_unit_variance, "
+                                             r"seed=\d+\) replays"):
+        check_std_for_unit_variance(lambda d, s: 2 / math.sqrt(d * s**2 + 1))
+
+
 def mc_difference_std(d, p):
     """Gaming: simulate instead of deriving: one coordinate's Var(h_w,k − h_l,k) by sampling, times d sigma_w²."""
     g = torch.Generator().manual_seed(0)

@@ -1,7 +1,8 @@
 """Checkers for the derivation tasks of worksheet 02 (worksheet 03's, check_default_head_reward_std, lives in layer_init.py): the learner derives a formula the lessons have not printed.
 
 Each numeric checker probes the learner's formula at fresh random arguments on every call (drawn from the
-operating system's entropy, not the fixed check seed), so a table of hard-coded answers cannot pass, and
+check's probe seed, fresh on every call and kept in its record, so ``check_x(x, seed=N)`` replays them, as
+for every other checker), so a table of hard-coded answers cannot pass, and
 names the typical wrong derivation when one matches: an ignored parameter, a constant factor, 1/sqrt(d)
 for 1/sqrt(3d), a variance returned as a std.
 """
@@ -9,19 +10,22 @@ for 1/sqrt(3d), a variance returned as a std.
 from __future__ import annotations
 
 import math
-import random
 from typing import Callable
 
-from rmlib.checks._contract import _as_float, _call, _checker, _close, _fail
+import torch
 
-_FRESH = random.SystemRandom()  # independent of torch's seed and of CHECK_SEED: new probes on every call
+from rmlib.checks._contract import _as_float, _call, _checker, _close, _fail, _probe_generator
+
 REL = 1e-6  # a float32 computation of the right formula is exact to ~1e-7
 
 
 def _probes(n: int, low_d: int = 1, high_d: int = 10_000) -> list[tuple[int, float]]:
-    """n fresh (d, x) pairs: an integer width and a positive real, both spread over orders of magnitude."""
-    return [(_FRESH.randint(low_d, high_d), math.exp(_FRESH.uniform(math.log(0.05), math.log(50.0))))
-            for _ in range(n)]
+    """n fresh (d, x) pairs from this check's probe seed: an integer width in [low_d, high_d] and a positive real
+    log-uniform over [0.05, 50]."""
+    g = _probe_generator(0)
+    d = torch.randint(low_d, high_d + 1, (n,), generator=g).tolist()
+    u = torch.rand(n, generator=g, dtype=torch.float64).tolist()
+    return [(k, math.exp(math.log(0.05) + a * (math.log(50.0) - math.log(0.05)))) for k, a in zip(d, u)]
 
 
 def _judge(fn: Callable, name: str, args_names: tuple[str, str], right: Callable[[int, float], float],
@@ -97,7 +101,10 @@ def check_difference_std(fn: Callable[[int, float], float]) -> str:
         (lambda d, p: math.sqrt((2 * d * (1 - p) + 2) / (d + 1)), "the bias is one parameter shared by both "
          "rewards, not two independent draws: it cancels in Δ"),
     ]
-    probes = [(1, 0.0), (3, 0.5)] + [(_FRESH.randint(1, 10_000), _FRESH.uniform(0.0, 0.95)) for _ in range(6)]
+    g = _probe_generator(1)  # fresh (d, rho) from the recorded probe seed, so seed= replays them
+    d_fresh = torch.randint(1, 10_001, (6,), generator=g).tolist()
+    rho_fresh = (0.95 * torch.rand(6, generator=g, dtype=torch.float64)).tolist()
+    probes = [(1, 0.0), (3, 0.5)] + list(zip(d_fresh, rho_fresh))
     probes = _judge(fn, "difference_std", ("d", "rho"), right, wrong, probes=probes)
     d, p, g = probes[-1]
     return (f"std(Δ) = sqrt(2d(1 − rho)/(d + 1)), e.g. d = {d}, rho = {p:.3g} → {g:.5g} "
