@@ -127,7 +127,7 @@ def excess_kurtosis(samples: torch.Tensor) -> float:
 
 
 def reward_difference_std(d: int, std: float, sigma_h: float = 1.0) -> float:
-    """Typical std of Δ = w·(h_c − h_r) for independent isotropic h: σ_w σ_h sqrt(2d)."""
+    """Typical std of Δ = w·(h⁺ − h⁻) for independent isotropic h: σ_w σ_h sqrt(2d)."""
     return std * sigma_h * math.sqrt(2 * d)
 
 
@@ -165,7 +165,7 @@ def sample_reward_differences(
     generator: torch.Generator | None = None,
     chunk: int = 1 << 22,
 ) -> torch.Tensor:
-    """n independent draws of Δ = w·(h_c − h_r): one head w ~ N(0, std²) scoring a pair of hidden states.
+    """n independent draws of Δ = w·(h⁺ − h⁻): one head w ~ N(0, std²) scoring a pair of hidden states.
 
     Both states share the same ``offset`` m, as every input of one backbone does; Δ is all that the
     Bradley-Terry loss sees. Independent triples make the samples i.i.d.; chunked like
@@ -222,12 +222,13 @@ def sample_prompt_response_pairs(
     same_prompt: bool = True,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Hidden states (h_c, h_r), each (n_pairs, d), built as h = p + a: a prompt part p and a response part a.
+    """Hidden states (h_chosen, h_rejected), each (n_pairs, d), built as h = p + a: a prompt part p and a
+    response part a (⁺ marks the chosen answer, ⁻ the rejected one).
 
     p ~ N(0, prompt_std² I) and a ~ N(0, response_std² I), independent. ``same_prompt=True`` is how
-    preference data is made — two answers to one prompt share p, which cancels in h_c − h_r, so
-    E‖h_c − h_r‖² = 2d·response_std². ``same_prompt=False`` draws a separate prompt for each answer
-    (independent hidden states): E‖h_c − h_r‖² = 2d(prompt_std² + response_std²).
+    preference data is made — two answers to one prompt share p, which cancels in h⁺ − h⁻, so
+    E‖h⁺ − h⁻‖² = 2d·response_std². ``same_prompt=False`` draws a separate prompt for each answer
+    (independent hidden states): E‖h⁺ − h⁻‖² = 2d(prompt_std² + response_std²).
     """
     n_pairs, d = validation.integer("n_pairs", n_pairs), validation.integer("d", d)
     prompt_std = validation.real("prompt_std", prompt_std, minimum=0.0)

@@ -74,18 +74,18 @@ def check_std_for_unit_variance(fn: Callable[[int, float], float]) -> str:
 
 @_checker("difference_std")
 def check_difference_std(fn: Callable[[int, float], float]) -> str:
-    """``fn(d, rho)`` = the std of Δ = r_w − r_l when h_w, h_l correlate with ρ per coordinate:
+    """``fn(d, rho)`` = the std of Δ = r⁺ − r⁻ when h⁺, h⁻ correlate with ρ per coordinate:
     sqrt(2d(1 − ρ)/(d + 1)) for σ_h = 1 and weights and bias i.i.d. N(0, 1/(d + 1))."""
     right = lambda d, p: math.sqrt(2 * d * (1 - p) / (d + 1))
     wrong = [
         (lambda d, p: math.sqrt(2 * d / (d + 1)), "that is the answer for independent answers (rho = 0): the "
-         "covariance of h_w,k and h_l,k enters Var(h_w,k − h_l,k)"),
+         "covariance of h⁺_k and h⁻_k enters Var(h⁺_k − h⁻_k)"),
         (lambda d, p: math.sqrt(2 * d * (1 + p) / (d + 1)), "sign: Var(X − Y) = Var X + Var Y − 2 Cov(X, Y); "
          "alike hidden states make the difference smaller, not larger"),
         (lambda d, p: math.sqrt(2 * d * (1 - p**2) / (d + 1)), "1 − rho² is the variance left after regressing one "
          "on the other; Var(X − Y) for two unit-variance coordinates is 2 − 2 rho"),
         (lambda d, p: 2 * d * (1 - p) / (d + 1), "you returned the VARIANCE of Δ; the std is its square root"),
-        (lambda d, p: math.sqrt(d * (1 - p) / (d + 1)), "a factor 2 is missing: h_w and h_l each bring variance "
+        (lambda d, p: math.sqrt(d * (1 - p) / (d + 1)), "a factor 2 is missing: h⁺ and h⁻ each bring variance "
          "sigma_h² to the difference"),
         (lambda d, p: math.sqrt(2 * d * (1 - p)) / (d + 1), "1/(d+1) is the weights' VARIANCE; sigma_w is "
          "1/sqrt(d+1)"),
@@ -93,7 +93,7 @@ def check_difference_std(fn: Callable[[int, float], float]) -> str:
         (lambda d, p: math.sqrt(2 * d / (d + 1)) * (1 - p), "rho scales the VARIANCE of Δ by (1 − rho); the std "
          "by sqrt(1 − rho)"),
         (lambda d, p: math.sqrt((2 * d * (1 - p) + 1) / (d + 1)), "the bias is in both rewards: it cancels in "
-         "Δ = r_w − r_l"),
+         "Δ = r⁺ − r⁻"),
         (lambda d, p: math.sqrt((2 * d * (1 - p) + 2) / (d + 1)), "the bias is one parameter shared by both "
          "rewards, not two independent draws: it cancels in Δ"),
     ]
@@ -116,9 +116,9 @@ HINTS = {
         "Var = (1/(3d)) (‖h‖² + 1), std = sqrt((‖h‖² + 1)/(3d)).",
     ),
     "difference_std": (
-        "Write Δ = r_w − r_l term by term: what happens to the bias? What is left is w·δ with δ = h_w − h_l, "
+        "Write Δ = r⁺ − r⁻ term by term: what happens to the bias? What is left is w·δ with δ = h⁺ − h⁻, "
         "lesson 02's reward with δ in place of h.",
-        "Var(Δ) = sigma_w² E‖δ‖², and per coordinate Var(h_w,k − h_l,k) = sigma_h² + sigma_h² − 2 rho sigma_h².",
+        "Var(Δ) = sigma_w² E‖δ‖², and per coordinate Var(h⁺_k − h⁻_k) = sigma_h² + sigma_h² − 2 rho sigma_h².",
         "Var(Δ) = 2d(1 − rho)/(d + 1), so std(Δ) = sqrt(2 * d * (1 - rho) / (d + 1)).",
     ),
 }
