@@ -8,14 +8,39 @@ for 1/sqrt(3d), a variance returned as a std.
 
 from __future__ import annotations
 
+import decimal
+import fractions
 import math
 import random
-from typing import Callable
+from typing import Any, Callable
+
+import numpy as np
+import torch
 
 from rmlib.checks._contract import _as_float, _call, _checker, _close, _fail
 
 _FRESH = random.SystemRandom()  # independent of torch's seed and of CHECK_SEED: new probes on every call
 REL = 1e-6  # a float32 computation of the right formula is exact to ~1e-7
+LAST_PROBES: dict[str, list[tuple[int, float]]] = {}  # the arguments of each checker's last call, for a learner or a test
+_LOW_PRECISION = {torch.float16, torch.bfloat16}
+
+
+def _number(value: Any, called: str) -> float:
+    """The learner's answer as a float, with a hint for what the shared contract does not name."""
+    if isinstance(value, (decimal.Decimal, fractions.Fraction)):
+        value = float(value)  # exact enough, and a number all the same
+    if (torch.is_tensor(value) and value.dtype in _LOW_PRECISION) or (
+            isinstance(value, (np.ndarray, np.generic)) and value.dtype == np.float16):
+        _fail(f"{called} returned a {value.dtype} number: 16-bit floats keep about 3 significant digits (bfloat16: 2), "
+              "too few to check a formula; compute in float32/float64 or return a Python float")
+    x = _as_float(value, called)
+    if math.isnan(x) or math.isinf(x):
+        _fail(f"{called} returned {x}: look for a division by zero or a square root of a negative number "
+              "(a std is finite for every width d ≥ 1 and correlation below 1)")
+    if x < 0:
+        _fail(f"{called} returned {x:.6g}: a standard deviation is never negative (a sign slipped, or the "
+              "square root's minus branch)")
+    return x
 
 
 def _probes(n: int, low_d: int = 1, high_d: int = 10_000) -> list[tuple[int, float]]:
@@ -28,10 +53,11 @@ def _judge(fn: Callable, name: str, args_names: tuple[str, str], right: Callable
            wrong: list[tuple[Callable[[int, float], float], str]],
            probes: list[tuple[int, float]] | None = None) -> list[tuple[int, float, float]]:
     probes = probes or [(1, 1.0), (3, 0.5)] + _probes(6)
+    LAST_PROBES[name] = list(probes)
     got = []
     for d, x in probes:
         called = f"{name}({args_names[0]}={d}, {args_names[1]}={x:.6g})"
-        got.append(_as_float(_call(fn, d, x, called_as=called), called))
+        got.append(_number(_call(fn, d, x, called_as=called), called))
     if all(_close(g, right(d, x), REL) for g, (d, x) in zip(got, probes)):
         return [(d, x, g) for g, (d, x) in zip(got, probes)]
     for formula, hint in wrong:
@@ -89,7 +115,9 @@ def check_difference_std(fn: Callable[[int, float], float]) -> str:
          "sigma_h² to the difference"),
         (lambda d, p: math.sqrt(2 * d * (1 - p)) / (d + 1), "1/(d+1) is the weights' VARIANCE; sigma_w is "
          "1/sqrt(d+1)"),
-        (lambda d, p: math.sqrt(2 * (1 - p)), "d/(d+1) is not 1 at small d: keep sigma_w² = 1/(d+1) exactly"),
+        (lambda d, p: math.sqrt(2 * (1 - p)), "sqrt(2(1 − rho)) counts the bias as a coordinate correlated like the "
+         "others, or reads Var(r) = 1 and corr(r⁺, r⁻) = rho: but the bias is the same number in both rewards and "
+         "cancels in Δ, so only d terms of variance sigma_w² = 1/(d+1) remain (d/(d+1) is not 1 at small d)"),
         (lambda d, p: math.sqrt(2 * d / (d + 1)) * (1 - p), "rho scales the VARIANCE of Δ by (1 − rho); the std "
          "by sqrt(1 − rho)"),
         (lambda d, p: math.sqrt((2 * d * (1 - p) + 1) / (d + 1)), "the bias is in both rewards: it cancels in "
@@ -97,7 +125,11 @@ def check_difference_std(fn: Callable[[int, float], float]) -> str:
         (lambda d, p: math.sqrt((2 * d * (1 - p) + 2) / (d + 1)), "the bias is one parameter shared by both "
          "rewards, not two independent draws: it cancels in Δ"),
     ]
-    probes = [(1, 0.0), (3, 0.5)] + [(_FRESH.randint(1, 10_000), _FRESH.uniform(0.0, 0.95)) for _ in range(6)]
+    # Fresh on every call: four ordinary probes, one wide (d up to 1e6) and one nearly collinear pair (rho up
+    # to 0.999), where a formula that only looks right at moderate arguments shows itself.
+    probes = ([(1, 0.0), (3, 0.5)] + [(_FRESH.randint(1, 10_000), _FRESH.uniform(0.0, 0.95)) for _ in range(4)]
+              + [(_FRESH.randint(100_000, 1_000_000), _FRESH.uniform(0.0, 0.95)),
+                 (_FRESH.randint(1, 10_000), _FRESH.uniform(0.95, 0.999))])
     probes = _judge(fn, "difference_std", ("d", "rho"), right, wrong, probes=probes)
     d, p, g = probes[-1]
     return (f"std(Δ) = sqrt(2d(1 − rho)/(d + 1)), e.g. d = {d}, rho = {p:.3g} → {g:.5g} "
