@@ -28,7 +28,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 NOTEBOOK_FOLDERS = ("notebooks", "solutions", "exercises")
 # The suite's longest work units, longest first (timings in benchmarks/README.md). Only the order depends
 # on this list; a file missing from it just runs with the other tests.
-LONG_FIRST = ("tests/integration/test_install.py", "tests/integration/test_grade.py",
+LONG_FIRST = ("tests/integration/test_install.py", "tests/test_checks.py", "tests/integration/test_grade.py",
               "notebooks/08_trl_reward_trainer.ipynb", "tests/integration/test_site.py",
               "tests/integration/test_browser.py", "notebooks/05_initialisation_and_training.ipynb",
               "notebooks/07_real_pretrained_backbone.ipynb", "tests/test_trainer.py", "tests/test_zero3.py",

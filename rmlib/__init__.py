@@ -18,16 +18,16 @@ lesson  module                    names it introduces
 06      ``rmlib.policy``          optimal_policy, kl_divergence, policy_gradient, whiten
 ======  ========================  ===================================================================
 
-``rmlib.lab``     the lab: the batched sweep engine (``rmlib.lab.engine``: run_sweep, SweepConfig), the
+``rmlib.lab``     the lab: the batched sweep engine (``rmlib.lab.sweep``: run_sweep, SweepConfig), the
                   interactive explorers, plot helpers, the real backbone (``rmlib.lab.real``, lesson 07),
                   DeepSpeed ZeRO-3 (``rmlib.lab.zero3``, 07) and TRL's trainer (``rmlib.lab.trainer``, 08).
 ``rmlib.checks``  the worksheets' self-checks, one module per worksheet.
 ``rmlib.utils``   argument validation (``rmlib.utils.validation``), shared by everything above. The one rule
-                  for statistics over runs (diverged runs left out and counted) is ``rmlib.lab.engine.over_runs``.
+                  for statistics over runs (diverged runs left out and counted) is ``rmlib.lab.sweep.over_runs``.
 """
 
 from rmlib.data import PreferenceData, make_preference_data
-from rmlib.lab.engine import SweepConfig, SweepResult, run_sweep, sweep_grid
+from rmlib.lab.sweep import SweepConfig, SweepResult, run_sweep, sweep_grid
 from rmlib.init import INITIALISERS, Initialiser, get_initialiser, init_score_head, layer_init, score_head_std
 from rmlib.losses import bradley_terry_loss, preference_accuracy, reward_margin
 from rmlib.model import RewardModelConfig, TinyRewardModel

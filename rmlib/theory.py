@@ -327,6 +327,7 @@ def adam_step(
     betas: tuple[float, float] = ADAM_BETAS,
     eps: float = ADAM_EPS,
     decay_columns: Sequence[slice] | None = None,
+    buffer: torch.Tensor | None = None,
 ) -> None:
     """One Adam update of ``param`` in place, as ``torch.optim.Adam`` computes it; with ``weight_decay``,
     first AdamW's decoupled decay param ← param · (1 − lr · λ), as ``torch.optim.AdamW``.
@@ -336,7 +337,9 @@ def adam_step(
     so one call updates a whole stack of independent models: ``lr`` and ``weight_decay`` may be tensors
     that broadcast against ``param`` (one learning rate per row, float64 like a scheduler's numbers), and
     ``decay_columns`` limits the decay to some ranges of the last dimension, as a parameter group with
-    ``weight_decay=0`` exempts biases. A zero gradient with zero moments gives a step of exactly 0. The sweep engine (:mod:`rmlib.lab.sweep`)
+    ``weight_decay=0`` exempts biases. ``buffer``, a tensor shaped like ``param``, holds the update
+    (it is overwritten): a caller stepping many times passes one to save an allocation per step. A zero
+    gradient with zero moments gives a step of exactly 0. The sweep engine (:mod:`rmlib.lab.sweep`)
     trains with this function; ``tests/test_theory.py`` checks it against ``torch.optim``.
     """
     beta1, beta2 = betas
@@ -347,7 +350,7 @@ def adam_step(
     exp_avg.lerp_(grad, 1 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
     # The order of torch.optim's single-tensor Adam, in place on one buffer: sqrt(v)/sqrt(1 - β₂ᵗ) + ε.
-    update = exp_avg_sq.sqrt().div_((1 - beta2**step) ** 0.5).add_(eps)
+    update = torch.sqrt(exp_avg_sq, out=buffer).div_((1 - beta2**step) ** 0.5).add_(eps)
     torch.div(exp_avg, update, out=update)
     param.sub_(update.mul_(_like(lr / (1 - beta1**step), param)))
 

@@ -10,6 +10,7 @@ Each checker has its reference plus >= 2 other styles in ACCEPT and >= 8 kinds i
 import collections
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -249,11 +250,21 @@ def gb_tensors(ref):
     return 1 / var.sqrt(), -mean / var.sqrt()  # 0-dim tensors
 
 
-def gb_library(ref):
+def gb_library(ref):  # rmlib's own implementation of the task: not an answer
     from rmlib import RewardNormalizer
 
     norm = RewardNormalizer.fit(ref)
     return norm.gain, norm.bias
+
+
+def gb_numpy(ref):
+    r = ref.detach().cpu().numpy().astype(np.float64).ravel()
+    if r.size < 2 or not np.isfinite(r).all():
+        raise ValueError("need at least two finite rewards")
+    mean, std = float(r.mean()), float(r.std())  # numpy's std is the population std by default
+    if std <= 1e-6 * max(1.0, abs(mean)):
+        raise ValueError(f"no spread: std {std:.3g}")
+    return 1.0 / std, -mean / std
 
 
 def norm_reference(rewards, samples):
@@ -261,8 +272,14 @@ def norm_reference(rewards, samples):
     return gain * rewards + bias
 
 
-def norm_library(rewards, samples):
+def norm_library(rewards, samples):  # rmlib's own implementation of the task: not an answer
     return normalize_rewards(rewards, rewards.gather(1, samples))
+
+
+def norm_take_along(rewards, samples):
+    picked = torch.take_along_dim(rewards, samples, dim=1)
+    gain, bias = gb_numpy(picked)
+    return rewards * gain + bias
 
 
 def norm_loop(rewards, samples):
@@ -299,9 +316,9 @@ ACCEPT = [
     ("check_relative_error", "elementwise-maximum", lambda x, y: float(((x - y).abs() / torch.maximum(x.abs() + y.abs(), torch.tensor(1e-8, dtype=x.dtype))).max())),
     ("check_reward_gain_bias", "reference", gb_reference),
     ("check_reward_gain_bias", "tensors", gb_tensors),
-    ("check_reward_gain_bias", "library", gb_library),
+    ("check_reward_gain_bias", "numpy", gb_numpy),
     ("check_normalise_on_reference", "reference", norm_reference),
-    ("check_normalise_on_reference", "library", norm_library),
+    ("check_normalise_on_reference", "take-along-dim", norm_take_along),
     ("check_normalise_on_reference", "loop", norm_loop),
 ]
 
@@ -691,6 +708,7 @@ REJECT = [
      "not the normalised rewards"),
     ("check_reward_gain_bias", "none", lambda ref: None, "must return a pair"),
     ("check_reward_gain_bias", "nan-out", lambda ref: (gb_reference(ref), (float("nan"), 0.0))[1], "finite gain and bias"),
+    ("check_reward_gain_bias", "rmlib-own", gb_library, "calls rmlib's own RewardNormalizer; write it yourself"),
     # ------------------------------------------------------------------ normalise_on_reference
     ("check_normalise_on_reference", "all-responses", lambda rw, s: (rw - rw.mean()) / rw.std(correction=0),
      "fitted on all responses"),
@@ -706,6 +724,7 @@ REJECT = [
     ("check_normalise_on_reference", "float32-out", norm_float32_out, "in the dtype of `rewards`"),
     ("check_normalise_on_reference", "first-m-columns", norm_first_m, "first M responses"),
     ("check_normalise_on_reference", "no-guard", norm_no_guard, "no spread"),
+    ("check_normalise_on_reference", "rmlib-own", norm_library, "calls rmlib's own normalize_rewards; write it yourself"),
 ]
 
 
@@ -894,40 +913,47 @@ from rmlib.checks.sweep import _ES_CASES, check_early_stopping_step  # noqa: E40
 
 
 def es_reference(val_loss, steps, patience):
-    best_i, waited = 0, 0
-    for i in range(1, len(val_loss)):
-        if val_loss[i] < val_loss[best_i]:
-            best_i, waited = i, 0
+    best_i, best, waited = None, float("inf"), 0
+    for i in range(len(val_loss)):
+        if val_loss[i] < best:  # NaN is never lower: no improvement, and never the best
+            best_i, best, waited = i, val_loss[i], 0
         else:
             waited += 1
             if waited >= patience:
                 break
+    if best_i is None:
+        raise ValueError("no finite validation loss before the stop")
     return int(steps[best_i])
 
 
 def es_with_tensors(val_loss, steps, patience):
-    # Another correct form: the running minimum, and the first evaluation after `patience` without a new one.
-    running = torch.cummin(val_loss.nan_to_num(float("inf")), 0).values
-    improved = torch.cat([torch.tensor([True]), running[1:] < running[:-1]])
-    last_improvement = torch.cummax(torch.where(improved, torch.arange(len(val_loss)), 0), 0).values
-    stopped = (torch.arange(len(val_loss)) - last_improvement >= patience).nonzero()
-    end = stopped[0, 0].item() if len(stopped) else len(val_loss) - 1
+    # Another correct form: the running minimum from +inf, and the first evaluation after `patience` without a new one.
+    v = val_loss.nan_to_num(float("inf"))
+    running = torch.cummin(v, 0).values
+    improved = torch.cat([v[:1] < float("inf"), running[1:] < running[:-1]])
+    idx = torch.arange(len(v))
+    last_improvement = torch.cummax(torch.where(improved, idx, -1), 0).values
+    since = idx - last_improvement  # evaluations since the last improvement (none yet: i + 1)
+    stopped = (since >= patience).nonzero()
+    end = stopped[0, 0].item() if len(stopped) else len(v) - 1
+    if last_improvement[end] < 0:
+        raise ValueError("no finite validation loss before the stop")
     return steps[last_improvement[end]]
 
 
 def es_numpy(val_loss, steps, patience):
-    # A third style: NumPy arrays and an explicit "stop" index, float64.
-    import numpy as np
-
+    # A third style: NumPy arrays, a NaN test spelled out, and an explicit "stop" index, float64.
     v, s = np.asarray(val_loss, dtype=np.float64), np.asarray(steps)
-    best, since = 0, 0
-    for i in range(1, len(v)):
-        if v[i] < v[best]:
+    best, since = -1, 0
+    for i in range(len(v)):
+        if not np.isnan(v[i]) and (best < 0 or v[i] < v[best]):
             best, since = i, 0
         else:
             since += 1
             if since == patience:
                 break
+    if best < 0:
+        raise ValueError("every evaluation before the stop diverged")
     return int(s[best])
 
 
@@ -941,9 +967,10 @@ def test_early_stopping_accepts_the_reference_and_a_tensor_form(capsys):
 
 def _es_loop(val_loss, steps, patience, *, strict=True, reset=True, stop_after=None):
     stop_after = patience if stop_after is None else stop_after
-    best_i, waited, stop_i = 0, 0, len(val_loss) - 1
-    for i in range(1, len(val_loss)):
-        better = val_loss[i] < val_loss[best_i] if strict else val_loss[i] <= val_loss[best_i]
+    best_i, waited, stop_i = None, 0, len(val_loss) - 1
+    for i in range(len(val_loss)):
+        best = float("inf") if best_i is None else val_loss[best_i]
+        better = val_loss[i] < best if strict else (val_loss[i] <= best and not math.isnan(val_loss[i]))
         if better:
             best_i = i
             waited = 0 if reset else waited
@@ -1206,7 +1233,7 @@ def mc_divided_by_n(d, std, sigma_h, n, generator):
     "fn, hint",
     [(mc_plugin, "ratio 0.1"), (mc_products, "ratio 0.2"), (mc_calibrated_noise, "never negative"),
      (mc_normal_theory, r"ratio 0\.[345]"), (mc_capped, "no cap on the sample size"),
-     (mc_divided_by_n, r"but theory says"), (mc_twice_n, r"ratio 0\.[67]"), (mc_half_n, r"ratio 1\.[34]"),
+     (mc_divided_by_n, r"but theory says"), (mc_twice_n, r"ratio 0\.[67]"), (mc_half_n, r"ratio 1\.[345]"),
      (mc_floored, "no floor, cap or clip"), (mc_capped_above, "no floor, cap or clip")],
     ids=["plug-in", "d-times-product-variance", "formula-plus-calibrated-noise", "formula-times-chi2", "capped-n",
          "divided-by-n", "twice-n", "half-n", "floored-at-half-the-formula", "capped-at-twice-the-formula"],
@@ -1325,10 +1352,10 @@ UNUSUAL_RIGHT = [
     ("check_early_stopping_step", lambda v, s, p: np.int64(es_reference(v, s, p))),
     ("check_early_stopping_step", lambda v, s, p: np.array([es_reference(v, s, p)])),
     ("check_score_head_std", lambda d: np.array([1 / math.sqrt(d + 1)])),
-    ("check_score_head_std", lambda d: torch.tensor(d + 1.0, dtype=torch.float16).rsqrt()),
-    ("check_score_head_std", lambda d: torch.tensor(d + 1.0, dtype=torch.bfloat16).rsqrt()),
+    ("check_score_head_std", lambda d: torch.tensor(d + 1.0, dtype=torch.float64).rsqrt()),
+    ("check_score_head_std", lambda d: np.float32(1 / math.sqrt(d + 1))),
     ("check_predicted_variance", lambda d, s, h: np.float32(d * s * s * h * h)),
-    ("check_relative_error", lambda x, y: np.array(checks.relative_error(x, y))),
+    ("check_relative_error", lambda x, y: np.array(((x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-8)).max().item())),
     ("check_bt_gradient", bt_grad_via_sigmoid_delta),
 ]
 
@@ -1367,3 +1394,312 @@ def test_records_are_signed_only_under_the_graders_key(monkeypatch, capsys):
     record = checks.RECORDS["score_head_std"]
     assert _contract.record_is_signed_by(record, b"per-run key")
     assert not _contract.record_is_signed_by({**record, "status": "failed"}, b"per-run key")
+
+
+# =============================================================================================
+# Issue 21, second attack: new wrong answers for what the first round left open. Each group is one mechanism.
+
+import functools  # noqa: E402
+
+import rmlib  # noqa: E402
+from rmlib.checks import sweep as _sweep  # noqa: E402
+
+
+def gb_guard_abs(threshold, relative=0.0):
+    """A right reward_gain_bias except for its zero-spread guard: σ ≤ threshold (absolute), or ≤ relative·|μ|."""
+    return gb_guard(zero=lambda m, s: s <= threshold or s <= relative * abs(m))
+
+
+# 1. reward_gain_bias: an absolute guard does not scale with the rewards (probed at μ = 1000 and μ ≈ 5e4 with a
+#    one-float32-step spread; see rmlib.checks.normalisation for the derivation of the relative guard).
+ABSOLUTE_GUARDS = [gb_guard_abs(1e-6), gb_guard_abs(1e-7), gb_guard_abs(5e-6), gb_guard_abs(1e-6, relative=1e-9),
+                   gb_guard_abs(1e-4)]
+
+
+@pytest.mark.parametrize("fn", ABSOLUTE_GUARDS, ids=["abs-1e-6", "abs-1e-7", "abs-5e-6", "abs-1e-6-or-rel-1e-9",
+                                                     "abs-1e-4"])
+def test_reward_gain_bias_rejects_absolute_zero_spread_guards(fn):
+    fails_with(checks.check_reward_gain_bias, fn, "one float32 step higher.*tolerance relative to the rewards' scale")
+
+
+def test_the_one_ulp_probe_is_rounding_at_its_scale_and_only_an_absolute_guard_misses_it():
+    for mu in (1000.0, 32768.0, 65535.0):  # the fixed probe and the ends of the fresh one
+        r = torch.full((200,), mu, dtype=torch.float32)
+        r[::2] = torch.nextafter(r[::2], torch.tensor(float("inf")))
+        mean, sigma = r.double().mean().item(), r.double().std(correction=0).item()
+        assert 0 < sigma <= 2**-24 * 2 * abs(mean)  # half an ulp: at most 2^-23 of the mean
+        assert sigma <= 1e-6 * max(1.0, abs(mean))  # the relative guard raises
+        assert sigma > 1e-6  # an absolute 1e-6 does not
+    # ... and at the fresh probe's scale a one-step spread (2^-9 = 2.0e-3) exceeds the std-1e-3 probe's σ, so no
+    # absolute threshold passes both.
+    assert torch.nextafter(torch.tensor(32768.0), torch.tensor(1e9)).item() - 32768.0 == 2**-8
+
+
+# 2. score_head_std in half precision: accepted before, then worksheet 03's 1e-6 comparison failed.
+@pytest.mark.parametrize("fn, dtype", [
+    (lambda d: torch.tensor(d + 1.0, dtype=torch.bfloat16).rsqrt(), "bfloat16"),
+    (lambda d: torch.tensor(d + 1.0, dtype=torch.float16).rsqrt(), "float16"),
+    (lambda d: np.float16(1 / math.sqrt(d + 1)), "float16"),
+    (lambda d: torch.tensor(1 / math.sqrt(d + 1)).bfloat16(), "bfloat16"),
+    (lambda d: torch.tensor([1 / math.sqrt(d + 1)], dtype=torch.float16), "float16"),
+], ids=["bf16-rsqrt", "fp16-rsqrt", "numpy-fp16", "cast-to-bf16", "fp16-one-element"])
+def test_score_head_std_in_half_precision_is_rejected_naming_the_dtype(fn, dtype):
+    fails_with(checks.check_score_head_std, fn, f"returned a {dtype} number: {dtype} keeps too few digits")
+
+
+# 3. One-line wrappers around rmlib's own implementation of the task.
+def li_wraps_rmlib(layer, std):
+    return rmlib.init.layer_init(layer, std)
+
+
+def li_imports_inside(layer, std):
+    from rmlib import layer_init as library_version
+
+    return library_version(layer, std)
+
+
+def li_through_a_helper(layer, std):
+    return _helper_that_wraps(layer, std)
+
+
+def _helper_that_wraps(layer, std):
+    return rmlib.layer_init(layer, std)
+
+
+def shs_wraps(hidden_size):
+    return rmlib.score_head_std(hidden_size)
+
+
+def bt_wraps(chosen, rejected):
+    return rmlib.losses.bradley_terry_loss(chosen, rejected)
+
+
+def bt_centred_without_penalty(chosen, rejected):
+    return rmlib.normalize.centred_bt_loss(chosen, rejected, coefficient=0.0)
+
+
+def relerr_wraps(x, y):
+    return rmlib.checks.relative_error(x, y)
+
+
+def adam_wraps(grad, lr):
+    p = torch.zeros_like(grad)
+    rmlib.theory.adam_step(p, grad, torch.zeros_like(grad), torch.zeros_like(grad), 1, lr)
+    return p
+
+
+def gb_fit_classmethod(ref):
+    fit = rmlib.normalize.RewardNormalizer.fit
+    norm = fit(ref)
+    return norm.gain, norm.bias
+
+
+def norm_through_own_gain_bias(rewards, samples):  # its own Task 1 answer is a wrapper: caught through it
+    gain, bias = gb_library(rewards.gather(1, samples))
+    return gain * rewards + bias
+
+
+def mc_wraps(d, std, sigma_h, n, generator):
+    return rmlib.theory.sample_initial_rewards(d, std, n, sigma_h, generator=generator).var().item()
+
+
+WRAPPERS = [
+    ("check_layer_init", li_wraps_rmlib, "layer_init"),
+    ("check_layer_init", li_imports_inside, "layer_init"),
+    ("check_layer_init", li_through_a_helper, "layer_init"),
+    ("check_layer_init", functools.partial(rmlib.init.layer_init), "layer_init"),
+    ("check_score_head_std", shs_wraps, "score_head_std"),
+    ("check_score_head_std", lambda d: rmlib.init.score_head_std(d), "score_head_std"),
+    ("check_bradley_terry_loss", bt_wraps, "bradley_terry_loss"),
+    ("check_bradley_terry_loss", bt_centred_without_penalty, "centred_bt_loss"),
+    ("check_relative_error", relerr_wraps, "relative_error"),
+    ("check_adam_first_step", adam_wraps, "adam_step"),
+    ("check_predicted_variance", lambda d, s, h: rmlib.theory.isotropic_reward_variance(d, s, h), "isotropic_reward_variance"),
+    ("check_predicted_variance", lambda d, s, h: rmlib.theory.predicted_reward_variance(d, s, h), "predicted_reward_variance"),
+    ("check_mc_variance", mc_wraps, "sample_initial_rewards"),
+    ("check_reward_gain_bias", gb_fit_classmethod, "RewardNormalizer"),
+    ("check_normalise_on_reference", norm_through_own_gain_bias, "RewardNormalizer"),
+]
+
+
+@pytest.mark.parametrize("checker, fn, own", WRAPPERS, ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(WRAPPERS)])
+def test_an_answer_that_calls_rmlibs_own_implementation_is_rejected(checker, fn, own):
+    fails_with(getattr(checks, checker), fn, f"calls rmlib's own {own}; write it yourself")
+
+
+def mc_with_the_worksheets_helper(d, std, sigma_h, n, generator):  # worksheet 02 imports rmlib.theory for this
+    r = (torch.randn(n, d, generator=generator) * std * torch.randn(n, d, generator=generator) * sigma_h).sum(-1)
+    var, _ = rmlib.theory.variance_with_stderr(r)
+    return var
+
+
+@pytest.mark.parametrize("checker, fn", [
+    ("check_mc_variance", mc_with_the_worksheets_helper),
+    ("check_formula_breaker", offset_states),  # rmlib.theory.sample_hidden_states: a sampler, not the answer
+    ("check_normalise_on_reference", norm_reference),  # calls the notebook's own reward_gain_bias
+    ("check_layer_init", lambda layer, std: (torch.nn.init.normal_(layer.weight, 0.0, std), layer)[1]),
+], ids=["mc-variance-with-stderr", "breaker-sample-hidden-states", "normalise-own-task-1", "layer-init-lambda"])
+def test_helpers_the_worksheets_provide_stay_allowed(checker, fn, capsys):
+    assert getattr(checks, checker)(fn) is True
+
+
+def test_passing_rmlibs_function_itself_is_left_to_the_gradebook(capsys):
+    # The checkers' own tests pass the library's functions as the reference; the gradebook grades such a record
+    # "error" (the function was not defined in the notebook: tools.grade._own_function).
+    assert checks.check_score_head_std(rmlib.score_head_std)
+    assert checks.RECORDS["score_head_std"]["function"] == "rmlib.init.score_head_std"
+
+
+# 4. layer_init that rescales its draws to exactly the asked std.
+def li_rescaled(layer, std):
+    with torch.no_grad():
+        torch.nn.init.normal_(layer.weight, 0.0, std)
+        if std > 0:
+            layer.weight.mul_(std / layer.weight.std())
+    return layer
+
+
+def li_standardised(layer, std):
+    with torch.no_grad():
+        w = torch.randn_like(layer.weight)
+        layer.weight.copy_((w - w.mean()) / w.std(correction=0) * std)
+    return layer
+
+
+def li_rescaled_float64(layer, std):
+    with torch.no_grad():
+        w = torch.randn(layer.weight.shape, dtype=torch.float64)
+        layer.weight.copy_(w / w.std() * std)
+    return layer
+
+
+@pytest.mark.parametrize("fn", [li_rescaled, li_standardised, li_rescaled_float64],
+                         ids=["rescaled", "standardised-population", "rescaled-in-float64"])
+def test_layer_init_rescaled_to_the_exact_std_is_rejected(fn):
+    fails_with(checks.check_layer_init, fn, "exactly the asked std in every layer")
+
+
+def test_the_rescaling_tell_has_a_derived_false_alarm_rate():
+    from rmlib.checks.layer_init import RESCALE_TOL
+
+    # P(|s/σ − 1| < t) for the sample std of n normal draws, s/σ − 1 ≈ N(0, 1/(2n)); twice for two std conventions.
+    p = [2 * 2 * RESCALE_TOL * math.sqrt(2 * n) / math.sqrt(2 * math.pi) for n in (200_000, 210_000, 100_000)]
+    assert math.prod(p) < 1e-9
+    # A rescale lands far inside the tolerance: float32 rounding of w·std/w.std() (measured ≤ 1e-7).
+    w = torch.randn(200_000, generator=torch.Generator().manual_seed(0)) * 0.37
+    v = (w * (0.37 / w.std())).double()
+    assert abs(v.std().item() / 0.37 - 1) < RESCALE_TOL / 5
+
+
+# 5. Hints that named a mistake the answer did not make.
+def li_undefined_generator(layer, std):
+    torch.nn.init.normal_(layer.weight, mean=0.0, std=std, generator=gen)  # noqa: F821 (gen is not defined here)
+    return layer
+
+
+def li_std_as_text(layer, std):
+    torch.nn.init.normal_(layer.weight, mean=0.0, std=str(std))
+    return layer
+
+
+@pytest.mark.parametrize("fn, says", [(li_undefined_generator, "NameError: name 'gen'"),
+                                      (li_std_as_text, "must be float, not str")], ids=["name-error", "std-as-text"])
+def test_a_crash_unrelated_to_the_bias_is_not_blamed_on_the_bias(fn, says):
+    with pytest.raises(AssertionError, match=says) as info:
+        checks.check_layer_init(fn)
+    assert "don't touch the bias" not in str(info.value)
+
+
+def test_a_loss_computed_in_float32_is_told_so_not_that_it_has_an_eps():
+    def float32_inside(c, r):
+        return F.softplus((r - c).float()).mean().to(c.dtype)
+
+    with pytest.raises(AssertionError, match="computed in float32") as info:
+        checks.check_bradley_terry_loss(float32_inside)
+    assert "eps" not in str(info.value)
+
+    def scaled(c, r):  # close but off by a factor: no eps, no float32, and the hint does not claim either
+        return F.softplus(r - c).mean() * (1 + 1e-8)
+
+    with pytest.raises(AssertionError, match="not to float64 precision") as info:
+        checks.check_bradley_terry_loss(scaled)
+    assert "computed in float32" not in str(info.value)
+
+
+def test_a_crash_on_the_small_spread_probe_is_not_called_a_large_threshold():
+    def crashes_on_small_spreads(ref):
+        r = ref.detach().double().flatten()
+        if r.numel() < 2 or not torch.isfinite(r).all():
+            raise ValueError("bad")
+        m, s = r.mean().item(), r.std(correction=0).item()
+        if s <= 1e-6 * max(1.0, abs(m)):
+            raise ValueError("no spread")
+        if s < 0.01:
+            return [1 / s][1], 0.0  # an IndexError on small spreads
+        return 1 / s, -m / s
+
+    with pytest.raises(AssertionError, match="IndexError") as info:
+        checks.check_reward_gain_bias(crashes_on_small_spreads)
+    assert "threshold" not in str(info.value)
+
+
+# 7. Early stopping: NaN never counts as a best, not even as the first evaluation.
+def es_first_is_best(val_loss, steps, patience):  # the previous reference: a NaN first evaluation stays the best
+    best, waited = 0, 0
+    for i in range(1, len(val_loss)):
+        if val_loss[i] < val_loss[best]:
+            best, waited = i, 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    return int(steps[best])
+
+
+def es_step_zero_when_nothing_finite(val_loss, steps, patience):  # right, but returns step 0 instead of raising
+    try:
+        return es_reference(val_loss, steps, patience)
+    except ValueError:
+        return int(steps[0])
+
+
+def es_skips_leading_nans(val_loss, steps, patience):  # leading NaNs wrongly do not use up patience
+    start = next((i for i, v in enumerate(val_loss.tolist()) if v == v), len(val_loss))
+    if start == len(val_loss):
+        raise ValueError("every evaluation is NaN")
+    return es_reference(val_loss[start:], steps[start:], patience)
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (es_first_is_best, "NaN never counts as a best, not even the first"),
+    (es_step_zero_when_nothing_finite, "instead of raising ValueError: no evaluation before training stops"),
+    (es_skips_leading_nans, "expected|instead of raising ValueError"),
+], ids=["first-is-best", "step-zero-without-a-best", "leading-nans-free"])
+def test_early_stopping_nan_first_is_never_the_best(fn, hint):
+    fails_with(check_early_stopping_step, fn, hint)
+
+
+def test_the_reference_and_the_checker_agree_on_a_nan_first_curve():
+    curve, patience = [float("nan"), 0.60, 0.55, 0.58, 0.50, 0.61, 0.62, 0.63, 0.45], 3
+    steps = [32 * i for i in range(len(curve))]
+    assert _sweep._early_stopping_reference(curve, steps, patience)[0] == 4  # 0.50: the first NaN is no best
+    assert es_reference(torch.tensor(curve), torch.tensor(steps), patience) == 128
+    assert repr((curve, patience)) in map(repr, _sweep._ES_CASES)  # repr: NaN != NaN
+    for curve, patience in _sweep._ES_NO_BEST:
+        assert _sweep._early_stopping_reference(curve, [32 * i for i in range(len(curve))], patience)[0] is None
+        with pytest.raises(ValueError):
+            es_reference(torch.tensor(curve), torch.arange(len(curve)) * 32, patience)
+
+
+def test_a_capped_estimate_is_rejected_on_every_probe_seed():
+    # Capped at 2·Var(r), the estimate used to pass the tail test whenever its mean fell under 2/3 (4 seeds in 40);
+    # the atom the cap leaves (~12% of the n = 3 estimates on one value) is caught whatever the seed.
+    for seed in range(8):
+        with pytest.raises(AssertionError, match="no floor, cap or clip"):
+            checks.check_mc_variance(mc_capped_above, seed=seed)
+
+
+def test_a_right_estimate_repeats_no_value_at_n_3():
+    g = torch.Generator().manual_seed(3)
+    ests = torch.tensor([mc_reference(1, 1.0, 1.0, 3, g) for _ in range(1000)], dtype=torch.float64)
+    assert ests.unique(return_counts=True)[1].max() <= 2  # the checker's limit is 10

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from rmlib.checks import check_default_head_reward_std, check_difference_std, check_std_for_unit_variance, hint
-from rmlib.checks.derivations import LAST_PROBES
 
 RIGHT_STD = lambda d, s: 1 / math.sqrt(d * s**2 + 1)
 RIGHT_DEFAULT = lambda d, n: math.sqrt((n**2 + 1) / (3 * d))
@@ -81,6 +80,29 @@ def test_probes_are_fresh_on_every_call():
     assert first[2:] != seen[2:]
 
 
+@pytest.mark.parametrize("checker, right", [(check_std_for_unit_variance, RIGHT_STD),
+                                            (check_default_head_reward_std, RIGHT_DEFAULT)],
+                         ids=["std_for_unit_variance", "default_head_reward_std"])
+def test_probes_come_from_the_recorded_seed_and_replay(checker, right):
+    from rmlib.checks import RECORDS, TASKS
+
+    seen = []
+    spy = lambda d, x: (seen.append((d, x)), right(d, x))[1]  # noqa: E731
+    assert checker(spy)
+    task = next(t.name for t in TASKS.values() if t.checker == checker.__name__)
+    seed, first = RECORDS[task]["seed"], list(seen)
+    seen.clear()
+    assert checker(spy, seed=seed) and seen == first  # the same probes, from the seed in the record
+    seen.clear()
+    assert checker(spy, seed=seed + 1) and seen[2:] != first[2:]
+
+
+def test_a_failure_says_how_to_replay_its_probes():
+    with pytest.raises(AssertionError, match=r"probe seed \d+: check_std_for_unit_variance\(std_for_unit_variance, "
+                                             r"seed=\d+\) replays"):
+        check_std_for_unit_variance(lambda d, s: 2 / math.sqrt(d * s**2 + 1))
+
+
 def mc_difference_std(d, p):
     """Gaming: simulate instead of deriving: one coordinate's Var(h_w,k − h_l,k) by sampling, times d sigma_w²."""
     g = torch.Generator().manual_seed(0)
@@ -132,18 +154,18 @@ def test_difference_std_probes_correlations_afresh():
     seen = []
     check_difference_std(lambda d, p: (seen.append((d, p)), RIGHT_DIFF(d, p))[1])
     assert all(0 <= p < 1 for _, p in seen) and len({p for _, p in seen}) >= 6
-    assert LAST_PROBES["difference_std"] == seen  # recorded, so a failure can be reproduced
 
 
-def test_difference_std_probes_a_wide_head_and_nearly_equal_answers():
-    check_difference_std(RIGHT_DIFF)
-    probes = LAST_PROBES["difference_std"]
-    assert max(d for d, _ in probes) >= 100_000 and max(p for _, p in probes) >= 0.95
-    # an answer that cancels 1 − rho badly (float32 difference of near-equal numbers) still passes,
-    # one that breaks only at large d does not
-    assert check_difference_std(lambda d, p: math.sqrt(2 * d * (1 - p) / (d + 1)))
-    with pytest.raises(AssertionError):
-        check_difference_std(lambda d, p: RIGHT_DIFF(d, p) if d < 50_000 else RIGHT_DIFF(d, p) * 1.001)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_difference_std_probes_a_wide_head_and_nearly_equal_answers(seed):
+    seen = []
+    check_difference_std(lambda d, p: (seen.append((d, p)), RIGHT_DIFF(d, p))[1], seed=seed)
+    assert max(d for d, _ in seen) >= 100_000 and 0.95 <= max(p for _, p in seen) <= 0.999
+    # an answer right at moderate arguments and wrong only for a wide head, or only for nearly equal answers
+    for wrong in (lambda d, p: RIGHT_DIFF(d, p) * (1.001 if d > 50_000 else 1.0),
+                  lambda d, p: RIGHT_DIFF(d, p) * (1.001 if p > 0.95 else 1.0)):
+        with pytest.raises(AssertionError):
+            check_difference_std(wrong, seed=seed)
 
 
 def test_unwritten_tasks_report_not_implemented(capsys):

@@ -25,7 +25,9 @@ def healthy():
     return (sweep_grid(["zero", "score_head", "large"], ["adam", "sgd"], {"adam": [1e-2], "sgd": [0.05]},
                        (False, True), (0,))
             + sweep_grid(["zero", "large"], ["adamw"], [1e-2], (False, True), (0,), weight_decay=0.1,
-                         schedule="linear", warmup_ratio=0.1))
+                         schedule="linear", warmup_ratio=0.1)
+            # A shorter second-moment memory (lesson 05's control): its own group in the engine.
+            + sweep_grid(["zero", "large"], ["adam"], [1e-2], (True,), (0,), adam_beta2=0.9))
 
 
 def _per_run(x: torch.Tensor) -> torch.Tensor:
@@ -57,7 +59,7 @@ def test_engine_equals_plain_loop_within_what_rounding_can_do(data, healthy):
     assert torch.equal(fast.metrics["best_step"], slow.metrics["best_step"])
     eps = torch.finfo(torch.float32).eps
     quantities = {f"curve {k}": (fast.curves[k], slow.curves[k], [n.curves[k] for n in nudged])
-                  for k in ("loss", "reward_std")}
+                  for k in ("loss", "reward_std", "misranked")}
     quantities.update({f"eval {k}": (fast.evals[k], v, [n.evals[k] for n in nudged]) for k, v in slow.evals.items()})
     quantities.update({k: (fast.metrics[k], slow.metrics[k], [n.metrics[k] for n in nudged])
                        for k in ("initial_loss", "train_loss", "test_loss", "test_acc", "reward_std", "reward_mean",
@@ -162,6 +164,11 @@ def test_frozen_runs_keep_the_backbone_and_zero_head_sends_no_gradient(data):
     assert torch.equal(res.metrics["grad_norm0"][zero], torch.zeros(2))
     assert (res.metrics["grad_norm0"][~zero] > 0).all()
     assert torch.allclose(res.metrics["initial_loss"][zero], torch.full((2,), math.log(2)))
+    # A zero head ties every pair at step 0: the misranked curve counts a tie as half, exactly 0.5.
+    assert torch.equal(res.curves["misranked"][zero, 0], torch.full((2,), 0.5))
+    # A nonzero head's misranked share is a multiple of 1/batch_size: the minibatch's pairs, counted.
+    large = res.curves["misranked"][~zero]
+    assert torch.equal(large * 32, (large * 32).round()) and ((large >= 0) & (large <= 1)).all()
 
 
 def test_step0_backbone_gradient_is_proportional_to_head_norm_for_small_heads(data):
@@ -225,6 +232,8 @@ def test_result_helpers(data):
         ({"warmup_ratio": 0.1}, ValueError, "needs schedule='linear'"),
         ({"schedule": "linear", "warmup_ratio": 1.0}, ValueError, "warmup_ratio"),
         ({"weight_decay": "0.1"}, TypeError, "weight_decay"),
+        ({"adam_beta2": 1.0}, ValueError, "adam_beta2 must be in"),
+        ({"optimizer": "sgd", "adam_beta2": 0.9}, ValueError, "SGD has none"),
     ],
 )
 def test_bad_config_gets_a_clear_error(kwargs, err, match):
@@ -291,3 +300,46 @@ def test_head_initialiser_is_the_catalogue_entry_or_a_normal_of_the_given_std():
         layer = torch.nn.Linear(16, 1, bias=False)
         INITIALISERS[init].apply(layer, generator=__import__("rmlib").make_generator(2 * 3))
         assert torch.equal(head_weight(SweepConfig(init=init, seed=3), 16), layer.weight.detach().reshape(16))
+
+
+@pytest.mark.parametrize("train_backbone", [True, False])
+def test_hand_written_step_is_autograd_to_the_bit(data, train_backbone):
+    """The engine's hand-written forward and backward (FlatLayout via _HandStep) give the same loss,
+    rewards and gradient as autograd through ``forward_with``, bit for bit, on trained-looking weights."""
+    from rmlib.lab.sweep.evaluate import answers, pretrained_features
+    from rmlib.lab.sweep.train import FlatLayout
+
+    layout = FlatLayout(data, train_backbone)
+    assert layout.hand
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(5, data.hidden_size, generator=gen)
+    flat = layout.flat(w)
+    flat += 0.01 * torch.randn(flat.shape, generator=gen)  # runs that differ in every parameter
+    x = answers(data.train)
+    source = x if train_backbone else pretrained_features(data, x)
+    batch = source[torch.randint(len(source), (5, 64), generator=gen)]
+    offset = torch.tensor([0.0, 1.0, -2.0, 0.5, 0.0])
+    hand = layout.loss_and_grad(flat, batch, offset, 32)
+    auto = layout.autograd_loss_and_grad(flat, batch, offset, 32)
+    for a, b in zip(hand, auto):
+        assert torch.equal(a, b)
+
+
+def test_a_backbone_the_hand_written_step_does_not_know_goes_through_autograd(data):
+    from dataclasses import replace
+
+    from rmlib.lab.sweep.train import FlatLayout
+
+    class Other(type(data.backbone)):  # same maths, another class: the engine must not assume its layers
+        pass
+
+    other = Other(data.backbone.fc1.in_features, data.hidden_size)
+    other.load_state_dict(data.backbone.state_dict())
+    odata = replace(data, backbone=other)
+    assert FlatLayout(data, True).hand and not FlatLayout(odata, True).hand
+    cfgs = sweep_grid(["score_head"], ["adam"], [1e-2], (True,), (0,))
+    a = run_sweep(data, cfgs, steps=5, batch_size=32, progress=False, eval_every=5, eval_pairs=64)
+    b = run_sweep(odata, cfgs, steps=5, batch_size=32, progress=False, eval_every=5, eval_pairs=64)
+    assert torch.equal(a.curves["loss"], b.curves["loss"]) and torch.equal(a.evals["val_loss"], b.evals["val_loss"])
+    for k in ("test_loss", "cka"):
+        assert torch.equal(a.metrics[k], b.metrics[k])

@@ -132,7 +132,7 @@ def test_policy_gradient_converges_for_well_scaled_and_collapses_for_inflated():
 
 def test_sweep_result_rewards_match_engine_metrics():
     from rmlib.data import make_preference_data
-    from rmlib.lab.engine import SweepConfig, run_sweep
+    from rmlib.lab.sweep import SweepConfig, run_sweep
 
     data = make_preference_data(n_train=256, n_test=256, seed=0)
     configs = [SweepConfig(init="score_head", train_backbone=False), SweepConfig(init="large", train_backbone=True),

@@ -83,8 +83,7 @@ def _check_bt_value(fn: Callable, n: int, dtype: torch.dtype) -> tuple[float, fl
         _fail(f"loss {value:.6g} on a batch of {n} {_dtype_name(dtype)} pairs, expected mean −log σ(chosen − rejected) "
               f"= {want:.6g}")
     if not _close(value, want, rel):
-        _fail(f"loss {value!r} on a random float64 batch, expected {want!r}: close, but something shifts it slightly — "
-              "an eps or a clamp inside the log?")
+        _fail(f"loss {value!r} on a random float64 batch, expected {want!r}: " + _near_miss(value, chosen, rejected))
     grads = torch.autograd.grad(loss, (chosen, rejected), allow_unused=True)
     ref_grads = torch.autograd.grad(ref, (chosen, rejected))
     if any(g is None for g in grads):
@@ -93,6 +92,23 @@ def _check_bt_value(fn: Callable, n: int, dtype: torch.dtype) -> tuple[float, fl
     if err > (1e-6 if dtype == torch.float64 else 1e-4):
         _fail(f"the gradient of your loss differs from the reference (relative error {err:.2g})")
     return value, err
+
+
+def _near_miss(value: float, chosen: torch.Tensor, rejected: torch.Tensor) -> str:
+    """What a float64 loss within 1e-6 of the right one, but not within 1e-10, gives evidence of."""
+    delta = (chosen - rejected).detach()
+    if float(torch.tensor(value, dtype=torch.float32)) == value:
+        # A float64 result that is exactly a float32 number (chance ~2^-29 otherwise): computed in float32.
+        return ("your loss is a float32 number in float64 clothes: it was computed in float32 (a .float(), or a tensor "
+                "made with torch.tensor(...), which defaults to float32) and converted back. Compute in the inputs' "
+                "dtype, as torch's own functions do")
+    for eps in (1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-12):
+        forms = [-torch.log(torch.sigmoid(delta) + eps).mean(), -torch.log(torch.sigmoid(delta).clamp_min(eps)).mean(),
+                 torch.log(1 + torch.exp(-delta) + eps).mean()]
+        if any(_close(value, f.item(), 1e-12) for f in forms):
+            return f"an eps or a clamp of {eps:g} inside the log shifts it: use a form that needs none"
+    return ("close (within 1e-6) but not to float64 precision (1e-10), where every right form agrees to ~1e-15: "
+            "something shifts it slightly — a constant factor, an eps, or a step done in lower precision")
 
 
 def _check_bt_stability(fn: Callable) -> None:

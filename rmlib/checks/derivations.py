@@ -1,7 +1,8 @@
 """Checkers for the derivation tasks of worksheet 02 (worksheet 03's, check_default_head_reward_std, lives in layer_init.py): the learner derives a formula the lessons have not printed.
 
 Each numeric checker probes the learner's formula at fresh random arguments on every call (drawn from the
-operating system's entropy, not the fixed check seed), so a table of hard-coded answers cannot pass, and
+check's probe seed, fresh on every call and kept in its record, so ``check_x(x, seed=N)`` replays them, as
+for every other checker), so a table of hard-coded answers cannot pass, and
 names the typical wrong derivation when one matches: an ignored parameter, a constant factor, 1/sqrt(d)
 for 1/sqrt(3d), a variance returned as a std.
 """
@@ -11,17 +12,14 @@ from __future__ import annotations
 import decimal
 import fractions
 import math
-import random
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from rmlib.checks._contract import _as_float, _call, _checker, _close, _fail
+from rmlib.checks._contract import _as_float, _call, _checker, _close, _fail, _probe_generator
 
-_FRESH = random.SystemRandom()  # independent of torch's seed and of CHECK_SEED: new probes on every call
 REL = 1e-6  # a float32 computation of the right formula is exact to ~1e-7
-LAST_PROBES: dict[str, list[tuple[int, float]]] = {}  # the arguments of each checker's last call, for a learner or a test
 _LOW_PRECISION = {torch.float16, torch.bfloat16}
 
 
@@ -44,16 +42,18 @@ def _number(value: Any, called: str) -> float:
 
 
 def _probes(n: int, low_d: int = 1, high_d: int = 10_000) -> list[tuple[int, float]]:
-    """n fresh (d, x) pairs: an integer width and a positive real, both spread over orders of magnitude."""
-    return [(_FRESH.randint(low_d, high_d), math.exp(_FRESH.uniform(math.log(0.05), math.log(50.0))))
-            for _ in range(n)]
+    """n fresh (d, x) pairs from this check's probe seed: an integer width in [low_d, high_d] and a positive real
+    log-uniform over [0.05, 50]."""
+    g = _probe_generator(0)
+    d = torch.randint(low_d, high_d + 1, (n,), generator=g).tolist()
+    u = torch.rand(n, generator=g, dtype=torch.float64).tolist()
+    return [(k, math.exp(math.log(0.05) + a * (math.log(50.0) - math.log(0.05)))) for k, a in zip(d, u)]
 
 
 def _judge(fn: Callable, name: str, args_names: tuple[str, str], right: Callable[[int, float], float],
            wrong: list[tuple[Callable[[int, float], float], str]],
            probes: list[tuple[int, float]] | None = None) -> list[tuple[int, float, float]]:
     probes = probes or [(1, 1.0), (3, 0.5)] + _probes(6)
-    LAST_PROBES[name] = list(probes)
     got = []
     for d, x in probes:
         called = f"{name}({args_names[0]}={d}, {args_names[1]}={x:.6g})"
@@ -125,11 +125,15 @@ def check_difference_std(fn: Callable[[int, float], float]) -> str:
         (lambda d, p: math.sqrt((2 * d * (1 - p) + 2) / (d + 1)), "the bias is one parameter shared by both "
          "rewards, not two independent draws: it cancels in Δ"),
     ]
-    # Fresh on every call: four ordinary probes, one wide (d up to 1e6) and one nearly collinear pair (rho up
-    # to 0.999), where a formula that only looks right at moderate arguments shows itself.
-    probes = ([(1, 0.0), (3, 0.5)] + [(_FRESH.randint(1, 10_000), _FRESH.uniform(0.0, 0.95)) for _ in range(4)]
-              + [(_FRESH.randint(100_000, 1_000_000), _FRESH.uniform(0.0, 0.95)),
-                 (_FRESH.randint(1, 10_000), _FRESH.uniform(0.95, 0.999))])
+    # Fresh on every call, from the recorded probe seed (seed= replays them): four ordinary probes, one wide
+    # head (d up to 1e6) and one nearly collinear pair (rho up to 0.999), where a formula that only looks right
+    # at moderate arguments shows itself.
+    g = _probe_generator(1)
+    d_fresh = torch.randint(1, 10_001, (5,), generator=g).tolist()
+    d_fresh.append(int(torch.randint(100_000, 1_000_001, (1,), generator=g)))
+    u = torch.rand(6, generator=g, dtype=torch.float64).tolist()
+    rho_fresh = [0.95 * x for x in u[:4]] + [0.95 * u[4], 0.95 + 0.049 * u[5]]
+    probes = [(1, 0.0), (3, 0.5)] + list(zip(d_fresh, rho_fresh))
     probes = _judge(fn, "difference_std", ("d", "rho"), right, wrong, probes=probes)
     d, p, g = probes[-1]
     return (f"std(Δ) = sqrt(2d(1 − rho)/(d + 1)), e.g. d = {d}, rho = {p:.3g} → {g:.5g} "

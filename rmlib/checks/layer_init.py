@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from rmlib.theory import excess_kurtosis
-import numpy as np
 
 from rmlib.checks.derivations import _judge  # the fresh-probe judge of derivation tasks
 from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _fail, _probe_generator)
@@ -69,13 +68,46 @@ def _check_draws(w: torch.Tensor, std: float, what: str, fan_in: int | None = No
     return mean, sd, kurt
 
 
+def _crash_hint(exc: BaseException) -> str:
+    """The bias/in_features hint, only when the crash is evidence of it: an attribute of the layer that is
+    None (a head without bias) or missing (an Embedding has no in_features)."""
+    text = str(exc)
+    if isinstance(exc, (AttributeError, TypeError)) and any(
+            key in text for key in ("NoneType", "bias", "in_features", "out_features", "Embedding")):
+        return "don't touch the bias (a Hugging Face score head has bias=None) and don't rely on in_features"
+    return ""
+
+
+# A sample std that hits the asked std to within RESCALE_TOL in every large layer is a tell: n draws from
+# N(0, σ²) have a sample std that fluctuates by σ/sqrt(2n) (0.16% at n = 200 000), while rescaling the drawn
+# weights, w · std / w.std(), hits std to float32 rounding (measured ≤ 1e-7 for either std convention).
+# A right answer lands within t = 1e-6 of std in one layer with probability ≈ 2 · 2t / (sqrt(2π) σ_rel), with
+# σ_rel = 1/sqrt(2n) and the factor 2 for trying both the sample and the population std: 1.0e-3 at n = 200 000,
+# 1.0e-3 at 210 000 and 7.1e-4 at 100 000 — in all three, ≈ 7e-10 (the draws are independent).
+RESCALE_TOL = 1e-6
+
+
+def _check_not_rescaled(seen: list[tuple[float, float]], sizes: tuple[int, ...]) -> None:
+    """Fail when the sample std of every large probe is the asked std to within RESCALE_TOL."""
+    probes = [(asked, got, n) for (asked, got), n in zip(seen, sizes) if asked > 0]
+    if len(probes) < len(sizes):
+        return
+    def off(asked: float, got: float, n: int) -> float:  # sample std, and population std = sample·sqrt((n−1)/n)
+        return min(abs(got / asked - 1), abs(got * math.sqrt((n - 1) / n) / asked - 1))
+    if all(off(*p) < RESCALE_TOL for p in probes):
+        listing = ", ".join(f"{got:.7g} for std={asked:g} ({n} weights)" for asked, got, n in probes)
+        _fail(f"the weights' std is exactly the asked std in every layer ({listing}): n draws from N(0, std²) have a "
+              f"sample std that fluctuates by std/sqrt(2n), ±{100 / math.sqrt(2 * sizes[0]):.2f}% here. Rescaling the "
+              "drawn weights to the exact std (w / w.std() * std) makes them something other than N(0, std²) draws: "
+              "keep normal_'s draws as they are")
+
+
 def _call_in_place(fn: Callable, module: nn.Module, std: float, text: str) -> nn.Module:
     """Call ``fn(module, std)`` and check the in-place contract: same module, same Parameter, dtype, shape, bias."""
     weight, bias = module.weight, getattr(module, "bias", None)
     shape, dtype, device, grad = weight.shape, weight.dtype, weight.device, weight.requires_grad
     bias_before = bias.detach().clone() if bias is not None else None
-    hint = "don't touch the bias (a Hugging Face score head has bias=None) and don't rely on in_features"
-    out = _call(fn, module, std, called_as=f"layer_init({text})", hint=hint, may_modify=True)
+    out = _call(fn, module, std, called_as=f"layer_init({text})", hint=_crash_hint, may_modify=True)
     if out is None:
         _fail("layer_init returned None: end with `return layer`, so `layer_init(model.score, std)` gives the head back")
     if out is not module:
@@ -139,6 +171,8 @@ def check_layer_init(fn: Callable[[nn.Module, float], nn.Module]) -> str:
             _, got, _ = _check_draws(module.weight, probe_std, f"layer_init({text})", earlier=tuple(seen))
             seen.append((probe_std, got))
 
+    _check_not_rescaled(seen, (N_WEIGHTS, 300 * 700, 1000 * 100))
+
     first = _call_in_place(fn, nn.Linear(50, 2), 0.1, "nn.Linear(50, 2), std=0.1").weight.detach().clone()
     second = _call_in_place(fn, nn.Linear(50, 2), 0.1, "nn.Linear(50, 2), std=0.1").weight.detach()
     if torch.equal(first, second):
@@ -160,26 +194,38 @@ def check_layer_init(fn: Callable[[nn.Module, float], nn.Module]) -> str:
     )
 
 
-def _rel_tol(value: object) -> float:
-    """1e-6, or a few units of rounding of a half-precision answer (score_head_std accepts any floating dtype)."""
+# Half precision cannot hold the answer: bfloat16 keeps 8 significant bits (rounding by up to 2^-8 ≈ 0.4%),
+# float16 11 bits (2^-11 ≈ 0.05%), while the worksheet's later cells compare the std to 1e-6 relative.
+_HALF = {"float16": 2.0**-11, "bfloat16": 2.0**-8}  # their largest relative rounding error
+
+
+def _half_precision(value: object) -> str:
+    """The name of a half-precision dtype the answer came back in ("" for a float, float32 or float64)."""
     dtype = getattr(value, "dtype", None)
-    if dtype in (torch.float16, torch.bfloat16):
-        return 2 * torch.finfo(dtype).eps
-    if isinstance(dtype, np.dtype) and dtype == np.float16:
-        return 2 * float(np.finfo(np.float16).eps)
-    return 1e-6
+    if dtype is None:
+        return ""
+    name = str(dtype).removeprefix("torch.")  # a torch dtype or a numpy one (np.float16)
+    return name if name in _HALF else ""
 
 
 @_checker("score_head_std")
 def check_score_head_std(fn: Callable[[int], float]) -> str:
     """Check ``fn(hidden_size)`` = 1/sqrt(hidden_size + 1) at fixed widths and three drawn afresh on every call.
 
-    Contract: one number (a float, a one-element tensor or array of any floating dtype), right to 1e-6
-    relative (float32 precision is enough), or to two units of rounding for a float16/bfloat16 answer.
+    Contract: one number (a float, or a one-element float32/float64 tensor or array), right to 1e-6 relative
+    (float32 rounding, 6e-8, is enough). A float16 or bfloat16 answer is rejected with a hint naming its dtype:
+    it rounds the std by up to 0.05% or 0.4%, and worksheet 03's later cells check the std to 1e-6.
     """
     widths = [1, 2, 64, 768, 4096, 5] + torch.randint(3, 20_000, (3,), generator=_probe_generator(0)).tolist()  # float16 holds d + 1
     raw = [_call(fn, d, called_as=f"score_head_std({d})") for d in widths]
-    tols = [_rel_tol(r) for r in raw]
+    half = next(((d, _half_precision(r)) for d, r in zip(widths, raw) if _half_precision(r)), None)
+    if half:
+        d, dtype = half
+        _fail(f"score_head_std({d}) returned a {dtype} number: {dtype} keeps too few digits for this std (it rounds "
+              f"by up to {100 * _HALF[dtype]:.2g}%, and the "
+              "worksheet's later cells compare it to 1e-6). Return a Python float (1 / math.sqrt(hidden_size + 1)) "
+              "or a float32/float64 value")
+    tols = [1e-6] * len(raw)
     got = [_as_float(r, f"score_head_std({d})") for r, d in zip(raw, widths)]
     want = [1 / math.sqrt(d + 1) for d in widths]
     if all(_close(g, w, t) for g, w, t in zip(got, want, tols)):

@@ -77,8 +77,9 @@ def check_reward_gain_bias(fn: Callable[[torch.Tensor], tuple[float, float]]) ->
 
     small = torch.randn(100, generator=g, dtype=torch.float64) * 1e-3
     call = "reward_gain_bias(reference) on rewards with std 1e-3"
-    gain3, _ = _gain_bias(_call(fn, small, called_as=call,
-                                hint="a real spread of 1e-3 is not zero variance: your threshold is too large"), call)
+    gain3, _ = _gain_bias(_call(fn, small, called_as=call, hint=lambda exc: (
+        "a real spread of 1e-3 is not zero variance: your threshold is too large" if isinstance(exc, ValueError)
+        else "")), call)
     if not _close(gain3, 1 / small.std(correction=0).item(), 1e-6):
         _fail(f"{call}: gain {gain3:.6g}, expected {1 / small.std(correction=0).item():.6g}")
 
@@ -114,6 +115,20 @@ def check_reward_gain_bias(fn: Callable[[torch.Tensor], tuple[float, float]]) ->
     _expect_value_error(fn, near, f"a thousand float64 rewards equal to 0.1 up to 1e-15 (std "
                                   f"{near.std(correction=0).item():.2g}, not 0)",
                         "compare σ with a tolerance relative to the rewards' size, σ ≤ 1e-6·max(1, |μ|), not with == 0")
+    # Rounding-level spread at a large mean. A float32 reward has 24 significant bits, so rewards that differ only
+    # by rounding differ by a few steps of 2^-23 ≈ 1.2e-7 of their size; the guard σ ≤ 1e-6·max(1, |μ|) sits about
+    # 8 such steps up, at every scale. Half of the rewards one float32 step (ulp) higher: σ = ulp/2, at most 6e-8·|μ|,
+    # so a relative guard raises. An absolute guard σ ≤ t does not scale: at μ = 1000 the ulp is 2^-14 ≈ 6.1e-5
+    # (σ = 3.1e-5 > 1e-6), and at μ in [32768, 65536) it is 2^-8 (σ = 2.0e-3, above any t the std-1e-3 probe allows).
+    for mu in (1000.0, float(32768 + 32767 * torch.rand(1, generator=g, dtype=torch.float64))):
+        ulp_apart = torch.full((200,), mu, dtype=torch.float32)
+        ulp_apart[::2] = torch.nextafter(ulp_apart[::2], torch.tensor(float("inf")))
+        sigma = ulp_apart.double().std(correction=0).item()
+        _expect_value_error(fn, ulp_apart, f"200 float32 rewards equal to {float(ulp_apart[1]):.7g}, half of them one "
+                                           f"float32 step higher (std {sigma:.2g}: rounding at this scale)",
+                            "a spread of one float32 rounding step is no spread: compare σ with a tolerance relative to "
+                            "the rewards' scale, σ ≤ 1e-6·max(1, |μ|); a fixed threshold such as 1e-6 is far below "
+                            "one rounding step once |μ| is large")
     _expect_value_error(fn, torch.tensor([2.0], dtype=torch.float64), "a single reward",
                         "one reward has no spread to measure")
     _expect_value_error(fn, torch.zeros(0, dtype=torch.float64), "an empty tensor",

@@ -10,7 +10,8 @@ import torch
 
 import numpy as np
 
-from rmlib.checks._contract import _as_float, _call, _checker, _close, _fail, _probe_generator, _tensor
+from rmlib.checks._contract import (_as_float, _call, _checker, _close, _expect_raises, _fail, _probe_generator,
+                                    _tensor)
 
 
 def _fit(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
@@ -153,17 +154,24 @@ def check_adam_first_step(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> 
 
 
 def _early_stopping_reference(val_loss: list[float], steps: list[int], patience: int, *, tie_last: bool = False,
-                              reset: bool = True, stop_after: int | None = None) -> tuple[int, int, float]:
+                              reset: bool = True, stop_after: int | None = None, first_is_best: bool = False
+                              ) -> tuple[int | None, int, float]:
     """(best index, index where training stops, best loss) of patience-based early stopping.
 
-    The keyword arguments produce the wrong variants the checker recognises.
+    NaN never counts as a best: the best so far starts empty (loss +inf), and a NaN evaluation, the first
+    one included, is an evaluation without improvement. The best index is None when no evaluation before
+    the stop has a finite loss (the task then raises ValueError). The keyword arguments produce the wrong
+    variants the checker recognises (``first_is_best``: the first evaluation is the best, even when NaN).
     """
     stop_after = patience if stop_after is None else stop_after
-    best_i, best, waited = 0, val_loss[0], 0
+    best_i, best, waited = None, math.inf, 0
+    start = 0
+    if first_is_best:
+        best_i, best, start = 0, val_loss[0], 1
     stop_i = len(val_loss) - 1
-    for i in range(1, len(val_loss)):
+    for i in range(start, len(val_loss)):
         v = val_loss[i]
-        if v < best or (tie_last and v == best):
+        if v < best or (tie_last and v == best and best_i is not None):
             best_i, best = i, v
             if reset:
                 waited = 0
@@ -190,12 +198,20 @@ _ES_CASES = [
     ([0.50, 0.70, 0.60, 0.55, 0.45, 0.60, 0.62, 0.64], 3),
     # Diverges, then a lower loss after the patience ran out: a NaN that resets the counter would reach it.
     ([0.70, 0.60, float("nan"), float("nan"), 0.50, 0.55, 0.56], 2),
+    # The first evaluation is NaN: it is no best (keeping it would stop at step 0), it only uses up patience
+    # (patience 3, so that stopping one evaluation early still finds a best and gets its own hint).
+    ([float("nan"), 0.60, 0.55, 0.58, 0.50, 0.61, 0.62, 0.63, 0.45], 3),
+]
+# Curves with no finite loss before training stops: there is no best to keep, so the task raises ValueError.
+_ES_NO_BEST = [
+    ([float("nan"), float("nan"), float("nan"), float("nan")], 2),
+    ([float("nan"), 0.50, 0.40, 0.30], 1),  # patience 1 runs out at the first (NaN) evaluation
 ]
 
 
 def _fresh_curves() -> list[tuple[list[float], int]]:
     """Three validation curves drawn afresh on every call: a noisy fall then rise, rounded to 2 decimals (ties),
-    one with a diverged (NaN) tail."""
+    one starting with a NaN evaluation (patience ≥ 3, so a best exists), one with a diverged (NaN) tail."""
     g = _probe_generator(0)
     curves = []
     for j in range(3):
@@ -203,10 +219,13 @@ def _fresh_curves() -> list[tuple[list[float], int]]:
         t = torch.linspace(0, 1, n, dtype=torch.float64)
         v = 0.7 - 0.5 * t + 0.6 * t**2 + 0.04 * torch.randn(n, generator=g, dtype=torch.float64)
         curve = [round(x, 2) for x in v.tolist()]
+        patience = int(torch.randint(1, 5, (1,), generator=g))
+        if j == 1:
+            curve[0], patience = float("nan"), max(patience, 3)
         if j == 2:
             cut = int(torch.randint(n // 2, n, (1,), generator=g))
             curve = curve[:cut] + [float("nan")] * (n - cut)
-        curves.append((curve, int(torch.randint(1, 5, (1,), generator=g))))
+        curves.append((curve, patience))
     return curves
 
 
@@ -219,6 +238,14 @@ def _as_step(out: object) -> object:
             _fail(f"return one step, got a tensor of shape {tuple(out.shape)}")
         out = out.item()
     return out
+
+
+def _variant(f: Callable, curve: list[float], steps: list[int], patience: int) -> object:
+    """A wrong variant's answer on one curve (None where the variant finds no best at all)."""
+    try:
+        return f(curve, steps, patience)
+    except TypeError:  # steps[None]: no finite evaluation before the variant stops
+        return None
 
 
 @_checker("early_stopping_step")
@@ -250,6 +277,9 @@ def check_early_stopping_step(fn: Callable[[torch.Tensor, torch.Tensor, int], in
         ("no-reset", lambda c, s, p: s[_early_stopping_reference(c, s, p, reset=False)[0]],
          "reset the patience counter whenever the validation loss improves: it counts evaluations *in a row*"),
         ("last", lambda c, s, p: s[-1], "that is the last evaluation: find the best one"),
+        ("nan-first", lambda c, s, p: s[_early_stopping_reference(c, s, p, first_is_best=True)[0]],
+         "a NaN first evaluation is not the best: NaN never counts as a best, not even the first. Start with no "
+         "best (a best loss of +inf) and treat every evaluation, the first included, the same way"),
     ]
     for curve, patience in _ES_CASES + _fresh_curves():
         steps = [32 * i for i in range(len(curve))]
@@ -262,13 +292,20 @@ def check_early_stopping_step(fn: Callable[[torch.Tensor, torch.Tensor, int], in
         got.append(_as_step(out))
         want.append(steps[_early_stopping_reference(curve, steps, patience)[0]])
         for name, f, _ in wrong:
-            variants.setdefault(name, []).append(f(curve, steps, patience))
+            variants.setdefault(name, []).append(_variant(f, curve, steps, patience))
     if got == want:
         if not all((isinstance(g, numbers.Integral) and not isinstance(g, bool))
                    or (isinstance(g, float) and g.is_integer()) for g in got):
             _fail(f"return the step as an int, got {[type(g).__name__ for g in got]}")
-        return (f"keeps steps {want} on {len(want)} validation curves (a later minimum, ties, a diverged run, a fall "
-                "without a new best, and three drawn afresh)")
+        for curve, patience in _ES_NO_BEST:
+            steps = [32 * i for i in range(len(curve))]
+            _expect_raises(fn, (torch.tensor(curve), torch.tensor(steps), patience),
+                           f"early_stopping_step(val_loss={curve}, steps=[0, 32, …], patience={patience})",
+                           "no evaluation before training stops has a finite loss, so there is no best to keep "
+                           "(NaN never counts as a best)")
+        return (f"keeps steps {want} on {len(want)} validation curves (a later minimum, ties, a diverged run, a NaN "
+                "first evaluation, a fall without a new best, and three drawn afresh); raises ValueError when no "
+                "evaluation before the stop is finite")
     def same(a: list[object], b: list[object]) -> bool:
         # float32 losses against Python floats: equal to float32 precision
         return all(isinstance(x, numbers.Real) and isinstance(y, numbers.Real) and math.isclose(x, y, rel_tol=1e-6)
@@ -278,7 +315,8 @@ def check_early_stopping_step(fn: Callable[[torch.Tensor, torch.Tensor, int], in
         if same(got, variants[name]):
             _fail(f"early_stopping_step gave {got}, expected {want}: {hint}")
     _fail(f"early_stopping_step gave {got}, expected {want}: keep the first evaluation with the lowest validation "
-          "loss seen before `patience` evaluations in a row bring no improvement (NaN is no improvement)")
+          "loss seen before `patience` evaluations in a row bring no improvement (NaN is no improvement, and never "
+          "the best)")
 
 
 HINTS = {
@@ -300,15 +338,18 @@ HINTS = {
         "Walk through the evaluations in order, remembering the best validation loss so far and how many "
         "evaluations in a row have not beaten it.",
         "Training stops at the first evaluation that makes that count reach `patience`; the weights kept are "
-        "those of the best evaluation before it (strictly lower loss; NaN never counts as better).",
-        "best, waited = 0, 0\n"
-        "for i in range(1, len(val_loss)):\n"
-        "    if val_loss[i] < val_loss[best]:\n"
-        "        best, waited = i, 0\n"
+        "those of the best evaluation before it (strictly lower loss; NaN never counts as better, nor as the "
+        "best: start from a best loss of +inf, and raise ValueError if nothing finite came before the stop).",
+        "best, best_loss, waited = None, float('inf'), 0\n"
+        "for i in range(len(val_loss)):\n"
+        "    if val_loss[i] < best_loss:\n"
+        "        best, best_loss, waited = i, val_loss[i], 0\n"
         "    else:\n"
         "        waited += 1\n"
         "        if waited >= patience:\n"
         "            break\n"
+        "if best is None:\n"
+        "    raise ValueError('no finite validation loss before training stopped')\n"
         "return int(steps[best])",
     ),
 }

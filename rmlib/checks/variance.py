@@ -113,7 +113,8 @@ def _check_is_an_estimate(fn: Callable) -> None:
        n/2 (1.38–1.42 ± 0.04) instead of n.
     3. Spread at d = 1, n = 20 (600 generators): ratio 0.94–1.0 ± 0.06; the formula times a χ² draw
        calibrated for normal r (ratio 0.51) is rejected — r = w·h at d = 1 has excess kurtosis 6.
-    4. Distribution at d = 1, n = 3 (1000 generators): never negative, and skewed: 72% ± 1.2% of the
+    4. Distribution at d = 1, n = 3 (1000 generators): never negative, no value repeated 10 times (the atom
+       a floor or cap leaves), and skewed: 72% ± 1.2% of the
        estimates lie below their mean (a symmetric noise around the formula: 50%), 39% ± 1.5% below a
        quarter of it and 7.9% ± 0.8% above three times it (a floor or cap of the estimate removes a tail).
     5. At n = 1 000 000 (d = 1, 24 generators) the errors are those of n samples: the mean squared
@@ -142,6 +143,15 @@ def _check_is_an_estimate(fn: Callable) -> None:
     ests = _estimates(fn, 1, 3, 1000, 5000)
     if ests.min() < 0:
         _fail(f"at d=1, n=3 one of your estimates is {ests.min().item():.3g}: a sample variance is never negative")
+    # A floor, cap or clip puts many estimates on one value (capped at twice Var(r): ~12% of them); a sample
+    # variance of continuous draws repeats a value only by float32 rounding: of the ~5e5 pairs of 1000 estimates,
+    # well under one pair is expected to coincide, so 10 equal estimates never come from a right answer. (The tail
+    # test below misses a cap at 2·Var(r) whenever the capped mean falls under 2/3: measured 4 seeds in 40.)
+    values, counts = ests.unique(return_counts=True)
+    if counts.max() >= 10:
+        _fail(f"at d=1, n=3 {int(counts.max())} of your 1000 estimates are exactly {values[counts.argmax()].item():.6g}: "
+              "a sample variance of fresh draws does not repeat a value — no floor, cap or clip of the estimate; it "
+              "must come from the n draws alone")
     below = (ests < ests.mean()).double().mean().item()
     if below < 0.6:
         _fail(f"at d=1, n=3 only {below:.0%} of your 1000 estimates lie below their mean; a sample variance of 3 "

@@ -1,6 +1,6 @@
 """Plot helpers shared by the lessons: seed bands for training curves, per-group error bars for sweeps.
 
-Both follow the engine's one rule for statistics over runs (:func:`rmlib.lab.engine.over_runs`):
+Both follow the engine's one rule for statistics over runs (:func:`rmlib.lab.sweep.over_runs`):
 diverged runs (NaN) are left out, the std is the sample std.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from matplotlib.axes import Axes
 
-from rmlib.lab.engine import SweepResult, over_runs
+from rmlib.lab.sweep import SweepResult, over_runs
 
 
 def seed_band(

@@ -7,7 +7,7 @@
 * :func:`training_explorer_result` / :func:`training_explorer` (``training.py``, lesson 05): head init
   std, optimiser (Adam, AdamW, SGD), learning rate, training length in epochs and AdamW's weight decay
   → training and held-out (validation) Bradley-Terry loss and reward-scale curves from the batched
-  engine (:mod:`rmlib.lab.engine`), next to a fixed reference run (1/sqrt(d+1), Adam, lr 1e-3, 200 steps).
+  engine (:mod:`rmlib.lab.sweep`), next to a fixed reference run (1/sqrt(d+1), Adam, lr 1e-3, 200 steps).
 
 Every builder returns an :class:`Explorer` (``widget.py``): a core-ipywidgets ``VBox`` (so it works in
 JupyterLab, Colab, VS Code and Binder) whose figure is a PNG. Where widgets cannot render (a static HTML

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from rmlib.data import PreferenceData, make_preference_data
-from rmlib.lab.engine import SweepConfig, SweepResult, run_sweep, training_steps
+from rmlib.lab.sweep import SweepConfig, SweepResult, run_sweep, training_steps
 from rmlib.lab.explorers.widget import Explorer
 
 REFERENCE = SweepConfig(init="score_head", optimizer="adam", lr=1e-3)
@@ -82,7 +82,7 @@ def training_explorer_result(
 ) -> TrainingResult:
     """Train one reward model (pretrained MLP backbone + fresh head, joint training) with the engine.
 
-    ``init`` is a catalogue name or a float std (as in :class:`rmlib.lab.engine.SweepConfig`); the
+    ``init`` is a catalogue name or a float std (as in :class:`rmlib.lab.sweep.SweepConfig`); the
     length is ``steps`` or ``epochs`` of batch 64 (200 steps if neither); ``weight_decay`` needs
     ``optimizer="adamw"``. ``data`` defaults to ``make_preference_data()``; ``reference`` (the run of
     :data:`REFERENCE` for 200 steps on the same data) is computed when not given.

@@ -7,7 +7,7 @@ engine), ``evaluate`` (metrics and held-out curves), ``result`` (SweepResult and
 Public API
 ----------
 ``SweepConfig(init="score_head", optimizer="adam", lr=1e-3, train_backbone=True, seed=0, reward_offset=0.0,
-weight_decay=0.0, schedule="constant", warmup_ratio=0.0)``
+weight_decay=0.0, schedule="constant", warmup_ratio=0.0, adam_beta2=0.999)``
     One training run. ``init`` is a name from ``rmlib.INITIALISERS`` or a float (the std of a normal
     head). ``optimizer`` is ``"adam"``, ``"adamw"`` or ``"sgd"`` with torch.optim's defaults (betas
     (0.9, 0.999), eps 1e-8; SGD without momentum). ``weight_decay`` is AdamW's decoupled decay
@@ -15,7 +15,8 @@ weight_decay=0.0, schedule="constant", warmup_ratio=0.0)``
     and the head, not to biases. ``schedule="linear"`` is ``transformers.get_linear_schedule_with_warmup``
     (the ``Trainer`` default, used by TRL's ``RewardTrainer``): the learning rate rises linearly over
     the first ``ceil(warmup_ratio * steps)`` updates, then falls linearly to 0 at the last step;
-    ``"constant"`` keeps it fixed. ``train_backbone=False`` freezes the pretrained backbone and trains
+    ``"constant"`` keeps it fixed. ``adam_beta2`` is Adam(W)'s second-moment decay β₂ (torch's
+    default 0.999; a smaller one shortens the memory of the running RMS). ``train_backbone=False`` freezes the pretrained backbone and trains
     the head only. ``seed`` fixes the head draw and the minibatch order, so runs that share a seed
     share both (paired comparisons). ``reward_offset`` is a constant head bias added to every reward
     (Bradley-Terry gives a bias exactly zero gradient, so it never moves). Bad values raise at
@@ -57,8 +58,10 @@ Metrics (one value per run; evaluation metrics are NaN for a diverged run):
     ``diverged`` (bool) and ``diverge_step`` (−1 if not). With ``eval_every``: ``best_step`` (the
     evaluation step with the lowest validation loss) and ``best_<metric>`` for every evaluation
     metric above, computed with the weights of that step (early stopping).
-Curves (per step, on the minibatch, before the update): ``loss`` and ``reward_std``; NaN after a run
-diverged. Evaluation curves (``evals``, with ``eval_every``): ``{val,test}_{loss,acc,reward_std,reward_mean}``
+Curves (per step, on the minibatch, before the update): ``loss``, ``reward_std`` and ``misranked`` (the
+fraction of the minibatch's pairs ranked against their label, 1 − ``preference_accuracy``: a tie counts
+half; averaged over an epoch, the share of training pairs misranked when training saw them); NaN after a
+run diverged. Evaluation curves (``evals``, with ``eval_every``): ``{val,test}_{loss,acc,reward_std,reward_mean}``
 on the fixed evaluation subsets, ``head_cos`` cos(w, u) between the head and the true head, and
 ``drift_corr`` the correlation over validation answers between wᵀ(h(x) − h₀(x)) — the part of the
 reward the backbone's own change contributes — and the true reward r*(x), and ``drift_std`` the std

@@ -32,6 +32,7 @@ class SweepConfig:
     weight_decay: float = 0.0
     schedule: str = "constant"
     warmup_ratio: float = 0.0
+    adam_beta2: float = 0.999
 
     def __post_init__(self) -> None:
         self.initialiser  # raises for an unknown name (KeyError listing the valid ones) or a bad std
@@ -47,6 +48,10 @@ class SweepConfig:
         validation.one_of("schedule", self.schedule, SCHEDULES)
         if not validation.real("warmup_ratio", self.warmup_ratio, minimum=0.0) < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not 0 <= validation.real("adam_beta2", self.adam_beta2) < 1:
+            raise ValueError(f"adam_beta2 must be in [0, 1), got {self.adam_beta2}")
+        if self.adam_beta2 != 0.999 and self.optimizer == "sgd":
+            raise ValueError("adam_beta2 is Adam's second-moment decay: SGD has none")
         if self.warmup_ratio > 0 and self.schedule != "linear":
             raise ValueError("warmup_ratio needs schedule='linear' (a constant schedule has no warm-up)")
 
@@ -112,6 +117,11 @@ def sweep_grid(
     if not configs:
         raise ValueError("the grid is empty: every argument needs at least one value")
     return configs
+
+
+def reward_offsets(configs: Sequence[SweepConfig]) -> torch.Tensor:
+    """(R,) the constant each run adds to its rewards (``SweepConfig.reward_offset``), float32."""
+    return torch.tensor([float(c.reward_offset) for c in configs])
 
 
 def head_weight(config: SweepConfig, d: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from rmlib.data import PreferenceData, PreferenceSplit
+from rmlib.data import MLPBackbone, PreferenceData, PreferenceSplit
 from rmlib.lab.sweep.config import SweepConfig, head_weight
 from rmlib.losses import bradley_terry_loss, preference_accuracy
 
@@ -20,9 +20,14 @@ def rewards(h: torch.Tensor, w: torch.Tensor, offset: torch.Tensor) -> torch.Ten
     return torch.bmm(h, w.unsqueeze(2)).squeeze(2) + offset.unsqueeze(1)
 
 
+def held_out_size(split: PreferenceSplit, pairs: int | None = None) -> int:
+    """How many pairs of ``split`` an evaluation reads: the first ``pairs`` (all of them if None)."""
+    return len(split) if pairs is None else min(pairs, len(split))
+
+
 def answers(split: PreferenceSplit, pairs: int | None = None) -> torch.Tensor:
     """Inputs of the first ``pairs`` pairs: chosen answers, then their rejected partners."""
-    k = len(split) if pairs is None else min(pairs, len(split))
+    k = held_out_size(split, pairs)
     return torch.cat([split.x_chosen[:k], split.x_rejected[:k]])
 
 
@@ -108,7 +113,7 @@ def _evaluate(data: PreferenceData, backbone: Mapping[str, torch.Tensor] | None,
     n_tr, n_te = len(tr), len(te)
     x_tr, x_te = answers(tr), answers(te)
     h0_tr, h0_te = pretrained_features(data, x_tr), pretrained_features(data, x_te)
-    forward = type(data.backbone).forward_with
+    features_tr, features_te = SharedInputFeatures(data, x_tr), SharedInputFeatures(data, x_te)
     # Orient each test pair by the true reward so accuracy against it is plain accuracy.
     sign = torch.sign(te.r_chosen - te.r_rejected)
     out: dict[str, list[torch.Tensor]] = {}
@@ -124,8 +129,7 @@ def _evaluate(data: PreferenceData, backbone: Mapping[str, torch.Tensor] | None,
                 change, cka = torch.zeros(len(wc)), torch.ones(len(wc))
             else:
                 p = {k: v[sl] for k, v in backbone.items()}
-                h_tr = forward(p, x_tr.expand(len(wc), -1, -1))
-                h_te = forward(p, x_te.expand(len(wc), -1, -1))
+                h_tr, h_te = features_tr(p), features_te(p)
                 change = torch.stack([(p[k] - ref[k]).flatten(1).pow(2).sum(1) for k in ref]).sum(0).sqrt() / ref_norm
                 cka = linear_cka(h0_te, h_te)
             r_tr, r_te = rewards(h_tr, wc, oc), rewards(h_te, wc, oc)
@@ -143,6 +147,38 @@ def _evaluate(data: PreferenceData, backbone: Mapping[str, torch.Tensor] | None,
     return {k: torch.cat(v) for k, v in out.items()}
 
 
+class SharedInputFeatures:
+    """The features of R backbones (stacked parameters) on one shared input x (N, in), into buffers
+    kept from call to call.
+
+    For the course's backbone, fc2(gelu(fc1 x)) with the same ``baddbmm`` and GELU kernels as
+    ``forward_with`` (the same bits), written into preallocated (R, N, ·) tensors: a fresh tensor of
+    that size (megabytes) costs the kernel's page faults on every call, which took longer than the
+    products themselves. Any other backbone goes through ``forward_with``.
+    """
+
+    def __init__(self, data: PreferenceData, x: torch.Tensor) -> None:
+        self.x = x
+        self.forward = type(data.backbone).forward_with
+        names = [k for k, _ in data.backbone.named_parameters()]
+        self.hand = type(data.backbone) is MLPBackbone and names == ["fc1.weight", "fc1.bias", "fc2.weight",
+                                                                          "fc2.bias"]
+        self.buffers: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __call__(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        runs = len(params["fc1.weight"]) if self.hand else len(next(iter(params.values())))
+        x = self.x.expand(runs, -1, -1)
+        if not self.hand:
+            return self.forward(params, x)
+        w1, b1, w2, b2 = (params[k] for k in ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"))
+        if self.buffers is None or len(self.buffers[0]) < runs:
+            self.buffers = (x.new_empty(runs, len(self.x), w1.shape[1]), x.new_empty(runs, len(self.x), w2.shape[1]))
+        a, h = (b[:runs] for b in self.buffers)
+        torch.baddbmm(b1.unsqueeze(1), x, w1.transpose(1, 2), out=a)
+        torch.ops.aten.gelu_(a)
+        return torch.baddbmm(b2.unsqueeze(1), a, w2.transpose(1, 2), out=h)
+
+
 class Evaluator:
     """Held-out curves during training, on fixed subsets of the validation and test pairs."""
 
@@ -150,9 +186,11 @@ class Evaluator:
         if data.val is None:
             raise ValueError("eval_every needs a validation split: build the data with make_preference_data")
         self.splits = {"val": data.val, "test": data.test}
-        self.n = {k: min(len(s), pairs or len(s)) for k, s in self.splits.items()}
+        self.n = {k: held_out_size(s, pairs) for k, s in self.splits.items()}
         self.x = {k: answers(s, self.n[k]) for k, s in self.splits.items()}
         self.h0 = {k: pretrained_features(data, x) for k, x in self.x.items()}
+        self.features = {k: SharedInputFeatures(data, x) for k, x in self.x.items()}
+        self.drift: torch.Tensor | None = None  # h − h0 of the runs, a buffer reused between evaluations
         self.true_val = self.h0["val"] @ data.true_head
         self.u = data.true_head
 
@@ -162,12 +200,16 @@ class Evaluator:
         w = layout.head(flat)
         with torch.no_grad():
             for k, x in self.x.items():
-                h = layout.features(flat, x.expand(len(flat), -1, -1)) if layout.names else self.h0[k]
+                h = self.features[k](layout.backbone(flat)) if layout.names else self.h0[k]
                 for m, v in split_stats(rewards(h, w, offset), self.n[k]).items():
                     out[f"{k}_{m}"] = v
                 if k == "val":
-                    drift = rewards(h - self.h0[k], w, torch.zeros(len(w))) if layout.names \
-                        else torch.zeros(len(w), len(x))
+                    if layout.names:
+                        if self.drift is None or self.drift.shape[0] < len(h):
+                            self.drift = torch.empty_like(h)
+                        drift = rewards(torch.sub(h, self.h0[k], out=self.drift[: len(h)]), w, torch.zeros(len(w)))
+                    else:
+                        drift = torch.zeros(len(w), len(x))
                     out["drift_corr"] = _corr(drift, self.true_val)
                     out["drift_std"] = drift.std(1)
             out["head_cos"] = (w @ self.u) / (w.norm(dim=1) * self.u.norm())

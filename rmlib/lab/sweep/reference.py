@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from rmlib.data import PreferenceData, RewardMLP
 from rmlib.lab.sweep.config import SweepConfig, check_run_args, eval_points, intra_op_threads, minibatch_indices, \
     training_steps
-from rmlib.lab.sweep.evaluate import answers, start_quantities
+from rmlib.lab.sweep.evaluate import answers, held_out_size, start_quantities
 from rmlib.lab.sweep.result import SweepResult, Trained, assemble
 from rmlib.losses import bradley_terry_loss, preference_accuracy
 from rmlib.theory import ADAM_BETAS, ADAM_EPS
@@ -44,11 +44,12 @@ def _optimizer(model: RewardMLP, c: SweepConfig) -> torch.optim.Optimizer:
     if c.optimizer == "sgd":
         return torch.optim.SGD(trained.parameters(), lr=c.lr)
     if c.optimizer == "adam":
-        return torch.optim.Adam(trained.parameters(), lr=c.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+        return torch.optim.Adam(trained.parameters(), lr=c.lr, betas=(ADAM_BETAS[0], c.adam_beta2), eps=ADAM_EPS)
     decay = [p for n, p in trained.named_parameters() if not n.endswith("bias")]
     no_decay = [p for n, p in trained.named_parameters() if n.endswith("bias")]
     groups = [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=c.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=c.lr, betas=(ADAM_BETAS[0], c.adam_beta2),
+                             eps=ADAM_EPS)
 
 
 def run_sweep_loop(
@@ -72,7 +73,7 @@ def run_sweep_loop(
         t0 = time.perf_counter()
         start = start_quantities(data, configs)
         points = eval_points(steps, eval_every)
-        held_out = {k: (answers(s, eval_pairs), min(len(s), eval_pairs or len(s)))
+        held_out = {k: (answers(s, eval_pairs), held_out_size(s, eval_pairs))
                     for k, s in (("val", data.val), ("test", data.test))} if points else {}
         trained = Trained.empty(data, len(configs), steps, len(points))
         for i, c in enumerate(tqdm(configs, desc=f"loop over {len(configs)} runs", disable=not progress)):
@@ -126,6 +127,7 @@ def _train_one(data: PreferenceData, c: SweepConfig, i: int, start: dict, steps:
         r = model(x_all[torch.cat([idx[t], idx[t] + n])]) + c.reward_offset
         loss = bradley_terry_loss(r[:batch_size], r[batch_size:])
         out.curves["loss"][i, t], out.curves["reward_std"][i, t] = loss.item(), r.detach().std().item()
+        out.curves["misranked"][i, t] = 1 - preference_accuracy(r[:batch_size], r[batch_size:]).item()
         if not math.isfinite(loss.item()) or loss.item() > threshold:
             out.diverge_step[i] = t
             break

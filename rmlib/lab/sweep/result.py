@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from rmlib.data import PreferenceData
-from rmlib.lab.sweep.config import SweepConfig
+from rmlib.lab.sweep.config import SweepConfig, reward_offsets
 from rmlib.lab.sweep.evaluate import final_metrics, rewards
 
 
@@ -59,7 +59,7 @@ class SweepResult:
         if not torch.is_tensor(x) or x.dim() != 2 or x.shape[1] != in_dim:
             raise ValueError(f"x must have shape (n, {in_dim}), "
                              f"got {tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
-        offset = torch.tensor([float(c.reward_offset) for c in self.configs])
+        offset = reward_offsets(self.configs)
         with torch.no_grad():
             h = self.forward_with(self.final_backbone, x.expand(len(self.configs), -1, -1))
             r = rewards(h, self.final_head, offset)
@@ -148,7 +148,7 @@ class Trained:
         return cls(heads={w: torch.empty(runs, data.hidden_size) for w in ("final", "best")},
                    backbones={w: {k: v.expand(runs, *v.shape).clone() for k, v in pretrained.items()}
                               for w in ("final", "best")},
-                   curves={k: torch.full((runs, steps), float("nan")) for k in ("loss", "reward_std")},
+                   curves={k: torch.full((runs, steps), float("nan")) for k in ("loss", "reward_std", "misranked")},
                    evals={}, best_step=torch.zeros(runs, dtype=torch.long),
                    diverge_step=torch.full((runs,), -1, dtype=torch.long), evaluations=evaluations)
 
@@ -161,7 +161,7 @@ def assemble(data: PreferenceData, configs: Sequence[SweepConfig], start: Mappin
              trained: Trained, points: Sequence[int], steps: int, seconds: float) -> SweepResult:
     """Evaluate the final (and best-step) weights of every run and pack everything into a SweepResult."""
     joint = torch.tensor([c.train_backbone for c in configs])
-    offset = torch.tensor([float(c.reward_offset) for c in configs])
+    offset = reward_offsets(configs)
     metrics = {k: start[k] for k in ("head_std", "w0_norm", "initial_loss", "grad_norm0")}
     diverged = trained.diverge_step >= 0
     for which, prefix in (("final", ""), ("best", "best_")) if points else (("final", ""),):
