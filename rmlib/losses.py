@@ -1,8 +1,8 @@
 """The Bradley-Terry loss and the metrics a reward-model trainer logs (accuracy, margin).
 
-Bradley-Terry: P(chosen ≻ rejected) = σ(r_c − r_r), so the negative log-likelihood of one pair is
-−log σ(Δ) = softplus(−Δ) with Δ = r_c − r_r. Only Δ enters: adding the same number to both rewards
-changes nothing, multiplying them does.
+Bradley-Terry: P(chosen ≻ rejected) = σ(r⁺ − r⁻), so the negative log-likelihood of one pair is
+−log σ(Δ) = softplus(−Δ) with Δ = r⁺ − r⁻ (⁺ marks the chosen answer, ⁻ the rejected one). Only Δ
+enters: adding the same number to both rewards changes nothing, multiplying them does.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def bradley_terry_loss(
     margin: float | torch.Tensor = 0.0,
     reduction: Literal["mean", "none"] = "mean",
 ) -> torch.Tensor:
-    """Bradley-Terry loss −log σ(r_c − r_r − margin), averaged over pairs (``reduction="none"``: per pair).
+    """Bradley-Terry loss −log σ(r⁺ − r⁻ − margin), averaged over pairs (``reduction="none"``: per pair).
 
     Computed as −logsigmoid(Δ − margin) = max(−x, 0) + log1p(exp(−|x|)), which is finite for any
     finite Δ and exact to rounding in float32 and float64 (the naive ``-log(sigmoid(Δ))`` gives
@@ -52,13 +52,13 @@ def bradley_terry_loss(
 
 
 def preference_accuracy(chosen: torch.Tensor, rejected: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-    """Fraction of pairs with r_c > r_r; a tie counts as half a correct pair.
+    """Fraction of pairs with r⁺ > r⁻; a tie counts as half a correct pair.
 
     Half is what a coin flip between tied answers would score, so a model that gives every answer
     the same reward (a zero head) has accuracy exactly 0.5, matching its loss log 2. TRL's
-    ``RewardTrainer`` logs ``(r_c > r_r).mean()`` instead, where a tie counts as wrong: the same zero
-    head logs accuracy 0.0 there (lesson 08). ``dim`` averages
-    over one dimension only (e.g. pairs, keeping a leading dimension of runs).
+    ``RewardTrainer`` logs ``(rewards_chosen > rewards_rejected).mean()`` instead, where a tie counts as
+    wrong: the same zero head logs accuracy 0.0 there (lesson 08). ``dim`` averages over one dimension
+    only (e.g. pairs, keeping a leading dimension of runs).
     """
     _check_pair(chosen, rejected)
     correct = (chosen > rejected).to(chosen.dtype) + 0.5 * (chosen == rejected).to(chosen.dtype)
@@ -66,7 +66,7 @@ def preference_accuracy(chosen: torch.Tensor, rejected: torch.Tensor, dim: int |
 
 
 def reward_margin(chosen: torch.Tensor, rejected: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-    """Mean reward margin r_c − r_r over pairs (or over ``dim``), as open-instruct and TRL log it."""
+    """Mean reward margin r⁺ − r⁻ over pairs (or over ``dim``), as open-instruct and TRL log it."""
     _check_pair(chosen, rejected)
     diff = chosen - rejected
     return diff.mean() if dim is None else diff.mean(dim)

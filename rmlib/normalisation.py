@@ -13,7 +13,7 @@
   features: under Adam the raw weight's size still sets how fast the head can turn (how far, in ηT/σ,
   depends on the learning rate and the number of steps).
 * **Reward centring** (Eisenstein et al. 2023; TRL's ``center_rewards_coefficient``): during
-  training, add c·mean((r_c + r_r)²) to the Bradley-Terry loss, which pulls the rewards of each pair
+  training, add c·mean((r⁺ + r⁻)²) to the Bradley-Terry loss, which pulls the rewards of each pair
   towards a zero mean without touching their difference.
 """
 
@@ -141,7 +141,7 @@ def train_normalised_heads(heads: NormalisedHeads, h_chosen: torch.Tensor, h_rej
 
 
 def centring_penalty(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
-    """mean((r_c + r_r)²): zero exactly when every pair's two rewards sum to zero."""
+    """mean((r⁺ + r⁻)²): zero exactly when every pair's two rewards sum to zero."""
     validation.float_tensor("r_chosen", r_chosen, nonempty=False, finite=True)
     validation.float_tensor("r_rejected", r_rejected, nonempty=False, finite=True)
     validation.same_shape(("r_chosen", "r_rejected"), r_chosen, r_rejected)
@@ -149,7 +149,7 @@ def centring_penalty(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.
 
 
 def centred_bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, coefficient: float = 0.01) -> torch.Tensor:
-    """Bradley-Terry loss −log σ(r_c − r_r), averaged, plus ``coefficient``·mean((r_c + r_r)²).
+    """Bradley-Terry loss −log σ(r⁺ − r⁻), averaged, plus ``coefficient``·mean((r⁺ + r⁻)²).
 
     TRL's ``RewardTrainer`` with ``center_rewards_coefficient`` (0.01 is the recommended value);
     ``coefficient=0`` is plain Bradley-Terry.

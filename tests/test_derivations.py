@@ -1,5 +1,7 @@
 """The derivation checkers (rmlib.checks.derivations) pass the right answer and reject every wrong one we could invent."""
 
+import decimal
+import fractions
 import math
 
 import numpy as np
@@ -20,6 +22,9 @@ def test_right_answers_pass_in_float_and_tensor_form():
     assert check_difference_std(RIGHT_DIFF)
     assert check_difference_std(lambda d, p: torch.tensor(2.0 * d * (1 - p) / (d + 1)).sqrt())  # float32 tensor
     assert check_difference_std(lambda d, p: np.sqrt(2 * (1 - p)) * np.sqrt(d / (d + 1)))       # numpy, factored
+    assert check_difference_std(lambda d, p: decimal.Decimal(RIGHT_DIFF(d, p)))                 # exact types are numbers
+    assert check_difference_std(lambda d, p: fractions.Fraction(RIGHT_DIFF(d, p)))
+    assert check_std_for_unit_variance(lambda d, s: decimal.Decimal(d * s**2 + 1).sqrt() ** -1)
 
 
 @pytest.mark.parametrize("wrong, says", [
@@ -112,6 +117,11 @@ def mc_difference_std(d, p):
     (lambda d, p: 2 * d * (1 - p) / (d + 1), "VARIANCE of Δ"),
     (lambda d, p: math.sqrt(d * (1 - p) / (d + 1)), "factor 2"),
     (lambda d, p: math.sqrt(2 * (1 - p)), "not 1 at small d"),
+    # the bias drawn like the weights and counted as one more coordinate correlated with rho, so
+    # Var(Δ) = sigma_w² · 2(d + 1)(1 − rho): the hint must say that the shared bias cancels
+    (lambda d, p: math.sqrt(2 * (d + 1) * (1 - p) / (d + 1)), "bias is the same number in both rewards"),
+    # Var(r) = 1 (bias included) and corr(r⁺, r⁻) = rho: Var(Δ) = 1 + 1 − 2 rho
+    (lambda d, p: math.sqrt(1 + 1 - 2 * p), "cancels in Δ"),
     (lambda d, p: 1.01 * RIGHT_DIFF(d, p), "not what the derivation gives"),
     # confused
     (lambda d, p: math.sqrt(2 * d * (1 + p) / (d + 1)), "sign"),
@@ -127,6 +137,13 @@ def mc_difference_std(d, p):
     (lambda d, p: {(1, 0.0): 1.0, (3, 0.5): RIGHT_DIFF(3, 0.5)}.get((d, p), 0.5), "not what the derivation gives|both"),
     (lambda d, p: None, "return"),
     (lambda d, p: torch.ones(2), "one number"),
+    # numerically broken
+    (lambda d, p: torch.tensor(2.0 * d * (p - 1) / (d + 1)).sqrt(), "square root of a negative"),  # NaN
+    (lambda d, p: torch.tensor(2.0 * d * (1 - p)).sqrt() / torch.tensor(float(d - 1)), "division by zero"),  # inf at d = 1
+    (lambda d, p: -RIGHT_DIFF(d, p), "never negative"),
+    (lambda d, p: torch.tensor(RIGHT_DIFF(d, p), dtype=torch.float16), "16-bit"),
+    (lambda d, p: torch.tensor(RIGHT_DIFF(d, p), dtype=torch.bfloat16), "16-bit"),
+    (lambda d, p: np.float16(RIGHT_DIFF(d, p)), "16-bit"),
 ])
 def test_wrong_difference_std_answers_fail(wrong, says):
     with pytest.raises(AssertionError, match=says):
@@ -137,6 +154,18 @@ def test_difference_std_probes_correlations_afresh():
     seen = []
     check_difference_std(lambda d, p: (seen.append((d, p)), RIGHT_DIFF(d, p))[1])
     assert all(0 <= p < 1 for _, p in seen) and len({p for _, p in seen}) >= 6
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_difference_std_probes_a_wide_head_and_nearly_equal_answers(seed):
+    seen = []
+    check_difference_std(lambda d, p: (seen.append((d, p)), RIGHT_DIFF(d, p))[1], seed=seed)
+    assert max(d for d, _ in seen) >= 100_000 and 0.95 <= max(p for _, p in seen) <= 0.999
+    # an answer right at moderate arguments and wrong only for a wide head, or only for nearly equal answers
+    for wrong in (lambda d, p: RIGHT_DIFF(d, p) * (1.001 if d > 50_000 else 1.0),
+                  lambda d, p: RIGHT_DIFF(d, p) * (1.001 if p > 0.95 else 1.0)):
+        with pytest.raises(AssertionError):
+            check_difference_std(wrong, seed=seed)
 
 
 def test_unwritten_tasks_report_not_implemented(capsys):

@@ -356,3 +356,16 @@ def test_adam_step_is_torch_optim_adam_and_adamw(decoupled):
     p0, z = torch.ones(4), torch.zeros(4)
     theory.adam_step(p0, z, z.clone(), z.clone(), 1, 0.1)
     assert torch.equal(p0, torch.ones(4))
+
+
+def test_mean_initial_loss_interpolates_within_its_tolerance():
+    check_s = np.geomspace(0.01, 500, 37)  # between the table's points, over the range lessons use
+    direct = theory.expected_initial_bt_loss(check_s)
+    interpolated = np.array([theory.mean_initial_bt_loss(np.array([x])) for x in check_s])
+    assert np.max(np.abs(interpolated / direct - 1)) < theory.INITIAL_LOSS_RTOL
+    norms = np.array([0.0, 1e-4, 2.0, 30.0])
+    assert theory.mean_initial_bt_loss(norms) == pytest.approx(theory.expected_initial_bt_loss(norms).mean(),
+                                                              rel=theory.INITIAL_LOSS_RTOL)
+    for bad in (np.array([]), np.array([-1.0]), np.array([np.nan]), np.array([5e3])):
+        with pytest.raises(ValueError):
+            theory.mean_initial_bt_loss(bad)

@@ -9,14 +9,36 @@ for 1/sqrt(3d), a variance returned as a std.
 
 from __future__ import annotations
 
+import decimal
+import fractions
 import math
-from typing import Callable
+from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from rmlib.checks._contract import _as_float, _call, _checker, _close, _fail, _probe_generator
 
 REL = 1e-6  # a float32 computation of the right formula is exact to ~1e-7
+_LOW_PRECISION = {torch.float16, torch.bfloat16}
+
+
+def _number(value: Any, called: str) -> float:
+    """The learner's answer as a float, with a hint for what the shared contract does not name."""
+    if isinstance(value, (decimal.Decimal, fractions.Fraction)):
+        value = float(value)  # exact enough, and a number all the same
+    if (torch.is_tensor(value) and value.dtype in _LOW_PRECISION) or (
+            isinstance(value, (np.ndarray, np.generic)) and value.dtype == np.float16):
+        _fail(f"{called} returned a {value.dtype} number: 16-bit floats keep about 3 significant digits (bfloat16: 2), "
+              "too few to check a formula; compute in float32/float64 or return a Python float")
+    x = _as_float(value, called)
+    if math.isnan(x) or math.isinf(x):
+        _fail(f"{called} returned {x}: look for a division by zero or a square root of a negative number "
+              "(a std is finite for every width d ≥ 1 and correlation below 1)")
+    if x < 0:
+        _fail(f"{called} returned {x:.6g}: a standard deviation is never negative (a sign slipped, or the "
+              "square root's minus branch)")
+    return x
 
 
 def _probes(n: int, low_d: int = 1, high_d: int = 10_000) -> list[tuple[int, float]]:
@@ -35,7 +57,7 @@ def _judge(fn: Callable, name: str, args_names: tuple[str, str], right: Callable
     got = []
     for d, x in probes:
         called = f"{name}({args_names[0]}={d}, {args_names[1]}={x:.6g})"
-        got.append(_as_float(_call(fn, d, x, called_as=called), called))
+        got.append(_number(_call(fn, d, x, called_as=called), called))
     if all(_close(g, right(d, x), REL) for g, (d, x) in zip(got, probes)):
         return [(d, x, g) for g, (d, x) in zip(got, probes)]
     for formula, hint in wrong:
@@ -78,32 +100,39 @@ def check_std_for_unit_variance(fn: Callable[[int, float], float]) -> str:
 
 @_checker("difference_std")
 def check_difference_std(fn: Callable[[int, float], float]) -> str:
-    """``fn(d, rho)`` = the std of Δ = r_w − r_l when h_w, h_l correlate with ρ per coordinate:
+    """``fn(d, rho)`` = the std of Δ = r⁺ − r⁻ when h⁺, h⁻ correlate with ρ per coordinate:
     sqrt(2d(1 − ρ)/(d + 1)) for σ_h = 1 and weights and bias i.i.d. N(0, 1/(d + 1))."""
     right = lambda d, p: math.sqrt(2 * d * (1 - p) / (d + 1))
     wrong = [
         (lambda d, p: math.sqrt(2 * d / (d + 1)), "that is the answer for independent answers (rho = 0): the "
-         "covariance of h_w,k and h_l,k enters Var(h_w,k − h_l,k)"),
+         "covariance of h⁺_k and h⁻_k enters Var(h⁺_k − h⁻_k)"),
         (lambda d, p: math.sqrt(2 * d * (1 + p) / (d + 1)), "sign: Var(X − Y) = Var X + Var Y − 2 Cov(X, Y); "
          "alike hidden states make the difference smaller, not larger"),
         (lambda d, p: math.sqrt(2 * d * (1 - p**2) / (d + 1)), "1 − rho² is the variance left after regressing one "
          "on the other; Var(X − Y) for two unit-variance coordinates is 2 − 2 rho"),
         (lambda d, p: 2 * d * (1 - p) / (d + 1), "you returned the VARIANCE of Δ; the std is its square root"),
-        (lambda d, p: math.sqrt(d * (1 - p) / (d + 1)), "a factor 2 is missing: h_w and h_l each bring variance "
+        (lambda d, p: math.sqrt(d * (1 - p) / (d + 1)), "a factor 2 is missing: h⁺ and h⁻ each bring variance "
          "sigma_h² to the difference"),
         (lambda d, p: math.sqrt(2 * d * (1 - p)) / (d + 1), "1/(d+1) is the weights' VARIANCE; sigma_w is "
          "1/sqrt(d+1)"),
-        (lambda d, p: math.sqrt(2 * (1 - p)), "d/(d+1) is not 1 at small d: keep sigma_w² = 1/(d+1) exactly"),
+        (lambda d, p: math.sqrt(2 * (1 - p)), "sqrt(2(1 − rho)) counts the bias as a coordinate correlated like the "
+         "others, or reads Var(r) = 1 and corr(r⁺, r⁻) = rho: but the bias is the same number in both rewards and "
+         "cancels in Δ, so only d terms of variance sigma_w² = 1/(d+1) remain (d/(d+1) is not 1 at small d)"),
         (lambda d, p: math.sqrt(2 * d / (d + 1)) * (1 - p), "rho scales the VARIANCE of Δ by (1 − rho); the std "
          "by sqrt(1 − rho)"),
         (lambda d, p: math.sqrt((2 * d * (1 - p) + 1) / (d + 1)), "the bias is in both rewards: it cancels in "
-         "Δ = r_w − r_l"),
+         "Δ = r⁺ − r⁻"),
         (lambda d, p: math.sqrt((2 * d * (1 - p) + 2) / (d + 1)), "the bias is one parameter shared by both "
          "rewards, not two independent draws: it cancels in Δ"),
     ]
-    g = _probe_generator(1)  # fresh (d, rho) from the recorded probe seed, so seed= replays them
-    d_fresh = torch.randint(1, 10_001, (6,), generator=g).tolist()
-    rho_fresh = (0.95 * torch.rand(6, generator=g, dtype=torch.float64)).tolist()
+    # Fresh on every call, from the recorded probe seed (seed= replays them): four ordinary probes, one wide
+    # head (d up to 1e6) and one nearly collinear pair (rho up to 0.999), where a formula that only looks right
+    # at moderate arguments shows itself.
+    g = _probe_generator(1)
+    d_fresh = torch.randint(1, 10_001, (5,), generator=g).tolist()
+    d_fresh.append(int(torch.randint(100_000, 1_000_001, (1,), generator=g)))
+    u = torch.rand(6, generator=g, dtype=torch.float64).tolist()
+    rho_fresh = [0.95 * x for x in u[:4]] + [0.95 * u[4], 0.95 + 0.049 * u[5]]
     probes = [(1, 0.0), (3, 0.5)] + list(zip(d_fresh, rho_fresh))
     probes = _judge(fn, "difference_std", ("d", "rho"), right, wrong, probes=probes)
     d, p, g = probes[-1]
@@ -123,9 +152,9 @@ HINTS = {
         "Var = (1/(3d)) (‖h‖² + 1), std = sqrt((‖h‖² + 1)/(3d)).",
     ),
     "difference_std": (
-        "Write Δ = r_w − r_l term by term: what happens to the bias? What is left is w·δ with δ = h_w − h_l, "
+        "Write Δ = r⁺ − r⁻ term by term: what happens to the bias? What is left is w·δ with δ = h⁺ − h⁻, "
         "lesson 02's reward with δ in place of h.",
-        "Var(Δ) = sigma_w² E‖δ‖², and per coordinate Var(h_w,k − h_l,k) = sigma_h² + sigma_h² − 2 rho sigma_h².",
+        "Var(Δ) = sigma_w² E‖δ‖², and per coordinate Var(h⁺_k − h⁻_k) = sigma_h² + sigma_h² − 2 rho sigma_h².",
         "Var(Δ) = 2d(1 − rho)/(d + 1), so std(Δ) = sqrt(2 * d * (1 - rho) / (d + 1)).",
     ),
 }

@@ -279,7 +279,8 @@ def train_heads(features: torch.Tensor, batches: torch.Tensor, w0: torch.Tensor,
 
 
 def trl_accuracy(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
-    """The accuracy TRL's ``RewardTrainer`` logs: ``(r_c > r_r).mean()``, so a tie counts as wrong."""
+    """The accuracy TRL's ``RewardTrainer`` logs: ``(rewards_chosen > rewards_rejected).mean()``, so a tie
+    counts as wrong."""
     return (chosen > rejected).float().mean()
 
 
