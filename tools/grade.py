@@ -150,21 +150,10 @@ def _own_function(record: dict) -> bool:
     return str(record.get("function", "")).startswith("__main__.")
 
 
-def grade_notebook(path: Path, name: str, timeout: float) -> list[Row]:
-    """Execute a copy of one submission and return one row per task of its worksheet."""
+def _execute(nb: nbformat.NotebookNode, timeout: float) -> tuple[str, str]:
+    """Run ``nb`` in place in a fresh kernel given a new signing key: (that key, why it stopped early or "")."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    tasks, worksheets, mime = _registry()
-    try:
-        nb = nbformat.read(path, as_version=4)  # read into memory: the file is never written
-        nbformat.validate(nb)
-    except Exception as exc:  # not JSON, not a notebook, or a broken one: recorded, never fatal
-        message = f"not a readable notebook ({type(exc).__name__}: {str(exc)[:200]})"
-        modules = expected_modules(None, name, [])  # "03_…" still owes every task of worksheet 03
-        if not modules:
-            return [Row(name, "", "", "error", message)]
-        return [Row(name, worksheets[t.module], t.name, "error", message) for t in tasks.values() if t.module in modules]
 
     key = secrets.token_hex(32)  # this run's signing key: only the kernel started below gets it
     warmup = nbformat.v4.new_code_cell(WARMUP)
@@ -185,6 +174,23 @@ def grade_notebook(path: Path, name: str, timeout: float) -> list[Row]:
 
     if nb.cells and nb.cells[0] is warmup:
         nb.cells.pop(0)
+    return key, stopped
+
+
+def grade_notebook(path: Path, name: str, timeout: float) -> list[Row]:
+    """Execute a copy of one submission and return one row per task of its worksheet."""
+    tasks, worksheets, mime = _registry()
+    try:
+        nb = nbformat.read(path, as_version=4)  # read into memory: the file is never written
+        nbformat.validate(nb)
+    except Exception as exc:  # not JSON, not a notebook, or a broken one: recorded, never fatal
+        message = f"not a readable notebook ({type(exc).__name__}: {str(exc)[:200]})"
+        modules = expected_modules(None, name, [])  # "03_…" still owes every task of worksheet 03
+        if not modules:
+            return [Row(name, "", "", "error", message)]
+        return [Row(name, worksheets[t.module], t.name, "error", message) for t in tasks.values() if t.module in modules]
+
+    key, stopped = _execute(nb, timeout)
     records, errors, forged = _records_and_errors(nb, mime, key.encode())
     latest = {r["task"]: r for r in records}  # a check run twice counts with its last outcome
     modules = expected_modules(nb, name, records)

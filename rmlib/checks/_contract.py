@@ -134,6 +134,41 @@ def _hint_pointer(name: str) -> str:
     return f"\n  stuck? rmlib.checks.hint({name!r}) gives a first nudge{more}"
 
 
+def _run_check(check: Callable[[Callable], str], fn: Callable, name: str, seed: int) -> str:
+    """Run ``check(fn)`` under the probe seed, guarding the notebook's global state; return its success detail."""
+    if not callable(fn):
+        _fail(f"{check.__name__} expects your function `{name}` itself, got {type(fn).__name__}: "
+              f"write {check.__name__}({name}), without calling {name}")
+    if _is_stub(fn):
+        raise _NotImplementedYet
+    own = _reached_own_implementation(fn, name)
+    if own:
+        who = getattr(fn, "__name__", name).replace("<lambda>", "lambda")
+        _fail(f"your {who} calls rmlib's own {own}; write it yourself "
+              f"(the task is to implement {name}, not to call the course library's version)")
+    _CURRENT.update(seed=int(seed), used=False)
+    state = _global_state()
+    failed = True
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((int(seed) + CHECK_SEED) % 2**63)
+            detail = check(fn)
+        failed = False
+    except (AssertionError, _NotImplementedYet):
+        raise
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the checker choked on what came back: still the learner's mistake
+        _fail(f"what your function returned could not be checked ({type(exc).__name__}: {exc}); "
+              "compare its type, shape and dtype with the task statement")
+    finally:
+        changed = _restore_state(state)
+        if changed and not failed:
+            _fail(f"your function changed {changed[0]} and left it changed: "
+                  f"{_STATE_HINTS[changed[0]]} (the check has put it back)")
+    return detail
+
+
 def _checker(name: str) -> Callable[[Callable[[Callable], str]], Callable[..., bool]]:
     """Turn ``check(fn) -> success detail`` into a public checker with the shared contract."""
 
@@ -149,36 +184,7 @@ def _checker(name: str) -> Callable[[Callable[[Callable], str]], Callable[..., b
                       "seed": int(seed), "function": _function_name(fn)}
             replay = f"\n  (probe seed {seed}: {check.__name__}({name}, seed={seed}) replays these probes)"
             try:
-                if not callable(fn):
-                    _fail(f"{check.__name__} expects your function `{name}` itself, got {type(fn).__name__}: "
-                          f"write {check.__name__}({name}), without calling {name}")
-                if _is_stub(fn):
-                    raise _NotImplementedYet
-                own = _reached_own_implementation(fn, name)
-                if own:
-                    who = getattr(fn, "__name__", name).replace("<lambda>", "lambda")
-                    _fail(f"your {who} calls rmlib's own {own}; write it yourself "
-                          f"(the task is to implement {name}, not to call the course library's version)")
-                _CURRENT.update(seed=int(seed), used=False)
-                state = _global_state()
-                failed = True
-                try:
-                    with torch.random.fork_rng(devices=[]):
-                        torch.manual_seed((int(seed) + CHECK_SEED) % 2**63)
-                        detail = check(fn)
-                    failed = False
-                except (AssertionError, _NotImplementedYet):
-                    raise
-                except KeyboardInterrupt:
-                    raise
-                except BaseException as exc:  # the checker choked on what came back: still the learner's mistake
-                    _fail(f"what your function returned could not be checked ({type(exc).__name__}: {exc}); "
-                          "compare its type, shape and dtype with the task statement")
-                finally:
-                    changed = _restore_state(state)
-                    if changed and not failed:
-                        _fail(f"your function changed {changed[0]} and left it changed: "
-                              f"{_STATE_HINTS[changed[0]]} (the check has put it back)")
+                detail = _run_check(check, fn, name, seed)
             except _NotImplementedYet:
                 _emit({**record, "status": "not attempted", "message": "not implemented yet"},
                       f"{name}: not implemented yet (replace `raise NotImplementedError` with your code, then rerun)")
