@@ -35,7 +35,7 @@ import os
 import pkgutil
 import textwrap
 
-from rmlib.checks._contract import CHECK_SEED, MIME_TYPE, RECORDS, TASKS, relative_error
+from rmlib.checks._contract import CHECK_SEED, MARKS, MIME_TYPE, RECORDS, TASKS, relative_error
 from rmlib.checks.derivations import check_difference_std, check_std_for_unit_variance
 from rmlib.checks.bt_loss import check_bradley_terry_loss, check_bt_gradient, check_relative_error
 from rmlib.checks.layer_init import check_default_head_reward_std, check_layer_init, check_score_head_std
@@ -113,7 +113,7 @@ def scoreboard(worksheet: str | None = None) -> None:
     if not tasks:
         print("scoreboard: no check has run in this kernel yet")
         return
-    marks = {"passed": "✓", "failed": "✗", "not attempted": "·", "not run": "·"}
+    marks = {**MARKS, "not run": MARKS["not attempted"]}
     status = {t.name: RECORDS.get(t.name, {}).get("status", "not run") for t in tasks}
     width = max(len(t.name) for t in tasks)
     title = ", ".join(f"worksheet {WORKSHEETS[m]}" for m in modules)

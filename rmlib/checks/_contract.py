@@ -69,6 +69,7 @@ KEY_ENV = "RMLIB_GRADE_KEY"  # set by `python -m tools grade` in the kernels it 
 # subprocess of the answer sees it (what this does not protect against: README, "Collect and grade").
 _KEY = os.environ.pop(KEY_ENV, "").encode()
 STATUSES = ("passed", "failed", "not attempted")  # what a checker can record; the gradebook adds error, timeout
+MARKS = {"passed": "✓", "failed": "✗", "not attempted": "·"}  # each status's mark (scoreboard, gradebook, ✓/✗ lines)
 
 
 @dataclass(frozen=True)
@@ -192,11 +193,11 @@ def _checker(name: str) -> Callable[[Callable[[Callable], str]], Callable[..., b
             except AssertionError as exc:
                 text = str(exc) + (replay if _CURRENT["used"] else "")
                 _emit({**record, "status": "failed", "message": text},
-                      f"✗ {name}: not right yet — the hint is in the error below")
+                      f"{MARKS['failed']} {name}: not right yet — the hint is in the error below")
                 raise AssertionError(text + _hint_pointer(name)) from None
             finally:
                 _CURRENT.update(seed=None, used=False)
-            _emit({**record, "status": "passed", "message": detail}, f"✓ {name}: {detail}")
+            _emit({**record, "status": "passed", "message": detail}, f"{MARKS['passed']} {name}: {detail}")
             return True
 
         return run
