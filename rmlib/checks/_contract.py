@@ -59,6 +59,7 @@ from rmlib.checks._answers import (_NotImplementedYet, _argument_name, _as_float
                                    _is_stub_code, _not_implemented_failure, _snapshot, _stub_in_traceback, _tensor,
                                    _unchanged, relative_error)
 from rmlib.checks._own import OWN_IMPLEMENTATIONS, _reached_own_implementation  # noqa: F401
+from rmlib.checks._registry import available_hints, hint_level_max
 from rmlib.checks._probes import (CHECK_SEED, SEED_ENV, _CURRENT, _STATE_HINTS, _fresh_seed,  # noqa: F401
                                   _global_state, _probe_generator, _probe_seed, _restore_state)
 
@@ -126,8 +127,6 @@ def _emit(record: dict, line: str) -> None:
 
 
 def _hint_pointer(name: str) -> str:
-    from rmlib.checks import available_hints, hint_level_max  # the package collects HINTS from every module
-
     top = min(len(available_hints().get(name, ())), hint_level_max())
     if not top:
         return ""

@@ -13,6 +13,8 @@ from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_n
                                     _unchanged,
                                     relative_error)
 
+WORKSHEET = "04"  # the number its notebooks' file names start with
+
 
 def _bt_probe(n: int, dtype: torch.dtype, k: int = 0, bounded: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Asymmetric rewards, drawn afresh on every check: chosen and rejected have different means and spreads,

@@ -10,6 +10,8 @@ import torch
 from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _expect_raises, _fail,
                                     _probe_generator, _tensor)
 
+WORKSHEET = "06"  # the number its notebooks' file names start with
+
 
 def _gain_bias(out: Any, call: str) -> tuple[float, float]:
     """The learner's (gain, bias) as two floats, or a failure that says what came back instead."""

@@ -13,6 +13,8 @@ import numpy as np
 from rmlib.checks._contract import (_as_float, _call, _checker, _close, _expect_raises, _fail, _probe_generator,
                                     _tensor)
 
+WORKSHEET = "05"  # the number its notebooks' file names start with
+
 
 def _fit(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     """Least-squares slope and intercept of b on a."""
