@@ -65,8 +65,7 @@ from pathlib import Path
 import nbformat
 
 ROWS = ("submission", "worksheet", "task", "status", "message")
-STATUSES = ("passed", "failed", "not attempted", "error", "timeout")
-MARKS = {"passed": "✓", "failed": "✗", "not attempted": "·", "error": "E", "timeout": "T"}
+GRADEBOOK_MARKS = {"error": "E", "timeout": "T"}  # outcomes only the gradebook records (beside the checkers' own)
 FORGED = "forged or stale check record: it was not produced by the checkers while the gradebook ran this submission"
 WARMUP = "import rmlib.checks  # the gradebook's warm-up: imports are not the submission's time"
 WARMUP_TIMEOUT = 300.0  # seconds for the warm-up cell (importing torch on a loaded machine)
@@ -86,6 +85,13 @@ def _registry() -> tuple[dict, dict, str]:
     import rmlib.checks as checks
 
     return checks.TASKS, checks.WORKSHEETS, checks.MIME_TYPE
+
+
+def _statuses() -> tuple[tuple[str, ...], dict[str, str]]:
+    """Every status of a gradebook row in column order, and its mark: the checkers' statuses, then the gradebook's."""
+    from rmlib.checks._contract import MARKS, STATUSES
+
+    return (*STATUSES, *GRADEBOOK_MARKS), {**MARKS, **GRADEBOOK_MARKS}
 
 
 def find_submissions(paths: list[Path]) -> list[tuple[Path, str]]:
@@ -150,21 +156,10 @@ def _own_function(record: dict) -> bool:
     return str(record.get("function", "")).startswith("__main__.")
 
 
-def grade_notebook(path: Path, name: str, timeout: float) -> list[Row]:
-    """Execute a copy of one submission and return one row per task of its worksheet."""
+def _execute(nb: nbformat.NotebookNode, timeout: float) -> tuple[str, str]:
+    """Run ``nb`` in place in a fresh kernel given a new signing key: (that key, why it stopped early or "")."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    tasks, worksheets, mime = _registry()
-    try:
-        nb = nbformat.read(path, as_version=4)  # read into memory: the file is never written
-        nbformat.validate(nb)
-    except Exception as exc:  # not JSON, not a notebook, or a broken one: recorded, never fatal
-        message = f"not a readable notebook ({type(exc).__name__}: {str(exc)[:200]})"
-        modules = expected_modules(None, name, [])  # "03_…" still owes every task of worksheet 03
-        if not modules:
-            return [Row(name, "", "", "error", message)]
-        return [Row(name, worksheets[t.module], t.name, "error", message) for t in tasks.values() if t.module in modules]
 
     key = secrets.token_hex(32)  # this run's signing key: only the kernel started below gets it
     warmup = nbformat.v4.new_code_cell(WARMUP)
@@ -185,6 +180,25 @@ def grade_notebook(path: Path, name: str, timeout: float) -> list[Row]:
 
     if nb.cells and nb.cells[0] is warmup:
         nb.cells.pop(0)
+    return key, stopped
+
+
+def grade_notebook(path: Path, name: str, timeout: float) -> list[Row]:
+    """Execute a copy of one submission and return one row per task of its worksheet."""
+    from rmlib.checks._contract import STATUSES as checker_statuses
+
+    tasks, worksheets, mime = _registry()
+    try:
+        nb = nbformat.read(path, as_version=4)  # read into memory: the file is never written
+        nbformat.validate(nb)
+    except Exception as exc:  # not JSON, not a notebook, or a broken one: recorded, never fatal
+        message = f"not a readable notebook ({type(exc).__name__}: {str(exc)[:200]})"
+        modules = expected_modules(None, name, [])  # "03_…" still owes every task of worksheet 03
+        if not modules:
+            return [Row(name, "", "", "error", message)]
+        return [Row(name, worksheets[t.module], t.name, "error", message) for t in tasks.values() if t.module in modules]
+
+    key, stopped = _execute(nb, timeout)
     records, errors, forged = _records_and_errors(nb, mime, key.encode())
     latest = {r["task"]: r for r in records}  # a check run twice counts with its last outcome
     modules = expected_modules(nb, name, records)
@@ -200,7 +214,7 @@ def grade_notebook(path: Path, name: str, timeout: float) -> list[Row]:
         elif record is not None and record.get("status") == "passed" and not _own_function(record):
             rows.append(Row(name, worksheet, task.name, "error",
                             f"the check ran on {record.get('function')}, a function the submission did not define"))
-        elif record is not None and record.get("status") in ("passed", "failed", "not attempted"):
+        elif record is not None and record.get("status") in checker_statuses:
             message = "" if record["status"] == "passed" else str(record.get("message", ""))
             rows.append(Row(name, worksheet, task.name, record["status"], message))
         elif stopped == "timeout" and (task.name not in errors or errors[task.name].startswith("KeyboardInterrupt")):
@@ -284,6 +298,7 @@ def write_csv(rows: list[Row], path: Path) -> None:
 def summary(rows: list[Row]) -> str:
     """One line per submission: worksheet, score, and a mark per task (✓ passed, ✗ failed, · not attempted,
     E error, T timeout)."""
+    statuses, mark = _statuses()
     by_submission: dict[str, list[Row]] = {}
     for row in rows:
         by_submission.setdefault(row.submission, []).append(row)
@@ -293,18 +308,18 @@ def summary(rows: list[Row]) -> str:
         graded = [r for r in own if r.task]
         passed = sum(r.status == "passed" for r in graded)
         worksheet = ",".join(sorted({r.worksheet for r in own if r.worksheet})) or "?"
-        marks = " ".join(f"{MARKS[r.status]} {r.task}" for r in graded) or f"E {own[0].message[:60]}"
+        marks = " ".join(f"{mark[r.status]} {r.task}" for r in graded) or f"{mark['error']} {own[0].message[:60]}"
         lines.append(f"{submission:<{width}}  {worksheet:<9}  {passed}/{len(graded):<3}  {marks}")
-    lines.append("✓ passed  ✗ failed  · not attempted  E error  T timeout")
+    lines.append("  ".join(f"{mark[s]} {s}" for s in statuses))
     per_task: dict[tuple[str, str], collections.Counter] = {}
     for row in rows:
         if row.task:
             per_task.setdefault((row.worksheet, row.task), collections.Counter())[row.status] += 1
     if per_task:
         width = max(len(f"{w} {t}") for w, t in per_task)
-        lines += ["", f"{'task':<{width}}  " + "  ".join(f"{s:>13}" for s in STATUSES)]
+        lines += ["", f"{'task':<{width}}  " + "  ".join(f"{s:>13}" for s in statuses)]
         for (worksheet, task), counts in per_task.items():
-            lines.append(f"{worksheet + ' ' + task:<{width}}  " + "  ".join(f"{counts[s]:>13}" for s in STATUSES))
+            lines.append(f"{worksheet + ' ' + task:<{width}}  " + "  ".join(f"{counts[s]:>13}" for s in statuses))
     return "\n".join(lines)
 
 

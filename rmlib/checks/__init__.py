@@ -23,19 +23,18 @@ Around the checkers:
   off by setting the environment variable ``RMLIB_HINT_LEVEL_MAX=2`` where the students' kernels run
   (``hint_level_max()`` reads it); levels 1 and 2 then stay available. Each checker module holds them in a module-level dict
   ``HINTS = {"task_name": ("nudge", "key idea", "formula")}``; ``hint`` finds that dict in every
-  module of this package, so a new module's hints need no registration.
+  module of this package, so a new module's hints need no registration (``_registry``). Each module
+  also declares its worksheet, ``WORKSHEET = "03"``.
 - ``scoreboard()`` summarises which tasks of the worksheet(s) checked in this kernel pass, from the
   structured records the checkers keep (``RECORDS``).
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-import pkgutil
 import textwrap
 
-from rmlib.checks._contract import CHECK_SEED, MIME_TYPE, RECORDS, TASKS, relative_error
+from rmlib.checks._contract import CHECK_SEED, MARKS, MIME_TYPE, RECORDS, TASKS, relative_error
+from rmlib.checks._registry import HINT_LEVEL_ENV, HINT_LEVELS, available_hints, hint_level_max, worksheets  # noqa: F401
 from rmlib.checks.derivations import check_difference_std, check_std_for_unit_variance
 from rmlib.checks.bt_loss import check_bradley_terry_loss, check_bt_gradient, check_relative_error
 from rmlib.checks.layer_init import check_default_head_reward_std, check_layer_init, check_score_head_std
@@ -43,37 +42,7 @@ from rmlib.checks.normalisation import check_normalise_on_reference, check_rewar
 from rmlib.checks.sweep import check_adam_first_step, check_early_stopping_step, check_loglog_slope
 from rmlib.checks.variance import check_formula_breaker, check_mc_variance, check_predicted_variance, mc_variance_stderr
 
-# Which worksheet each checker module belongs to (the number its notebooks' file names start with).
-WORKSHEETS = {"variance": "02", "derivations": "02", "layer_init": "03", "bt_loss": "04", "sweep": "05", "normalisation": "06"}
-HINT_LEVELS = ("a first nudge", "the key idea", "the formula")
-HINT_LEVEL_ENV = "RMLIB_HINT_LEVEL_MAX"
-
-
-def hint_level_max() -> int:
-    """The highest hint level on offer: ``RMLIB_HINT_LEVEL_MAX`` (set by a teacher for graded work), else all."""
-    value = os.environ.get(HINT_LEVEL_ENV, "").strip()
-    if not value:
-        return len(HINT_LEVELS)
-    try:
-        top = int(value)
-    except ValueError:
-        raise ValueError(f"{HINT_LEVEL_ENV} must be a whole number of hint levels (e.g. 2), got {value!r}") from None
-    return max(top, 1)
-
-
-def _checker_modules() -> list:
-    """Every public module of this package (each worksheet's checkers), imported."""
-    return [importlib.import_module(f"{__name__}.{info.name}")
-            for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")]
-
-
-def available_hints() -> dict[str, tuple[str, ...]]:
-    """{task: its graded hints}, collected from the ``HINTS`` dict of every checker module."""
-    found: dict[str, tuple[str, ...]] = {}
-    for module in _checker_modules():
-        for task, levels in getattr(module, "HINTS", {}).items():
-            found[task] = tuple(levels)
-    return found
+WORKSHEETS = worksheets()  # {checker module: worksheet number}, from each module's WORKSHEET
 
 
 def hint(task: str, level: int = 1) -> None:
@@ -108,15 +77,15 @@ def scoreboard(worksheet: str | None = None) -> None:
     else:
         modules = [m for m, number in WORKSHEETS.items() if number == str(worksheet).zfill(2)]
         if not modules:
-            raise ValueError(f"no worksheet {worksheet!r}; worksheets: {', '.join(WORKSHEETS.values())}")
+            raise ValueError(f"no worksheet {worksheet!r}; worksheets: {', '.join(dict.fromkeys(WORKSHEETS.values()))}")
     tasks = [t for t in TASKS.values() if t.module in modules]
     if not tasks:
         print("scoreboard: no check has run in this kernel yet")
         return
-    marks = {"passed": "✓", "failed": "✗", "not attempted": "·", "not run": "·"}
+    marks = {**MARKS, "not run": MARKS["not attempted"]}
     status = {t.name: RECORDS.get(t.name, {}).get("status", "not run") for t in tasks}
     width = max(len(t.name) for t in tasks)
-    title = ", ".join(f"worksheet {WORKSHEETS[m]}" for m in modules)
+    title = ", ".join(f"worksheet {number}" for number in dict.fromkeys(WORKSHEETS[m] for m in modules))
     lines = [f"scoreboard — {title}"]
     lines += [f"  {marks[status[t.name]]} {t.name:<{width}}  {status[t.name]}" for t in tasks]
     passed = sum(s == "passed" for s in status.values())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable, NoReturn
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,8 @@ from rmlib.losses import bradley_terry_loss
 from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _fail, _not_implemented_failure, _probe_generator, _tensor,
                                     _unchanged,
                                     relative_error)
+
+WORKSHEET = "04"  # the number its notebooks' file names start with
 
 
 def _bt_probe(n: int, dtype: torch.dtype, k: int = 0, bounded: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,6 +175,31 @@ def _call_without_autograd(fn: Callable, c: torch.Tensor, r: torch.Tensor, calle
     return out
 
 
+def _fail_gradient(out: Any, want: tuple[torch.Tensor, torch.Tensor], c: torch.Tensor, r: torch.Tensor, n: int,
+                   dtype: torch.dtype, err: float, tol: float) -> NoReturn:
+    """Fail a gradient that differs from autograd, naming the wrong formula it matches when one does."""
+    gc, gr = (t.detach().double() for t in out)
+    wc = want[0].double()
+    delta = (c - r).double()
+    wrong = [
+        (-wc, -want[1], "wrong sign: the loss falls when the chosen reward rises, so ∂L/∂chosen is negative"),
+        (wc * n, want[1] * n, "gradient of the sum, not the mean: divide by the batch size"),
+        (-torch.sigmoid(delta) / n, torch.sigmoid(delta) / n,
+         "σ(Δ) where σ(−Δ) belongs: the derivative of log(1 + e^(−Δ)) is −e^(−Δ)/(1 + e^(−Δ)) = −σ(−Δ)"),
+        (wc, wc, "the rejected gradient has the opposite sign of the chosen one: ∂Δ/∂rejected = −1"),
+        (wc * n / 512, want[1] * n / 512, "the batch size is hard-coded: divide by chosen.numel()"),
+    ]
+    if dtype == torch.float64 and err < 1e-8:
+        _fail(f"your gradient differs from autograd on {n} float64 pairs by a relative error of {err:.2g}: "
+              f"close, but a formula derived by hand agrees to < {tol:g} (finite differences or an eps "
+              "somewhere?)")
+    for cand_c, cand_r, hint in wrong:
+        if relative_error(gc, cand_c) < tol and relative_error(gr, cand_r.double()) < tol:
+            _fail(f"relative error {err:.2g} against autograd on {n} {_dtype_name(dtype)} pairs: {hint}")
+    _fail(f"your gradient differs from autograd on {n} {_dtype_name(dtype)} pairs: relative error {err:.2g} "
+          f"(a right formula gives < {tol:g})")
+
+
 @_checker("bradley_terry_grad")
 def check_bt_gradient(fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> str:
     """Check a hand-written gradient of the mean BT loss against autograd, reporting the relative error (cs231n style).
@@ -202,26 +229,7 @@ def check_bt_gradient(fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Ten
         # float32: σ(Δ) − 1 cancels up to 6e-8·e⁸/2 ≈ 9e-5 at Δ = 8, so 2e-4.
         tol = 2e-12 if dtype == torch.float64 else 2e-4
         if err > tol:
-            gc, gr = (t.detach().double() for t in out)
-            wc = want[0].double()
-            delta = (c - r).double()
-            wrong = [
-                (-wc, -want[1], "wrong sign: the loss falls when the chosen reward rises, so ∂L/∂chosen is negative"),
-                (wc * n, want[1] * n, "gradient of the sum, not the mean: divide by the batch size"),
-                (-torch.sigmoid(delta) / n, torch.sigmoid(delta) / n,
-                 "σ(Δ) where σ(−Δ) belongs: the derivative of log(1 + e^(−Δ)) is −e^(−Δ)/(1 + e^(−Δ)) = −σ(−Δ)"),
-                (wc, wc, "the rejected gradient has the opposite sign of the chosen one: ∂Δ/∂rejected = −1"),
-                (wc * n / 512, want[1] * n / 512, "the batch size is hard-coded: divide by chosen.numel()"),
-            ]
-            if dtype == torch.float64 and err < 1e-8:
-                _fail(f"your gradient differs from autograd on {n} float64 pairs by a relative error of {err:.2g}: "
-                      f"close, but a formula derived by hand agrees to < {tol:g} (finite differences or an eps "
-                      "somewhere?)")
-            for cand_c, cand_r, hint in wrong:
-                if relative_error(gc, cand_c) < tol and relative_error(gr, cand_r.double()) < tol:
-                    _fail(f"relative error {err:.2g} against autograd on {n} {_dtype_name(dtype)} pairs: {hint}")
-            _fail(f"your gradient differs from autograd on {n} {_dtype_name(dtype)} pairs: relative error {err:.2g} "
-                  f"(a right formula gives < {tol:g})")
+            _fail_gradient(out, want, c, r, n, dtype, err, tol)
         errs.append(err)
     deltas = torch.tensor(_EXTREME_DELTAS)
     out = _call_without_autograd(fn, deltas, torch.zeros_like(deltas), "bradley_terry_grad at Δ up to ±1e4 in float32")
@@ -237,6 +245,24 @@ def check_bt_gradient(fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Ten
     if err_x > 1e-5:
         _fail(f"at large |Δ| your gradient differs from autograd: relative error {err_x:.2g}")
     return f"relative error vs autograd {errs[0]:.1e} (float64), {err_x:.1e} at |Δ| up to 1e4 (float32); no autograd inside"
+
+
+# Wrong formulas of relative_error, each with the hint it earns when it reproduces the answer on every probe.
+_RELATIVE_ERROR_FORMULAS = [
+    (lambda x, y, d: d.max(), "that is the ABSOLUTE error: divide by |x| + |y| so the number does not depend on the gradient's scale"),
+    (lambda x, y, d: (d / (x.abs() + y.abs()).clamp_min(1e-8)).mean(), "mean instead of max: one bad coordinate hides in the average"),
+    (lambda x, y, d: ((x - y) / (x.abs() + y.abs()).clamp_min(1e-8)).max(), "take |x − y|: a signed difference can hide the error"),
+    (lambda x, y, d: (d / (x + y).abs().clamp_min(1e-8)).max(), "divide by |x| + |y|, not |x + y|: opposite signs cancel"),
+    (lambda x, y, d: (d / x.abs().clamp_min(1e-8)).max(), "divide by |x| + |y|, symmetric in x and y, not by |x| alone"),
+    (lambda x, y, d: (d / (x.abs() + y.abs()).clamp_min(1e-12)).max(), "the floor is 1e-8, not 1e-12"),
+    (lambda x, y, d: (d / (x.abs() + y.abs())).max(), "the floor is missing: the denominator is max(1e-8, |x| + |y|)"),
+    (lambda x, y, d: (d / (x.abs() + y.abs() + 1e-8)).max(),
+     "the floor is a max, not an added eps: max(1e-8, |x| + |y|), not |x| + |y| + 1e-8"),
+    (lambda x, y, d: (d / (x.abs() + y.abs()).clamp_min(1e-6)).max(), "the floor is 1e-8, not 1e-6"),
+    (lambda x, y, d: (d / (x.abs() + y.abs()).clamp_min(1e-8)).nan_to_num(0.0).max(),
+     "a NaN in the inputs must give NaN: nan_to_num, Python's max() over a list or a NaN filter hide a NaN "
+     "gradient — torch's .max() propagates it"),
+]
 
 
 @_checker("relative_error")
@@ -273,22 +299,7 @@ def check_relative_error(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> s
     if all(same(value, want) for _, _, _, value, want in results):
         return ("max |x − y| / max(1e-8, |x| + |y|) on equal, tiny, zero, sub-floor, float32, opposite-sign and "
                 "NaN probes")
-    formulas = [
-        (lambda x, y, d: d.max(), "that is the ABSOLUTE error: divide by |x| + |y| so the number does not depend on the gradient's scale"),
-        (lambda x, y, d: (d / (x.abs() + y.abs()).clamp_min(1e-8)).mean(), "mean instead of max: one bad coordinate hides in the average"),
-        (lambda x, y, d: ((x - y) / (x.abs() + y.abs()).clamp_min(1e-8)).max(), "take |x − y|: a signed difference can hide the error"),
-        (lambda x, y, d: (d / (x + y).abs().clamp_min(1e-8)).max(), "divide by |x| + |y|, not |x + y|: opposite signs cancel"),
-        (lambda x, y, d: (d / x.abs().clamp_min(1e-8)).max(), "divide by |x| + |y|, symmetric in x and y, not by |x| alone"),
-        (lambda x, y, d: (d / (x.abs() + y.abs()).clamp_min(1e-12)).max(), "the floor is 1e-8, not 1e-12"),
-        (lambda x, y, d: (d / (x.abs() + y.abs())).max(), "the floor is missing: the denominator is max(1e-8, |x| + |y|)"),
-        (lambda x, y, d: (d / (x.abs() + y.abs() + 1e-8)).max(),
-         "the floor is a max, not an added eps: max(1e-8, |x| + |y|), not |x| + |y| + 1e-8"),
-        (lambda x, y, d: (d / (x.abs() + y.abs()).clamp_min(1e-6)).max(), "the floor is 1e-8, not 1e-6"),
-        (lambda x, y, d: (d / (x.abs() + y.abs()).clamp_min(1e-8)).nan_to_num(0.0).max(),
-         "a NaN in the inputs must give NaN: nan_to_num, Python's max() over a list or a NaN filter hide a NaN "
-         "gradient — torch's .max() propagates it"),
-    ]
-    for formula, hint in formulas:
+    for formula, hint in _RELATIVE_ERROR_FORMULAS:
         cands = [formula(x.double(), y.double(), (x.double() - y.double()).abs()).item() for _, x, y, _, _ in results]
         if all(same(value, c) for (_, _, _, value, _), c in zip(results, cands)):
             _fail(f"relative_error gave {[round(r[3], 6) for r in results]} on the probes "

@@ -19,6 +19,8 @@ import torch
 
 from rmlib.checks._contract import _as_float, _call, _checker, _close, _fail, _probe_generator
 
+WORKSHEET = "02"  # the number its notebooks' file names start with
+
 REL = 1e-6  # a float32 computation of the right formula is exact to ~1e-7
 _LOW_PRECISION = {torch.float16, torch.bfloat16}
 

@@ -13,6 +13,8 @@ from rmlib.theory import excess_kurtosis
 from rmlib.checks.derivations import _judge  # the fresh-probe judge of derivation tasks
 from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _fail, _probe_generator)
 
+WORKSHEET = "03"  # the number its notebooks' file names start with
+
 
 N_WEIGHTS = 200_000  # weights drawn by the main statistical probe
 

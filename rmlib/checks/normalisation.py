@@ -10,6 +10,8 @@ import torch
 from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _expect_raises, _fail,
                                     _probe_generator, _tensor)
 
+WORKSHEET = "06"  # the number its notebooks' file names start with
+
 
 def _gain_bias(out: Any, call: str) -> tuple[float, float]:
     """The learner's (gain, bias) as two floats, or a failure that says what came back instead."""
@@ -32,10 +34,9 @@ def _expect_value_error(fn: Callable, reference: torch.Tensor, name: str, why: s
     _expect_raises(fn, (reference.clone(),), f"reward_gain_bias({name})", why)
 
 
-@_checker("reward_gain_bias")
-def check_reward_gain_bias(fn: Callable[[torch.Tensor], tuple[float, float]]) -> str:
-    """Check ``fn(reference)`` = (gain, bias) with gain·r + bias of mean 0 and std 1 (population) on ``reference``."""
-    g = _probe_generator(0)
+def _check_gain_bias_values(fn: Callable[[torch.Tensor], tuple[float, float]],
+                            g: torch.Generator) -> tuple[float, float]:
+    """The right (gain, bias) on a float64 reference, a float32 table and a small spread; the first pair."""
     reference = torch.randn(1000, generator=g, dtype=torch.float64) * 7.0 - 3.0
     call = "reward_gain_bias(reference) on 1000 rewards with mean ≈ −3, std ≈ 7"
     gain, bias = _gain_bias(_call(fn, reference, called_as=call), call)
@@ -82,7 +83,11 @@ def check_reward_gain_bias(fn: Callable[[torch.Tensor], tuple[float, float]]) ->
         else "")), call)
     if not _close(gain3, 1 / small.std(correction=0).item(), 1e-6):
         _fail(f"{call}: gain {gain3:.6g}, expected {1 / small.std(correction=0).item():.6g}")
+    return gain, bias
 
+
+def _check_gain_bias_guards(fn: Callable[[torch.Tensor], tuple[float, float]], g: torch.Generator) -> None:
+    """ValueError on every reference without a usable spread: constant, rounding-constant, nan/±inf, one reward, none."""
     _expect_value_error(fn, torch.full((10,), 3.0, dtype=torch.float64), "ten rewards all equal to 3.0",
                         "with zero variance there is no gain that gives std 1; dividing by std = 0 gives inf")
     constant32 = torch.full((10,), 0.1, dtype=torch.float32)
@@ -133,6 +138,14 @@ def check_reward_gain_bias(fn: Callable[[torch.Tensor], tuple[float, float]]) ->
                         "one reward has no spread to measure")
     _expect_value_error(fn, torch.zeros(0, dtype=torch.float64), "an empty tensor",
                         "no rewards, no statistics: check the number of rewards before computing the mean")
+
+
+@_checker("reward_gain_bias")
+def check_reward_gain_bias(fn: Callable[[torch.Tensor], tuple[float, float]]) -> str:
+    """Check ``fn(reference)`` = (gain, bias) with gain·r + bias of mean 0 and std 1 (population) on ``reference``."""
+    g = _probe_generator(0)  # one generator, drawn in this order: a recorded seed replays every probe
+    gain, bias = _check_gain_bias_values(fn, g)
+    _check_gain_bias_guards(fn, g)
     return (f"gain {gain:.4f}, bias {bias:+.4f} give the reference mean 0, std 1; any shape and dtype; "
             "constant, rounding-constant, nan, ±inf, single-reward and empty references raise ValueError")
 

@@ -13,6 +13,8 @@ import numpy as np
 from rmlib.checks._contract import (_as_float, _call, _checker, _close, _expect_raises, _fail, _probe_generator,
                                     _tensor)
 
+WORKSHEET = "05"  # the number its notebooks' file names start with
+
 
 def _fit(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     """Least-squares slope and intercept of b on a."""
@@ -248,39 +250,42 @@ def _variant(f: Callable, curve: list[float], steps: list[int], patience: int) -
         return None
 
 
+# Wrong answers of early_stopping_step (name, the answer it gives, its hint), each computed on every probe curve.
+_ES_WRONG = [
+    ("index", lambda c, s, p: _early_stopping_reference(c, s, p)[0],
+     "that is the index of the best evaluation: return its training step, steps[index]"),
+    ("stop", lambda c, s, p: s[_early_stopping_reference(c, s, p)[1]],
+     "that is the step where training stops; early stopping keeps the weights of the best evaluation before it"),
+    ("loss", lambda c, s, p: _early_stopping_reference(c, s, p)[2],
+     "that is the best validation loss: return the step where it was reached"),
+    ("argmin", lambda c, s, p: s[min((v, i) for i, v in enumerate(c) if v == v)[1]],
+     "that is the minimum over the whole run: training stops once `patience` evaluations in a row bring no "
+     "improvement, so a later minimum is never seen"),
+    ("torch-argmin", lambda c, s, p: s[int(torch.tensor(c).argmin())],
+     "that is torch.argmin over the whole run: it returns a NaN (a diverged evaluation) as the minimum, and "
+     "training stops once `patience` evaluations in a row bring no improvement, so a later minimum is never seen"),
+    ("argmax", lambda c, s, p: s[int(torch.tensor(c).nan_to_num(-1.0).argmax())],
+     "that is the step of the *highest* validation loss: keep the lowest"),
+    ("late", lambda c, s, p: s[_early_stopping_reference(c, s, p, stop_after=p + 1)[0]],
+     "you wait one evaluation too long: stop after `patience` evaluations without improvement, not patience + 1"),
+    ("early", lambda c, s, p: s[_early_stopping_reference(c, s, p, stop_after=max(p - 1, 1))[0]],
+     "you stop one evaluation too early: wait for `patience` evaluations without improvement"),
+    ("ties", lambda c, s, p: s[_early_stopping_reference(c, s, p, tie_last=True)[0]],
+     "on a tie you moved to the later evaluation: only a strictly lower loss is an improvement"),
+    ("no-reset", lambda c, s, p: s[_early_stopping_reference(c, s, p, reset=False)[0]],
+     "reset the patience counter whenever the validation loss improves: it counts evaluations *in a row*"),
+    ("last", lambda c, s, p: s[-1], "that is the last evaluation: find the best one"),
+    ("nan-first", lambda c, s, p: s[_early_stopping_reference(c, s, p, first_is_best=True)[0]],
+     "a NaN first evaluation is not the best: NaN never counts as a best, not even the first. Start with no "
+     "best (a best loss of +inf) and treat every evaluation, the first included, the same way"),
+]
+
+
 @_checker("early_stopping_step")
 def check_early_stopping_step(fn: Callable[[torch.Tensor, torch.Tensor, int], int]) -> str:
     """Check ``fn(val_loss, steps, patience)``: the step whose weights patience-based early stopping keeps."""
     got, want = [], []
     variants: dict[str, list[object]] = {}
-    wrong = [
-        ("index", lambda c, s, p: _early_stopping_reference(c, s, p)[0],
-         "that is the index of the best evaluation: return its training step, steps[index]"),
-        ("stop", lambda c, s, p: s[_early_stopping_reference(c, s, p)[1]],
-         "that is the step where training stops; early stopping keeps the weights of the best evaluation before it"),
-        ("loss", lambda c, s, p: _early_stopping_reference(c, s, p)[2],
-         "that is the best validation loss: return the step where it was reached"),
-        ("argmin", lambda c, s, p: s[min((v, i) for i, v in enumerate(c) if v == v)[1]],
-         "that is the minimum over the whole run: training stops once `patience` evaluations in a row bring no "
-         "improvement, so a later minimum is never seen"),
-        ("torch-argmin", lambda c, s, p: s[int(torch.tensor(c).argmin())],
-         "that is torch.argmin over the whole run: it returns a NaN (a diverged evaluation) as the minimum, and "
-         "training stops once `patience` evaluations in a row bring no improvement, so a later minimum is never seen"),
-        ("argmax", lambda c, s, p: s[int(torch.tensor(c).nan_to_num(-1.0).argmax())],
-         "that is the step of the *highest* validation loss: keep the lowest"),
-        ("late", lambda c, s, p: s[_early_stopping_reference(c, s, p, stop_after=p + 1)[0]],
-         "you wait one evaluation too long: stop after `patience` evaluations without improvement, not patience + 1"),
-        ("early", lambda c, s, p: s[_early_stopping_reference(c, s, p, stop_after=max(p - 1, 1))[0]],
-         "you stop one evaluation too early: wait for `patience` evaluations without improvement"),
-        ("ties", lambda c, s, p: s[_early_stopping_reference(c, s, p, tie_last=True)[0]],
-         "on a tie you moved to the later evaluation: only a strictly lower loss is an improvement"),
-        ("no-reset", lambda c, s, p: s[_early_stopping_reference(c, s, p, reset=False)[0]],
-         "reset the patience counter whenever the validation loss improves: it counts evaluations *in a row*"),
-        ("last", lambda c, s, p: s[-1], "that is the last evaluation: find the best one"),
-        ("nan-first", lambda c, s, p: s[_early_stopping_reference(c, s, p, first_is_best=True)[0]],
-         "a NaN first evaluation is not the best: NaN never counts as a best, not even the first. Start with no "
-         "best (a best loss of +inf) and treat every evaluation, the first included, the same way"),
-    ]
     for curve, patience in _ES_CASES + _fresh_curves():
         steps = [32 * i for i in range(len(curve))]
         val = torch.tensor(curve)
@@ -291,7 +296,7 @@ def check_early_stopping_step(fn: Callable[[torch.Tensor, torch.Tensor, int], in
             _fail("early_stopping_step returned None: did you forget the `return` statement?")
         got.append(_as_step(out))
         want.append(steps[_early_stopping_reference(curve, steps, patience)[0]])
-        for name, f, _ in wrong:
+        for name, f, _ in _ES_WRONG:
             variants.setdefault(name, []).append(_variant(f, curve, steps, patience))
     if got == want:
         if not all((isinstance(g, numbers.Integral) and not isinstance(g, bool))
@@ -311,7 +316,7 @@ def check_early_stopping_step(fn: Callable[[torch.Tensor, torch.Tensor, int], in
         return all(isinstance(x, numbers.Real) and isinstance(y, numbers.Real) and math.isclose(x, y, rel_tol=1e-6)
                    for x, y in zip(a, b))
 
-    for name, _, hint in wrong:
+    for name, _, hint in _ES_WRONG:
         if same(got, variants[name]):
             _fail(f"early_stopping_step gave {got}, expected {want}: {hint}")
     _fail(f"early_stopping_step gave {got}, expected {want}: keep the first evaluation with the lowest validation "

@@ -9,6 +9,8 @@ import torch
 
 from rmlib.checks._contract import (_as_float, _call, _checker, _close, _fail, _probe_generator, _tensor)
 
+WORKSHEET = "02"  # the number its notebooks' file names start with
+
 
 _VARIANCE_GRID = [(3, 0.3, 0.5), (64, 0.05, 1.7), (1000, 2.0, 3.0), (4096, 1 / math.sqrt(4097), 1.0)]
 
@@ -99,6 +101,33 @@ def _estimates(fn: Callable, d: int, n: int, k: int, first: int) -> torch.Tensor
     return ests
 
 
+def _check_estimate_distribution(fn: Callable) -> None:
+    """Test 4 of ``_check_is_an_estimate``: at d = 1, n = 3 the estimates are never negative, never pile up on one
+    value, and have the skew and both tails of a sample variance."""
+    ests = _estimates(fn, 1, 3, 1000, 5000)
+    if ests.min() < 0:
+        _fail(f"at d=1, n=3 one of your estimates is {ests.min().item():.3g}: a sample variance is never negative")
+    # A floor, cap or clip puts many estimates on one value (capped at twice Var(r): ~12% of them); a sample
+    # variance of continuous draws repeats a value only by float32 rounding: of the ~5e5 pairs of 1000 estimates,
+    # well under one pair is expected to coincide, so 10 equal estimates never come from a right answer. (The tail
+    # test below misses a cap at 2·Var(r) whenever the capped mean falls under 2/3: measured 4 seeds in 40.)
+    values, counts = ests.unique(return_counts=True)
+    if counts.max() >= 10:
+        _fail(f"at d=1, n=3 {int(counts.max())} of your 1000 estimates are exactly {values[counts.argmax()].item():.6g}: "
+              "a sample variance of fresh draws does not repeat a value — no floor, cap or clip of the estimate; it "
+              "must come from the n draws alone")
+    below = (ests < ests.mean()).double().mean().item()
+    if below < 0.6:
+        _fail(f"at d=1, n=3 only {below:.0%} of your 1000 estimates lie below their mean; a sample variance of 3 "
+              "rewards is skewed (72% ± 1.2% below): an estimate must come from the n draws, not from the formula")
+    mean = ests.mean()
+    low, high = (ests < 0.25 * mean).double().mean().item(), (ests > 3 * mean).double().mean().item()
+    if low < 0.30 or high < 0.035:
+        _fail(f"at d=1, n=3 {low:.1%} of your 1000 estimates lie below a quarter of their mean and {high:.1%} above "
+              "three times it; a sample variance of 3 rewards has both tails (39% ± 1.5% and 7.9% ± 0.8%): no floor, "
+              "cap or clip of the estimate — it must come from the n draws alone")
+
+
 def _check_is_an_estimate(fn: Callable) -> None:
     """What only a real sample variance of n fresh r = w·h does, at σ_w = σ_h = 1 (so Var(r) = d).
 
@@ -140,28 +169,7 @@ def _check_is_an_estimate(fn: Callable) -> None:
                   f"expected {band[0]}–{band[1]}): draw exactly n fresh (w, h) pairs (the argument n) of shape (n, d), "
                   "sum over the d coordinates, and return the sample variance of those n rewards")
 
-    ests = _estimates(fn, 1, 3, 1000, 5000)
-    if ests.min() < 0:
-        _fail(f"at d=1, n=3 one of your estimates is {ests.min().item():.3g}: a sample variance is never negative")
-    # A floor, cap or clip puts many estimates on one value (capped at twice Var(r): ~12% of them); a sample
-    # variance of continuous draws repeats a value only by float32 rounding: of the ~5e5 pairs of 1000 estimates,
-    # well under one pair is expected to coincide, so 10 equal estimates never come from a right answer. (The tail
-    # test below misses a cap at 2·Var(r) whenever the capped mean falls under 2/3: measured 4 seeds in 40.)
-    values, counts = ests.unique(return_counts=True)
-    if counts.max() >= 10:
-        _fail(f"at d=1, n=3 {int(counts.max())} of your 1000 estimates are exactly {values[counts.argmax()].item():.6g}: "
-              "a sample variance of fresh draws does not repeat a value — no floor, cap or clip of the estimate; it "
-              "must come from the n draws alone")
-    below = (ests < ests.mean()).double().mean().item()
-    if below < 0.6:
-        _fail(f"at d=1, n=3 only {below:.0%} of your 1000 estimates lie below their mean; a sample variance of 3 "
-              "rewards is skewed (72% ± 1.2% below): an estimate must come from the n draws, not from the formula")
-    mean = ests.mean()
-    low, high = (ests < 0.25 * mean).double().mean().item(), (ests > 3 * mean).double().mean().item()
-    if low < 0.30 or high < 0.035:
-        _fail(f"at d=1, n=3 {low:.1%} of your 1000 estimates lie below a quarter of their mean and {high:.1%} above "
-              "three times it; a sample variance of 3 rewards has both tails (39% ± 1.5% and 7.9% ± 0.8%): no floor, "
-              "cap or clip of the estimate — it must come from the n draws alone")
+    _check_estimate_distribution(fn)  # test 4
 
     n, k = 1_000_000, 24
     ests = _estimates(fn, 1, n, k, 9000)

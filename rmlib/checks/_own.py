@@ -1,0 +1,131 @@
+"""Does an answer call rmlib's own implementation of its task? Read from the answer's bytecode.
+
+``OWN_IMPLEMENTATIONS`` names, per task, where rmlib has what the learner is asked to write;
+``_reached_own_implementation`` follows the answer's global names, closures, defaults, imports and the other
+functions of its notebook to see whether it reaches one of them.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+
+
+# What a task asks the learner to write, where rmlib has it (module:name). An answer that reaches one of
+# these (a call, an alias, an import inside the function, or another function of the notebook that does)
+# has not written it. Only these: helpers a worksheet provides for other purposes (rmlib.theory's
+# variance_with_stderr, sample_hidden_states, torch itself) stay allowed.
+OWN_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {
+    "predict_reward_variance": ("rmlib.theory:isotropic_reward_variance", "rmlib.theory:predicted_reward_variance"),
+    "mc_reward_variance": ("rmlib.theory:sample_initial_rewards",),
+    "layer_init": ("rmlib.init:layer_init",),
+    "score_head_std": ("rmlib.init:score_head_std",),
+    "bradley_terry_loss": ("rmlib.losses:bradley_terry_loss", "rmlib.normalize:centred_bt_loss"),
+    "relative_error": ("rmlib.checks._contract:relative_error",),
+    "adam_first_step": ("rmlib.theory:adam_step",),
+    "reward_gain_bias": ("rmlib.normalize:RewardNormalizer", "rmlib.normalize:normalize_rewards"),
+    "normalise_on_reference": ("rmlib.normalize:RewardNormalizer", "rmlib.normalize:normalize_rewards"),
+}
+
+
+def _own_targets(task: str) -> dict[int, str]:
+    """{id(object): its name} for the task's rmlib implementations (a class: also each of its methods)."""
+    import importlib
+
+    targets: dict[int, str] = {}
+    for spec in OWN_IMPLEMENTATIONS.get(task, ()):
+        module, name = spec.split(":")
+        obj = getattr(importlib.import_module(module), name)
+        targets[id(obj)] = name
+        if inspect.isclass(obj):
+            for attr, member in vars(obj).items():
+                member = getattr(member, "__func__", member)  # classmethod / staticmethod
+                if inspect.isfunction(member):
+                    targets[id(member)] = f"{name}.{attr}"
+    return targets
+
+
+def _from_rmlib(obj: Any) -> bool:
+    module = getattr(obj, "__module__", None) or ""
+    return module == "rmlib" or module.startswith("rmlib.")
+
+
+def _codes(code: Any) -> list:
+    """A code object and every code object nested in it (lambdas, comprehensions, inner functions)."""
+    found, stack = [], [code]
+    while stack:
+        c = stack.pop()
+        found.append(c)
+        stack += [k for k in c.co_consts if inspect.iscode(k)]
+    return found
+
+
+def _reached_own_implementation(fn: Any, task: str) -> str:
+    """The name of the task's own rmlib implementation the answer reaches, or "".
+
+    Reads the answer's bytecode, not its behaviour: the global names, closure cells, default values and
+    modules imported inside it, followed through attributes named in its code (rmlib.init.layer_init),
+    and through the other functions of the notebook (its module) it uses, read the same way; a library's
+    functions are not read (torch's are many, and cannot reach rmlib). rmlib's own
+    functions are not read: passing rmlib's function itself is the gradebook's business (it records
+    where the checked function was defined).
+    """
+    import sys
+
+    targets = _own_targets(task)
+    if not targets:
+        return ""
+    home = getattr(fn, "__module__", None)  # the notebook's module (__main__), or a test's
+    queue, seen = [fn], set()
+    while queue:
+        f = queue.pop()
+        if id(f) in seen:
+            continue
+        seen.add(id(f))
+        hit = targets.get(id(getattr(f, "__func__", f)))
+        if hit and f is not fn:  # reached through a partial or a bound method (fn itself: see the docstring)
+            return hit
+        if isinstance(f, functools.partial):
+            queue += [f.func, *f.args, *f.keywords.values()]
+            continue
+        f = getattr(f, "__func__", f)  # a bound method
+        code = getattr(f, "__code__", None)
+        if code is None or _from_rmlib(f):
+            continue
+        names = {n for c in _codes(code) for n in c.co_names}
+        env = getattr(f, "__globals__", {})
+        roots = [env[n] for n in names if n in env]
+        roots += [sys.modules[n] for n in names if n in sys.modules]  # `import rmlib.init` inside the body
+        roots += [cell.cell_contents for cell in (f.__closure__ or ()) if _has_contents(cell)]
+        roots += list(f.__defaults__ or ()) + list((f.__kwdefaults__ or {}).values())
+        level = roots
+        for _ in range(4):  # attribute chains such as rmlib.checks._contract.relative_error
+            following = []
+            for obj in level:
+                hit = targets.get(id(obj)) or targets.get(id(getattr(obj, "__func__", None)))
+                if hit:
+                    return hit
+                if isinstance(obj, functools.partial) or (
+                        (inspect.isfunction(obj) or inspect.ismethod(obj)) and obj.__module__ == home):
+                    queue.append(obj)  # another function of the notebook (not of a library): read it too
+                if inspect.ismodule(obj) or inspect.isclass(obj):
+                    following += [getattr(obj, n) for n in names if _safe_hasattr(obj, n)]
+            level = following
+    return ""
+
+
+def _has_contents(cell: Any) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:  # an empty cell (a variable not assigned yet)
+        return False
+    return True
+
+
+def _safe_hasattr(obj: Any, name: str) -> bool:
+    try:
+        return hasattr(obj, name)
+    except Exception:  # a module or class whose attribute lookup fails: not a way to an implementation
+        return False
