@@ -1703,3 +1703,38 @@ def test_a_right_estimate_repeats_no_value_at_n_3():
     g = torch.Generator().manual_seed(3)
     ests = torch.tensor([mc_reference(1, 1.0, 1.0, 3, g) for _ in range(1000)], dtype=torch.float64)
     assert ests.unique(return_counts=True)[1].max() <= 2  # the checker's limit is 10
+
+
+# --------------------------------------------------------------------------- answers that defeat the check itself
+
+
+def test_an_answer_that_disarms_the_checker_through_the_stack_fails_and_the_checker_is_restored():
+    import inspect
+
+    from rmlib.checks import layer_init as module
+
+    def score_head_std(d):  # gaming: find the checker's module on the stack and make _fail a no-op
+        for frame in inspect.stack():
+            if "_fail" in frame.frame.f_globals and frame.frame.f_globals.get("__name__", "").startswith("rmlib.checks"):
+                frame.frame.f_globals["_fail"] = lambda *a, **k: None
+        return 0.02
+
+    fail = module._fail
+    with pytest.raises(AssertionError, match="changed the checker itself"):
+        checks.check_score_head_std(score_head_std)
+    assert module._fail is fail and _contract._fail is fail
+    checks.check_score_head_std(lambda d: 1 / math.sqrt(d + 1))  # the checker works again afterwards
+
+
+def test_in_a_notebook_the_check_cell_must_pass_the_function_the_worksheet_names(monkeypatch):
+    import __main__
+
+    def right(d):
+        return 1 / math.sqrt(d + 1)
+
+    monkeypatch.setattr(_contract, "_in_kernel", lambda: True)
+    monkeypatch.setattr(__main__, "score_head_std", lambda d: 0.02, raising=False)  # the answer cell, still wrong
+    with pytest.raises(AssertionError, match="checks your function `score_head_std`; it was given another"):
+        checks.check_score_head_std(right)  # gaming: the check cell rewritten to check a correct helper
+    monkeypatch.setattr(__main__, "score_head_std", right)
+    assert checks.check_score_head_std(right)  # the notebook's own function: checked as usual

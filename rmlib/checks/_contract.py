@@ -47,6 +47,7 @@ import hashlib
 import hmac
 import json
 import os
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -134,6 +135,30 @@ def _hint_pointer(name: str) -> str:
     return f"\n  stuck? rmlib.checks.hint({name!r}) gives a first nudge{more}"
 
 
+def _checker_bindings() -> dict[str, dict]:
+    """Every name bound in the checkers' modules, to tell afterwards whether an answer rebound one."""
+    return {m: dict(vars(mod)) for m, mod in list(sys.modules.items())
+            if mod is not None and (m == "rmlib.checks" or m.startswith("rmlib.checks."))}
+
+
+def _restore_bindings(before: dict[str, dict]) -> list[str]:
+    """Put back what an answer rebound in a checker module; return the names it had changed."""
+    changed = []
+    for m, names in before.items():
+        g = vars(sys.modules[m])
+        for k in [k for k in g if k not in names]:
+            changed.append(f"{m}.{k}")
+            del g[k]
+        for k, v in names.items():
+            if g.get(k, _MISSING) is not v:
+                changed.append(f"{m}.{k}")
+                g[k] = v
+    return changed
+
+
+_MISSING = object()
+
+
 def _run_check(check: Callable[[Callable], str], fn: Callable, name: str, seed: int) -> str:
     """Run ``check(fn)`` under the probe seed, guarding the notebook's global state; return its success detail."""
     if not callable(fn):
@@ -141,6 +166,12 @@ def _run_check(check: Callable[[Callable], str], fn: Callable, name: str, seed: 
               f"write {check.__name__}({name}), without calling {name}")
     if _is_stub(fn):
         raise _NotImplementedYet
+    # In a notebook, the check is of the function the worksheet names: a check cell rewritten to pass another
+    # (correct) function would otherwise record a pass for an answer cell that is still wrong.
+    notebook_fn = getattr(sys.modules.get("__main__"), name, None)
+    if _in_kernel() and notebook_fn is not None and notebook_fn is not fn:
+        _fail(f"{check.__name__} checks your function `{name}`; it was given another function "
+              f"({getattr(fn, '__name__', type(fn).__name__)}). Write {check.__name__}({name})")
     own = _reached_own_implementation(fn, name)
     if own:
         who = getattr(fn, "__name__", name).replace("<lambda>", "lambda")
@@ -148,6 +179,7 @@ def _run_check(check: Callable[[Callable], str], fn: Callable, name: str, seed: 
               f"(the task is to implement {name}, not to call the course library's version)")
     _CURRENT.update(seed=int(seed), used=False)
     state = _global_state()
+    bindings = _checker_bindings()
     failed = True
     try:
         with torch.random.fork_rng(devices=[]):
@@ -162,6 +194,9 @@ def _run_check(check: Callable[[Callable], str], fn: Callable, name: str, seed: 
         _fail(f"what your function returned could not be checked ({type(exc).__name__}: {exc}); "
               "compare its type, shape and dtype with the task statement")
     finally:
+        rebound = _restore_bindings(bindings)
+        if rebound:  # e.g. an answer that reached the checker's module through the stack and disarmed _fail
+            _fail(f"your function changed the checker itself ({rebound[0]}); the check has put it back")
         changed = _restore_state(state)
         if changed and not failed:
             _fail(f"your function changed {changed[0]} and left it changed: "

@@ -139,7 +139,8 @@ def test_every_row_of_the_gradebook(graded):
         ("submissions/gus_03_layer_init.ipynb", "layer_init"): ("error", "not a readable notebook"),
         ("submissions/gus_03_layer_init.ipynb", "score_head_std"): ("error", "not a readable notebook"),
         ("submissions/hal_03_layer_init.ipynb", "layer_init"): ("passed", ""),
-        ("submissions/hal_03_layer_init.ipynb", "score_head_std"): ("error", "a function the submission did not define"),
+        # rmlib's own function passed to the check: the check itself refuses it (not the notebook's score_head_std)
+        ("submissions/hal_03_layer_init.ipynb", "score_head_std"): ("failed", "it was given another function"),
         ("submissions/notes.txt", ""): ("error", "not a readable notebook"),
     }
     assert set(table) == set(expect)
