@@ -1738,3 +1738,20 @@ def test_in_a_notebook_the_check_cell_must_pass_the_function_the_worksheet_names
         checks.check_score_head_std(right)  # gaming: the check cell rewritten to check a correct helper
     monkeypatch.setattr(__main__, "score_head_std", right)
     assert checks.check_score_head_std(right)  # the notebook's own function: checked as usual
+
+
+@pytest.mark.parametrize("style", ["grad", "vjp", "alias"])
+def test_a_gradient_from_torch_func_is_not_by_hand(style):
+    import torch.func
+
+    from torch.func import vjp as pullback
+
+    def by_func(chosen, rejected):  # gaming: torch.func's transforms run under inference mode
+        loss = lambda c, r: F.softplus(r - c).mean()  # noqa: E731
+        if style == "grad":
+            return torch.func.grad(loss, argnums=(0, 1))(chosen, rejected)
+        _, back = (torch.func.vjp if style == "vjp" else pullback)(loss, chosen, rejected)
+        return back(torch.ones(()))
+
+    with pytest.raises(AssertionError, match="autograd under another name"):
+        checks.check_bt_gradient(by_func)

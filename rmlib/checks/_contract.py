@@ -157,6 +157,7 @@ def _restore_bindings(before: dict[str, dict]) -> list[str]:
 
 
 _MISSING = object()
+_AUTOGRAD_TRANSFORMS = {"grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "linearize"}
 
 
 def _run_check(check: Callable[[Callable], str], fn: Callable, name: str, seed: int) -> str:
@@ -175,6 +176,9 @@ def _run_check(check: Callable[[Callable], str], fn: Callable, name: str, seed: 
     own = _reached_own_implementation(fn, name)
     if own:
         who = getattr(fn, "__name__", name).replace("<lambda>", "lambda")
+        if own in _AUTOGRAD_TRANSFORMS:
+            _fail(f"your {who} uses torch.func.{own}: that is autograd under another name; derive the gradient "
+                  "by hand and compute it with tensor operations")
         _fail(f"your {who} calls rmlib's own {own}; write it yourself "
               f"(the task is to implement {name}, not to call the course library's version)")
     _CURRENT.update(seed=int(seed), used=False)

@@ -27,6 +27,10 @@ OWN_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {
     "adam_first_step": ("rmlib.theory:adam_step",),
     "reward_gain_bias": ("rmlib.normalize:RewardNormalizer", "rmlib.normalize:normalize_rewards"),
     "normalise_on_reference": ("rmlib.normalize:RewardNormalizer", "rmlib.normalize:normalize_rewards"),
+    # "By hand" rules out autograd; torch.func's transforms run it under another name and inference mode
+    # does not stop them (found by a student attack).
+    "bradley_terry_grad": tuple(f"torch.func:{t}" for t in ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd",
+                                                            "hessian", "linearize")),
 }
 
 
