@@ -825,14 +825,27 @@ def test_adam_first_step_accepts_the_reference_and_the_textbook_form():
 
     assert checks.check_adam_first_step(textbook)
 
-    def with_torch_optim(grad, lr):  # a third style: let torch.optim.Adam take the step on a zero parameter
+
+
+@pytest.mark.parametrize("optimiser", ["Adam", "AdamW", "computed name", "functional"])
+def test_adam_first_step_run_by_torch_optim_is_not_the_derivation(optimiser):
+    from torch.optim.adam import adam as adam_functional  # torch.optim does not keep its submodules as attributes
+
+    def with_torch_optim(grad, lr):  # the task is to simplify the step on paper; torch.optim skips exactly that
         p = torch.zeros_like(grad, requires_grad=True)
-        opt = torch.optim.Adam([p], lr=lr)
         p.grad = grad.clone()
+        if optimiser == "functional":
+            m, v = torch.zeros_like(grad), torch.zeros_like(grad)
+            adam_functional([p.detach()], [grad], [m], [v], [], [torch.tensor(0.0)], amsgrad=False,
+                            beta1=0.9, beta2=0.999, lr=lr, weight_decay=0.0, eps=1e-8, maximize=False)
+            return p.detach()
+        cls = getattr(torch.optim, "Ad" + "am") if optimiser == "computed name" else getattr(torch.optim, optimiser)
+        opt = cls([p], lr=lr, **({"weight_decay": 0.0} if optimiser == "AdamW" else {}))
         opt.step()
         return p.detach()
 
-    assert checks.check_adam_first_step(with_torch_optim)
+    with pytest.raises(AssertionError, match="runs torch.optim's .*on paper"):
+        checks.check_adam_first_step(with_torch_optim)
 
 
 @pytest.mark.parametrize(
@@ -1755,3 +1768,137 @@ def test_a_gradient_from_torch_func_is_not_by_hand(style):
 
     with pytest.raises(AssertionError, match="autograd under another name"):
         checks.check_bt_gradient(by_func)
+
+
+# The watch while an answer runs: what bytecode cannot see (a name computed at run time, the stack).
+
+def test_rmlib_reached_by_a_computed_name_is_not_written_by_hand():
+    import rmlib.theory
+
+    def predict_reward_variance(d, std, sigma_h):  # gaming: no name in the bytecode leads to rmlib's function
+        return getattr(rmlib.theory, "isotropic_" + "reward_variance")(d, std, sigma_h)
+
+    with pytest.raises(AssertionError, match="calls rmlib's own isotropic_reward_variance"):
+        checks.check_predicted_variance(predict_reward_variance)
+
+
+def test_a_caught_watch_still_fails():
+    import importlib
+
+    def score_head_std(hidden_size):  # gaming: import by computed name, and swallow anything that goes wrong
+        try:
+            return getattr(importlib.import_module("rmlib." + "init"), "score_head_std")(hidden_size)
+        except BaseException:
+            return (hidden_size + 1) ** -0.5
+
+    with pytest.raises(AssertionError, match="calls rmlib's own score_head_std"):
+        checks.check_score_head_std(score_head_std)
+
+
+@pytest.mark.parametrize("how", ["inspect.stack", "sys._getframe", "unhook"])
+def test_an_answer_that_reads_the_checkers_stack_fails(how):
+    import inspect
+    import sys
+
+    def std_for_unit_variance(d, sigma_h):  # gaming: take the checker's expected value from its frames
+        if how == "unhook":
+            sys.setprofile(None)
+        frames = [f.frame for f in inspect.stack()] if how == "inspect.stack" else []
+        if how == "sys._getframe":
+            f = sys._getframe()
+            while f is not None:
+                frames.append(f)
+                f = f.f_back
+        for frame in frames:
+            right = frame.f_locals.get("right")
+            if callable(right):
+                return right(d, sigma_h)
+        return (d * sigma_h**2 + 1) ** -0.5
+
+    with pytest.raises(AssertionError, match="calls sys.(_getframe|setprofile)"):
+        checks.check_std_for_unit_variance(std_for_unit_variance)
+
+
+def test_the_watch_puts_a_profiler_back_and_lets_right_answers_through():
+    import sys
+
+    seen = []
+    profiler = lambda frame, event, arg: seen.append(event)  # noqa: E731  (a teacher's own profiler, say)
+    sys.setprofile(profiler)
+    try:
+        assert checks.check_score_head_std(lambda d: (d + 1) ** -0.5)
+        assert sys.getprofile() is profiler
+    finally:
+        sys.setprofile(None)
+    assert seen  # the profiler saw the checker's own work, outside the answer's calls
+
+
+# Hints that named the wrong mistake (student attack, issue 21): each now names the one made.
+
+def es_nan_improves(val_loss, steps, patience):  # `not loss >= best` is True for NaN: a NaN becomes the best
+    best, best_loss, waited = None, math.inf, 0
+    for i, v in enumerate(val_loss.tolist()):
+        if not v >= best_loss:
+            best, best_loss, waited = i, v, 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    return int(steps[best])
+
+
+def es_nan_skipped(val_loss, steps, patience):  # a NaN evaluation neither improves nor uses up patience
+    best, best_loss, waited = None, math.inf, 0
+    for i, v in enumerate(val_loss.tolist()):
+        if v != v:
+            continue
+        if v < best_loss:
+            best, best_loss, waited = i, v, 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    if best is None:
+        raise ValueError("no finite validation loss")
+    return int(steps[best])
+
+
+@pytest.mark.parametrize("fn, hint", [(es_nan_improves, "count a NaN evaluation as an improvement"),
+                                      (es_nan_skipped, "you skip NaN evaluations")], ids=["nan-improves", "nan-skipped"])
+def test_early_stopping_names_the_nan_mistake(fn, hint):
+    fails_with(check_early_stopping_step, fn, hint)
+
+
+@pytest.mark.parametrize("narrow", [lambda x: torch.tensor(x), np.float32], ids=["torch.tensor", "np.float32"])
+def test_reward_gain_bias_returned_in_float32_is_told_to_return_floats(narrow):
+    def reward_gain_bias(reference):  # computed in float64, handed back in float32
+        r = reference.double()
+        mean, std = r.mean().item(), r.std(correction=0).item()
+        if r.numel() < 2 or not math.isfinite(std) or std <= 1e-6 * max(1.0, abs(mean)):
+            raise ValueError("no usable spread")
+        return narrow(1 / std), narrow(-mean / std)
+
+    with pytest.raises(AssertionError, match=r"returned float32 values.*return Python floats") as info:
+        checks.check_reward_gain_bias(reward_gain_bias)
+    assert "reference.double()" not in str(info.value)  # it already computes in float64
+
+
+def test_an_outlier_that_keeps_the_formula_is_not_told_its_mean_is_zero():
+    def hidden_states_that_break_the_formula(n, d, generator):  # one huge row: heavy tail, same formula
+        h = torch.randn(n, d, generator=generator)
+        h[0, 0] = 1e6
+        return h
+
+    with pytest.raises(AssertionError, match="an outlier raises σ_h² as much as E‖h‖²") as info:
+        checks.check_formula_breaker(hidden_states_that_break_the_formula)
+    assert "agrees with" not in str(info.value) and "Their mean is ≈ 0" not in str(info.value)
+
+
+def test_formula_plus_calibrated_noise_is_not_told_it_has_a_cap():
+    def mc_reward_variance(d, std, sigma_h, n, generator):  # gaming: the formula times a chi-square whose degrees
+        k = max(2, round(n * d / (d + 3)))  # of freedom match the spread of a real estimate (kurtosis of w·h)
+        return d * std**2 * sigma_h**2 * torch.randn(k, generator=generator, dtype=torch.float64).pow(2).mean().item()
+
+    with pytest.raises(AssertionError, match="not a formula with noise added") as info:
+        checks.check_mc_variance(mc_reward_variance)
+    assert "no floor, cap or clip of the estimate —" not in str(info.value)

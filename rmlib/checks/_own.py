@@ -1,17 +1,23 @@
-"""Does an answer call rmlib's own implementation of its task? Read from the answer's bytecode.
+"""Does an answer call rmlib's own implementation of its task? Read from its bytecode, then watched as it runs.
 
 ``OWN_IMPLEMENTATIONS`` names, per task, where rmlib has what the learner is asked to write;
 ``_reached_own_implementation`` follows the answer's global names, closures, defaults, imports and the other
-functions of its notebook to see whether it reaches one of them.
+functions of its notebook to see whether it reaches one of them. Bytecode cannot see a name computed at run
+time (``getattr(rmlib.theory, "isotropic_" + "reward_variance")``), so ``_Watch`` also watches each call of
+the answer: a profile hook notes when one of those implementations starts, and when the answer reads the
+call stack (where the checker's expected values live) or removes the hook.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any
+import sys
+from typing import Any, Callable
 
 
+
+_AUTOGRAD_TRANSFORMS = ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "linearize")
 
 # What a task asks the learner to write, where rmlib has it (module:name). An answer that reaches one of
 # these (a call, an alias, an import inside the function, or another function of the notebook that does)
@@ -24,13 +30,13 @@ OWN_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {
     "score_head_std": ("rmlib.init:score_head_std",),
     "bradley_terry_loss": ("rmlib.losses:bradley_terry_loss", "rmlib.normalize:centred_bt_loss"),
     "relative_error": ("rmlib.checks._contract:relative_error",),
-    "adam_first_step": ("rmlib.theory:adam_step",),
+    # The task is to simplify Adam's first step on paper; running torch's Adam skips exactly that.
+    "adam_first_step": ("rmlib.theory:adam_step", "torch.optim:Adam", "torch.optim:AdamW", "torch.optim.adam:adam"),
     "reward_gain_bias": ("rmlib.normalize:RewardNormalizer", "rmlib.normalize:normalize_rewards"),
     "normalise_on_reference": ("rmlib.normalize:RewardNormalizer", "rmlib.normalize:normalize_rewards"),
     # "By hand" rules out autograd; torch.func's transforms run it under another name and inference mode
     # does not stop them (found by a student attack).
-    "bradley_terry_grad": tuple(f"torch.func:{t}" for t in ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd",
-                                                            "hessian", "linearize")),
+    "bradley_terry_grad": tuple(f"torch.func:{t}" for t in _AUTOGRAD_TRANSFORMS),
 }
 
 
@@ -49,6 +55,96 @@ def _own_targets(task: str) -> dict[int, str]:
                 if inspect.isfunction(member):
                     targets[id(member)] = f"{name}.{attr}"
     return targets
+
+
+def _own_codes(task: str) -> dict[Any, str]:
+    """{code object: its name} for the task's implementations, undecorated: what ``_Watch`` looks out for.
+
+    Undecorated because a decorator's wrapper code is shared (every torch optimizer's ``step`` runs the same
+    wrapper); the code underneath is the implementation's own.
+    """
+    import importlib
+
+    codes: dict[Any, str] = {}
+    for spec in OWN_IMPLEMENTATIONS.get(task, ()):
+        module, name = spec.split(":")
+        obj = getattr(importlib.import_module(module), name)
+        members = [(name, obj)]
+        if inspect.isclass(obj):
+            members += [(f"{name}.{attr}", getattr(m, "__func__", m)) for attr, m in vars(obj).items()]
+        for label, member in members:
+            code = getattr(inspect.unwrap(member), "__code__", None) if callable(member) else None
+            if code is not None:
+                codes.setdefault(code, label)
+    return codes
+
+
+class _Watch:
+    """Watch one call of an answer: which of the task's implementations started, and whether it read the stack.
+
+    A ``sys.setprofile`` hook, on only while the answer runs (so the checker's own reference computations are
+    not watched), and put back as it was afterwards. What it notes stays noted even if the answer catches
+    every exception, and ``failure()`` turns it into the message of a failed check. Not watched: frames
+    reached through an exception's traceback, and threads the answer starts (pure stack tricks; TEACHING.md).
+    """
+
+    # Compared by identity: a bound builtin method (a list's append) cannot be hashed.
+    _WATCHED_BUILTINS = ((sys._getframe, "sys._getframe"), (sys._current_frames, "sys._current_frames"),
+                         (sys.setprofile, "sys.setprofile"))
+
+    def __init__(self, task: str, fn: Any = None):
+        self.codes = _own_codes(task)
+        # rmlib's function passed itself is the gradebook's business, as in _reached_own_implementation
+        self.codes.pop(getattr(inspect.unwrap(fn), "__code__", None) if callable(fn) else None, None)
+        self.reached = ""
+        self.stack_read = ""
+
+    def __call__(self, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            previous = sys.getprofile()
+            sys.setprofile(self._hook)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                sys.setprofile(previous)
+        return watched
+
+    def _hook(self, frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            hit = self.codes.get(frame.f_code)
+            if hit and not self.reached:
+                self.reached = hit
+        elif event == "c_call" and not self.stack_read and frame.f_code is not _WATCHED_CODE:
+            # Any caller counts: inspect.stack() and traceback.extract_stack() reach sys._getframe too. Nothing
+            # the worksheets' answers need (torch, numpy, math) reads frames; if a library did, say so here.
+            for builtin, label in self._WATCHED_BUILTINS:
+                if arg is builtin:
+                    self.stack_read = label
+
+    def failure(self, who: str, name: str) -> str:
+        """The message of the failed check for what was noted, or "" when nothing was."""
+        if self.stack_read:
+            return (f"your {who} calls {self.stack_read}, which reads the checker's frames or stops the checker "
+                    f"watching; compute {name} from its inputs")
+        if self.reached:
+            return _own_message(who, name, self.reached)
+        return ""
+
+
+_WATCHED_CODE = _Watch("")(lambda: None).__code__  # the wrapper's own frame, which puts the hook back
+
+
+def _own_message(who: str, name: str, own: str) -> str:
+    """What a learner is told whose answer reached ``own``, one of the task's implementations."""
+    if own in _AUTOGRAD_TRANSFORMS:
+        return (f"your {who} uses torch.func.{own}: that is autograd under another name; derive the gradient "
+                "by hand and compute it with tensor operations")
+    if own in {"adam", "Adam", "AdamW"} or own.startswith(("Adam.", "AdamW.")):
+        return (f"your {who} runs torch.optim's {own}; simplify Adam's first step on paper and compute what is "
+                "left of the gradient yourself")
+    return (f"your {who} calls rmlib's own {own}; write it yourself "
+            f"(the task is to implement {name}, not to call the course library's version)")
 
 
 def _from_rmlib(obj: Any) -> bool:

@@ -156,14 +156,16 @@ def check_adam_first_step(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> 
 
 
 def _early_stopping_reference(val_loss: list[float], steps: list[int], patience: int, *, tie_last: bool = False,
-                              reset: bool = True, stop_after: int | None = None, first_is_best: bool = False
-                              ) -> tuple[int | None, int, float]:
+                              reset: bool = True, stop_after: int | None = None, first_is_best: bool = False,
+                              nan: str = "no improvement") -> tuple[int | None, int, float]:
     """(best index, index where training stops, best loss) of patience-based early stopping.
 
     NaN never counts as a best: the best so far starts empty (loss +inf), and a NaN evaluation, the first
     one included, is an evaluation without improvement. The best index is None when no evaluation before
     the stop has a finite loss (the task then raises ValueError). The keyword arguments produce the wrong
-    variants the checker recognises (``first_is_best``: the first evaluation is the best, even when NaN).
+    variants the checker recognises (``first_is_best``: the first evaluation is the best, even when NaN;
+    ``nan="improvement"``: a NaN beats any loss, as ``not v >= best`` has it; ``nan="skipped"``: a NaN evaluation
+    neither improves nor uses up patience).
     """
     stop_after = patience if stop_after is None else stop_after
     best_i, best, waited = None, math.inf, 0
@@ -173,7 +175,13 @@ def _early_stopping_reference(val_loss: list[float], steps: list[int], patience:
     stop_i = len(val_loss) - 1
     for i in range(start, len(val_loss)):
         v = val_loss[i]
-        if v < best or (tie_last and v == best and best_i is not None):
+        if v != v and nan == "skipped":
+            continue
+        if nan == "improvement":
+            improves = not v >= best  # once a NaN is the best, every later evaluation "improves" on it
+        else:
+            improves = v < best or (tie_last and v == best and best_i is not None)
+        if improves:
             best_i, best = i, v
             if reset:
                 waited = 0
@@ -278,6 +286,12 @@ _ES_WRONG = [
     ("nan-first", lambda c, s, p: s[_early_stopping_reference(c, s, p, first_is_best=True)[0]],
      "a NaN first evaluation is not the best: NaN never counts as a best, not even the first. Start with no "
      "best (a best loss of +inf) and treat every evaluation, the first included, the same way"),
+    ("nan-improves", lambda c, s, p: s[_early_stopping_reference(c, s, p, nan="improvement")[0]],
+     "you count a NaN evaluation as an improvement (every comparison with NaN is False, so `not loss >= best` is "
+     "True): a diverged run is never better; compare with `loss < best`, which is False for NaN"),
+    ("nan-skipped", lambda c, s, p: s[_early_stopping_reference(c, s, p, nan="skipped")[0]],
+     "you skip NaN evaluations: a diverged evaluation still brings no improvement, so it adds one to the patience "
+     "counter (training would stop there)"),
 ]
 
 

@@ -124,8 +124,9 @@ def _check_estimate_distribution(fn: Callable) -> None:
     low, high = (ests < 0.25 * mean).double().mean().item(), (ests > 3 * mean).double().mean().item()
     if low < 0.30 or high < 0.035:
         _fail(f"at d=1, n=3 {low:.1%} of your 1000 estimates lie below a quarter of their mean and {high:.1%} above "
-              "three times it; a sample variance of 3 rewards has both tails (39% ± 1.5% and 7.9% ± 0.8%): no floor, "
-              "cap or clip of the estimate — it must come from the n draws alone")
+              "three times it; a sample variance of 3 rewards has both tails (39% ± 1.5% and 7.9% ± 0.8%), so yours is "
+              "not one: compute the variance of the n rewards you drew — not a formula with noise added, and with "
+              "no floor, cap or clip")
 
 
 def _check_is_an_estimate(fn: Callable) -> None:
@@ -283,11 +284,16 @@ def _check_breaks(fn: Callable, n: int, d: int, k: int) -> tuple[float, float, f
         k = min(d, 8)
         corr = torch.corrcoef(h[:, :k].T)
         off_diag = (corr - torch.eye(k, dtype=corr.dtype)).abs().max().item()
+        norm2 = h.pow(2).sum(-1).mean().item()
         why = (
-            f"at d = {d}, measured Var(r) = {var:.4g} ± {se:.2g} agrees with d σ_w² σ_h² = {formula:.4g}: the formula "
-            f"holds for these hidden states. Their mean is ≈ 0 (‖mean‖ = {mean_norm:.3g}), and Var(r) = σ_w² E‖h‖² "
-            "with E‖h‖² = d σ_h² for any zero-mean h. "
+            f"at d = {d}, measured Var(r) = {var:.4g} ± {se:.2g} is within 6 standard errors of d σ_w² σ_h² = "
+            f"{formula:.4g}: the formula holds for these hidden states. Var(r) = σ_w² E‖h‖² and E‖h‖² = "
+            f"d σ_h² + ‖mean‖², and their mean is small next to their size (‖mean‖² = {mean_norm**2:.3g} is "
+            f"{mean_norm**2 / norm2:.2%} of E‖h‖²). "
         )
+        if se > 0.25 * var:  # e.g. one huge row: it raises σ_h² exactly as much as E‖h‖²
+            _fail(why + f"A few very large hidden states dominate (the standard error is {se / var:.0%} of the "
+                  "measurement); an outlier raises σ_h² as much as E‖h‖², so it does not break the formula either.")
         if off_diag > 0.5:
             _fail(why + "Correlations between coordinates don't break it: w is independent across coordinates.")
         if spread.max() > 2 * spread.min():
