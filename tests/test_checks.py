@@ -21,6 +21,18 @@ from rmlib.checks import _contract
 from rmlib.theory import sample_hidden_states
 
 
+@pytest.fixture(autouse=True)
+def probe_seeds_fixed_by_the_test_name(request, monkeypatch):
+    # In a notebook every check draws its probe seed from the OS. A test must not depend on that draw: a wrong
+    # answer the probes miss on some draws (a NaN guard that reads only the first ten rewards, against a NaN
+    # placed anywhere) made a test fail now and then. Each test gets its own fixed sequence of fresh seeds,
+    # so a failure replays, and calls within a test still get different probes.
+    import random
+
+    draws = random.Random(request.node.nodeid)
+    monkeypatch.setattr(_contract, "_fresh_seed", lambda: draws.randrange(2**31))
+
+
 def fails_with(checker, fn, hint: str) -> None:
     with pytest.raises(AssertionError, match=hint):
         checker(fn)
@@ -1244,7 +1256,8 @@ def mc_divided_by_n(d, std, sigma_h, n, generator):
 
 @pytest.mark.parametrize(
     "fn, hint",
-    [(mc_plugin, "ratio 0.1"), (mc_products, "ratio 0.2"), (mc_calibrated_noise, "never negative"),
+    # plug-in 0.17, products 0.24: measured on the checker's 40-generator pilot, to ±12%
+    [(mc_plugin, r"ratio 0\.[12]"), (mc_products, r"ratio 0\.[23]"), (mc_calibrated_noise, "never negative"),
      (mc_normal_theory, r"ratio 0\.[345]"), (mc_capped, "no cap on the sample size"),
      (mc_divided_by_n, r"but theory says"), (mc_twice_n, r"ratio 0\.[67]"), (mc_half_n, r"ratio 1\.[345]"),
      (mc_floored, "no floor, cap or clip"), (mc_capped_above, "no floor, cap or clip")],

@@ -110,7 +110,8 @@ def _check_gain_bias_guards(fn: Callable[[torch.Tensor], tuple[float, float]], g
     _expect_value_error(fn, torch.tensor([[1.5, 1.5], [1.5, 1.5]], dtype=torch.float32), "a 2×2 table of equal rewards",
                         "a constant table has zero variance, whatever its shape")
     n = int(torch.randint(200, 2000, (1,), generator=g))
-    where = int(torch.randint(1, n - 1, (1,), generator=g))
+    # In the second half, so a guard that looks only at the first few (or first hundred) rewards never passes.
+    where = int(torch.randint(n // 2, n - 1, (1,), generator=g))
     long = torch.randn(n, generator=g, dtype=torch.float64)
     long[where] = float("nan")
     _expect_value_error(fn, long, f"{n} rewards with a nan at index {where}",
