@@ -21,6 +21,18 @@ from rmlib.checks import _contract
 from rmlib.theory import sample_hidden_states
 
 
+@pytest.fixture(autouse=True)
+def probe_seeds_fixed_by_the_test_name(request, monkeypatch):
+    # In a notebook every check draws its probe seed from the OS. A test must not depend on that draw: a wrong
+    # answer the probes miss on some draws (a NaN guard that reads only the first ten rewards, against a NaN
+    # placed anywhere) made a test fail now and then. Each test gets its own fixed sequence of fresh seeds,
+    # so a failure replays, and calls within a test still get different probes.
+    import random
+
+    draws = random.Random(request.node.nodeid)
+    monkeypatch.setattr(_contract, "_fresh_seed", lambda: draws.randrange(2**31))
+
+
 def fails_with(checker, fn, hint: str) -> None:
     with pytest.raises(AssertionError, match=hint):
         checker(fn)
@@ -670,8 +682,8 @@ REJECT = [
     ("check_bt_gradient", "shape", lambda c, r: tuple(g[:-1] for g in bt_grad_reference(c, r)), "shape of its input"),
     ("check_bt_gradient", "unstable", bt_grad_unstable, "inf/inf"),
     ("check_bt_gradient", "scaled", lambda c, r: tuple(g * 1.001 for g in bt_grad_reference(c, r)), "relative error 0.0005"),
-    ("check_bt_gradient", "autograd-grad", bt_grad_autograd, "seems to use autograd"),
-    ("check_bt_gradient", "autograd-backward", bt_grad_backward, "seems to use autograd"),
+    ("check_bt_gradient", "autograd-grad", bt_grad_autograd, "seems to use autograd|uses torch.autograd.grad"),
+    ("check_bt_gradient", "autograd-backward", bt_grad_backward, "seems to use autograd|uses torch.autograd.backward"),
     ("check_bt_gradient", "hard-coded-n", lambda c, r: tuple(g * c.numel() / 512 for g in bt_grad_reference(c, r)),
      "batch size is hard-coded"),
     ("check_bt_gradient", "float32-from-float64", lambda c, r: tuple(g.float() for g in bt_grad_reference(c, r)),
@@ -825,14 +837,27 @@ def test_adam_first_step_accepts_the_reference_and_the_textbook_form():
 
     assert checks.check_adam_first_step(textbook)
 
-    def with_torch_optim(grad, lr):  # a third style: let torch.optim.Adam take the step on a zero parameter
+
+
+@pytest.mark.parametrize("optimiser", ["Adam", "AdamW", "computed name", "functional"])
+def test_adam_first_step_run_by_torch_optim_is_not_the_derivation(optimiser):
+    from torch.optim.adam import adam as adam_functional  # torch.optim does not keep its submodules as attributes
+
+    def with_torch_optim(grad, lr):  # the task is to simplify the step on paper; torch.optim skips exactly that
         p = torch.zeros_like(grad, requires_grad=True)
-        opt = torch.optim.Adam([p], lr=lr)
         p.grad = grad.clone()
+        if optimiser == "functional":
+            m, v = torch.zeros_like(grad), torch.zeros_like(grad)
+            adam_functional([p.detach()], [grad], [m], [v], [], [torch.tensor(0.0)], amsgrad=False,
+                            beta1=0.9, beta2=0.999, lr=lr, weight_decay=0.0, eps=1e-8, maximize=False)
+            return p.detach()
+        cls = getattr(torch.optim, "Ad" + "am") if optimiser == "computed name" else getattr(torch.optim, optimiser)
+        opt = cls([p], lr=lr, **({"weight_decay": 0.0} if optimiser == "AdamW" else {}))
         opt.step()
         return p.detach()
 
-    assert checks.check_adam_first_step(with_torch_optim)
+    with pytest.raises(AssertionError, match="runs torch.optim's .*on paper"):
+        checks.check_adam_first_step(with_torch_optim)
 
 
 @pytest.mark.parametrize(
@@ -1231,7 +1256,8 @@ def mc_divided_by_n(d, std, sigma_h, n, generator):
 
 @pytest.mark.parametrize(
     "fn, hint",
-    [(mc_plugin, "ratio 0.1"), (mc_products, "ratio 0.2"), (mc_calibrated_noise, "never negative"),
+    # plug-in 0.17, products 0.24: measured on the checker's 40-generator pilot, to ±12%
+    [(mc_plugin, r"ratio 0\.[12]"), (mc_products, r"ratio 0\.[23]"), (mc_calibrated_noise, "never negative"),
      (mc_normal_theory, r"ratio 0\.[345]"), (mc_capped, "no cap on the sample size"),
      (mc_divided_by_n, r"but theory says"), (mc_twice_n, r"ratio 0\.[67]"), (mc_half_n, r"ratio 1\.[345]"),
      (mc_floored, "no floor, cap or clip"), (mc_capped_above, "no floor, cap or clip")],
@@ -1755,3 +1781,378 @@ def test_a_gradient_from_torch_func_is_not_by_hand(style):
 
     with pytest.raises(AssertionError, match="autograd under another name"):
         checks.check_bt_gradient(by_func)
+
+
+# The watch while an answer runs: what bytecode cannot see (a name computed at run time, the stack).
+
+def test_rmlib_reached_by_a_computed_name_is_not_written_by_hand():
+    import rmlib.theory
+
+    def predict_reward_variance(d, std, sigma_h):  # gaming: no name in the bytecode leads to rmlib's function
+        return getattr(rmlib.theory, "isotropic_" + "reward_variance")(d, std, sigma_h)
+
+    with pytest.raises(AssertionError, match="calls rmlib's own isotropic_reward_variance"):
+        checks.check_predicted_variance(predict_reward_variance)
+
+
+def test_a_caught_watch_still_fails():
+    import importlib
+
+    def score_head_std(hidden_size):  # gaming: import by computed name, and swallow anything that goes wrong
+        try:
+            return getattr(importlib.import_module("rmlib." + "init"), "score_head_std")(hidden_size)
+        except BaseException:
+            return (hidden_size + 1) ** -0.5
+
+    with pytest.raises(AssertionError, match="calls rmlib's own score_head_std"):
+        checks.check_score_head_std(score_head_std)
+
+
+@pytest.mark.parametrize("how", ["inspect.stack", "sys._getframe", "unhook"])
+def test_an_answer_that_reads_the_checkers_stack_fails(how):
+    import inspect
+    import sys
+
+    def std_for_unit_variance(d, sigma_h):  # gaming: take the checker's expected value from its frames
+        if how == "unhook":
+            sys.setprofile(None)
+        frames = [f.frame for f in inspect.stack()] if how == "inspect.stack" else []
+        if how == "sys._getframe":
+            f = sys._getframe()
+            while f is not None:
+                frames.append(f)
+                f = f.f_back
+        for frame in frames:
+            right = frame.f_locals.get("right")
+            if callable(right):
+                return right(d, sigma_h)
+        return (d * sigma_h**2 + 1) ** -0.5
+
+    with pytest.raises(AssertionError, match="calls sys.(_getframe|setprofile)"):
+        checks.check_std_for_unit_variance(std_for_unit_variance)
+
+
+def test_the_watch_puts_a_profiler_back_and_lets_right_answers_through():
+    import sys
+
+    seen = []
+    profiler = lambda frame, event, arg: seen.append(event)  # noqa: E731  (a teacher's own profiler, say)
+    sys.setprofile(profiler)
+    try:
+        assert checks.check_score_head_std(lambda d: (d + 1) ** -0.5)
+        assert sys.getprofile() is profiler
+    finally:
+        sys.setprofile(None)
+    assert seen  # the profiler saw the checker's own work, outside the answer's calls
+
+
+# Hints that named the wrong mistake (student attack, issue 21): each now names the one made.
+
+def es_nan_improves(val_loss, steps, patience):  # `not loss >= best` is True for NaN: a NaN becomes the best
+    best, best_loss, waited = None, math.inf, 0
+    for i, v in enumerate(val_loss.tolist()):
+        if not v >= best_loss:
+            best, best_loss, waited = i, v, 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    return int(steps[best])
+
+
+def es_nan_skipped(val_loss, steps, patience):  # a NaN evaluation neither improves nor uses up patience
+    best, best_loss, waited = None, math.inf, 0
+    for i, v in enumerate(val_loss.tolist()):
+        if v != v:
+            continue
+        if v < best_loss:
+            best, best_loss, waited = i, v, 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    if best is None:
+        raise ValueError("no finite validation loss")
+    return int(steps[best])
+
+
+@pytest.mark.parametrize("fn, hint", [(es_nan_improves, "count a NaN evaluation as an improvement"),
+                                      (es_nan_skipped, "you skip NaN evaluations")], ids=["nan-improves", "nan-skipped"])
+def test_early_stopping_names_the_nan_mistake(fn, hint):
+    fails_with(check_early_stopping_step, fn, hint)
+
+
+@pytest.mark.parametrize("narrow", [lambda x: torch.tensor(x), np.float32], ids=["torch.tensor", "np.float32"])
+def test_reward_gain_bias_returned_in_float32_is_told_to_return_floats(narrow):
+    def reward_gain_bias(reference):  # computed in float64, handed back in float32
+        r = reference.double()
+        mean, std = r.mean().item(), r.std(correction=0).item()
+        if r.numel() < 2 or not math.isfinite(std) or std <= 1e-6 * max(1.0, abs(mean)):
+            raise ValueError("no usable spread")
+        return narrow(1 / std), narrow(-mean / std)
+
+    with pytest.raises(AssertionError, match=r"returned float32 values.*return Python floats") as info:
+        checks.check_reward_gain_bias(reward_gain_bias)
+    assert "reference.double()" not in str(info.value)  # it already computes in float64
+
+
+def test_an_outlier_that_keeps_the_formula_is_not_told_its_mean_is_zero():
+    def hidden_states_that_break_the_formula(n, d, generator):  # one huge row: heavy tail, same formula
+        h = torch.randn(n, d, generator=generator)
+        h[0, 0] = 1e6
+        return h
+
+    with pytest.raises(AssertionError, match="an outlier raises σ_h² as much as E‖h‖²") as info:
+        checks.check_formula_breaker(hidden_states_that_break_the_formula)
+    assert "agrees with" not in str(info.value) and "Their mean is ≈ 0" not in str(info.value)
+
+
+def test_formula_plus_calibrated_noise_is_not_told_it_has_a_cap():
+    def mc_reward_variance(d, std, sigma_h, n, generator):  # gaming: the formula times a chi-square whose degrees
+        k = max(2, round(n * d / (d + 3)))  # of freedom match the spread of a real estimate (kurtosis of w·h)
+        return d * std**2 * sigma_h**2 * torch.randn(k, generator=generator, dtype=torch.float64).pow(2).mean().item()
+
+    with pytest.raises(AssertionError, match="not a formula with noise added") as info:
+        checks.check_mc_variance(mc_reward_variance)
+    assert "no floor, cap or clip of the estimate —" not in str(info.value)
+
+
+# =============================================================================================
+# Issue 21, third attack (a student who had not seen the checkers): what the watch still missed, and the right
+# answers it wrongly called stack reads. Each test fails without the fix that came with it.
+
+def test_an_int_that_equals_everything_is_compared_as_the_int_it_is():
+    class Eq(int):  # gaming: every `==` the checker asks is True
+        def __eq__(self, other):
+            return True
+
+        def __ne__(self, other):
+            return False
+
+        __hash__ = int.__hash__
+
+    def early_stopping_step(val_loss, steps, patience):
+        if not torch.isfinite(val_loss[:patience]).any():
+            raise ValueError("no finite loss before the stop")
+        return Eq(0)
+
+    with pytest.raises(AssertionError):
+        check_early_stopping_step(early_stopping_step)
+
+
+class _Deferred(float):
+    """A float whose value is computed only when the checker converts it: after the answer has returned."""
+
+    def __new__(cls, compute):
+        out = float.__new__(cls, 0.0)
+        out.compute = compute
+        return out
+
+    def __float__(self):
+        return float(self.compute())
+
+
+def test_a_float_that_reads_the_stack_when_converted_is_still_watched():
+    import sys
+
+    def from_the_checkers_frames(*args):
+        frame = sys._getframe(1)
+        while frame is not None:
+            right = frame.f_locals.get("right")
+            if callable(right):
+                return right(*args)
+            frame = frame.f_back
+        return 0.0
+
+    def std_for_unit_variance(d, sigma_h):  # gaming: the checker's own `right`, looked up at conversion time
+        return _Deferred(lambda: from_the_checkers_frames(d, sigma_h))
+
+    with pytest.raises(AssertionError, match="calls sys._getframe"):
+        checks.check_std_for_unit_variance(std_for_unit_variance)
+
+
+def test_a_float_that_calls_rmlib_when_converted_is_still_watched():
+    import importlib
+
+    def predict_reward_variance(d, std, sigma_h):  # gaming: rmlib by a computed name, called late
+        own = getattr(importlib.import_module("rmlib." + "theory"), "isotropic_" + "reward_variance")
+        return _Deferred(lambda: own(d, std, sigma_h))
+
+    with pytest.raises(AssertionError, match="calls rmlib's own isotropic_reward_variance"):
+        checks.check_predicted_variance(predict_reward_variance)
+
+
+def in_a_thread(work):
+    import threading
+
+    out = []
+    thread = threading.Thread(target=lambda: out.append(work()))
+    thread.start()
+    thread.join()
+    return out[0]
+
+
+def test_rmlib_called_in_a_thread_is_watched():
+    import importlib
+
+    def layer_init(layer, std):  # gaming: the profile hook of the calling thread does not see other threads
+        own = getattr(importlib.import_module("rml" + "ib"), "layer_" + "init")
+        return in_a_thread(lambda: own(layer, std))
+
+    with pytest.raises(AssertionError, match="calls rmlib's own layer_init"):
+        checks.check_layer_init(layer_init)
+
+
+def test_autograd_in_a_thread_is_not_by_hand():
+    def bradley_terry_grad(chosen, rejected):  # gaming: grad mode is per thread, so no_grad does not reach it
+        def work():
+            with torch.enable_grad():
+                c, r = chosen.detach().clone().requires_grad_(), rejected.detach().clone().requires_grad_()
+                return torch.autograd.grad(F.softplus(r - c).mean(), (c, r))
+        return in_a_thread(work)
+
+    with pytest.raises(AssertionError, match="uses torch.autograd.grad: that is autograd under another name"):
+        checks.check_bt_gradient(bradley_terry_grad)
+
+
+def test_a_library_that_looks_at_its_caller_is_not_a_stack_read(capsys):
+    import logging
+
+    def early_stopping_step(val_loss, steps, patience):  # right, and logs diverged evaluations
+        best, best_i, waited = math.inf, None, 0
+        for i, v in enumerate(val_loss.tolist()):
+            if v != v:
+                logging.getLogger("rmlib-test").warning("NaN validation loss at evaluation %d", i)
+            if v < best:
+                best, best_i, waited = v, i, 0
+            else:
+                waited += 1
+                if waited >= patience:
+                    break
+        if best_i is None:
+            raise ValueError("no finite validation loss before the stop")
+        return int(steps[best_i])
+
+    def reward_gain_bias(reference):  # right, and returns a namedtuple built inside (namedtuple reads a frame)
+        GainBias = collections.namedtuple("GainBias", "gain bias")
+        r = reference.detach().double().flatten()
+        if r.numel() < 2:
+            raise ValueError("one reward has no spread")
+        mean, std = r.mean().item(), r.std(correction=0).item()
+        if not math.isfinite(std) or std <= 1e-6 * max(1.0, abs(mean)):
+            raise ValueError("no usable spread")
+        return GainBias(1 / std, -mean / std)
+
+    assert check_early_stopping_step(early_stopping_step)
+    assert checks.check_reward_gain_bias(reward_gain_bias)
+
+
+def test_reseeding_torch_inside_layer_init_is_told_it_repeats_itself_not_that_it_reads_the_stack():
+    def layer_init(layer, std):  # careless: torch.manual_seed (which records a traceback for CUDA's lazy seeding)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            layer.weight.normal_(0, std)
+            layer.bias.zero_()
+        return layer
+
+    with pytest.raises(AssertionError) as info:
+        checks.check_layer_init(layer_init)
+    assert "sys._getframe" not in str(info.value)
+
+
+def test_torch_func_by_a_computed_name_is_named_as_autograd():
+    import importlib
+
+    def bradley_terry_grad(chosen, rejected):
+        grad = getattr(importlib.import_module("torch." + "func"), "grad")
+        return grad(lambda c, r: F.softplus(r - c).mean(), argnums=(0, 1))(chosen, rejected)
+
+    with pytest.raises(AssertionError, match="uses torch.func.grad: that is autograd under another name"):
+        checks.check_bt_gradient(bradley_terry_grad)
+
+
+def test_difference_std_from_rmlib_is_not_written_by_hand():
+    import importlib
+
+    def difference_std(d, rho):  # gaming: rmlib.theory's own function by a computed name, with σ_h² = 1 − rho
+        own = getattr(importlib.import_module("rmlib.theory"), "reward_" + "difference_std")
+        return own(d, (d + 1) ** -0.5, math.sqrt(1 - rho))
+
+    with pytest.raises(AssertionError, match="calls rmlib's own reward_difference_std"):
+        checks.check_difference_std(difference_std)
+
+
+def test_an_estimate_that_never_moves_the_callers_generator_is_rejected():
+    def mc_reward_variance(d, std, sigma_h, n, generator):  # careless: a private copy of the caller's seed
+        g = torch.Generator().manual_seed(generator.initial_seed())
+        w = torch.randn(n, d, generator=g, dtype=torch.float64) * std
+        h = torch.randn(n, d, generator=g, dtype=torch.float64) * sigma_h
+        return (w * h).sum(-1).var().item()
+
+    fails_with(checks.check_mc_variance, mc_reward_variance, "left `generator` where it was")
+
+
+def test_early_stopping_with_a_min_delta_is_rejected():
+    def early_stopping_step(val_loss, steps, patience):  # confused: an improvement must beat the best by 1e-4
+        best, best_i, waited = math.inf, None, 0
+        for i, v in enumerate(val_loss.tolist()):
+            if v < best - 1e-4:
+                best, best_i, waited = v, i, 0
+            else:
+                waited += 1
+                if waited >= patience:
+                    break
+        if best_i is None:
+            raise ValueError("no finite validation loss")
+        return int(steps[best_i])
+
+    fails_with(check_early_stopping_step, early_stopping_step, "min_delta")
+
+
+def es_in_float32(val_loss, steps, patience):  # careless: .float() merges float64 losses 1e-9 apart into a tie
+    best, best_i, waited = math.inf, None, 0
+    for i, v in enumerate(val_loss.float().tolist()):
+        if v < best:
+            best, best_i, waited = v, i, 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    if best_i is None:
+        raise ValueError("no finite validation loss")
+    return int(steps[best_i])
+
+
+def test_early_stopping_that_compares_float64_losses_in_float32_is_rejected():
+    fails_with(check_early_stopping_step, es_in_float32, "you compare the losses in float32")
+
+
+def test_a_loss_that_works_in_place_when_no_gradient_is_needed_is_rejected():
+    def bradley_terry_loss(chosen, rejected):  # careless: in place where autograd allows it (no grad needed)
+        if chosen.requires_grad:
+            return F.softplus(rejected - chosen).mean()
+        return F.softplus(-chosen.sub_(rejected)).mean()
+
+    fails_with(checks.check_bradley_terry_loss, bradley_terry_loss, "changed its input `chosen` in place")
+
+
+@pytest.mark.parametrize("correction", [1, 0], ids=["nan", "zero"])
+def test_an_estimate_from_one_sample_fewer_than_n_is_rejected(correction):
+    def mc_reward_variance(d, std, sigma_h, n, generator):  # careless: n − 1 samples (the spread at n = 50 is 1% off)
+        w = torch.randn(n - 1, d, generator=generator, dtype=torch.float64) * std
+        h = torch.randn(n - 1, d, generator=generator, dtype=torch.float64) * sigma_h
+        return (w * h).sum(-1).var(correction=correction).item()
+
+    fails_with(checks.check_mc_variance, mc_reward_variance, "not n − 1")
+
+
+@pytest.mark.parametrize("dim", [-1, 0], ids=["rows", "columns"])
+def test_a_weight_recentred_after_drawing_is_rejected(dim):
+    def layer_init(layer, std):  # confused: "mean 0" enforced exactly, row by row (std only √(1 − 1/d) lower)
+        with torch.no_grad():
+            layer.weight.normal_(0, std)
+            if layer.weight.shape[dim] > 1:
+                layer.weight.sub_(layer.weight.mean(dim, keepdim=True))
+        return layer
+
+    fails_with(checks.check_layer_init, layer_init, "means of the weight spread by")

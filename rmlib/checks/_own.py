@@ -1,17 +1,27 @@
-"""Does an answer call rmlib's own implementation of its task? Read from the answer's bytecode.
+"""Does an answer call rmlib's own implementation of its task? Read from its bytecode, then watched as it runs.
 
 ``OWN_IMPLEMENTATIONS`` names, per task, where rmlib has what the learner is asked to write;
 ``_reached_own_implementation`` follows the answer's global names, closures, defaults, imports and the other
-functions of its notebook to see whether it reaches one of them.
+functions of its notebook to see whether it reaches one of them. Bytecode cannot see a name computed at run
+time (``getattr(rmlib.theory, "isotropic_" + "reward_variance")``), so ``_Watch`` also watches each call of
+the answer: a profile hook notes when one of those implementations starts, and when the answer reads the
+call stack (where the checker's expected values live) or removes the hook.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any
+import sys
+import threading
+from typing import Any, Callable
+
+import numpy as np
+import torch
 
 
+
+_AUTOGRAD_TRANSFORMS = ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "linearize")
 
 # What a task asks the learner to write, where rmlib has it (module:name). An answer that reaches one of
 # these (a call, an alias, an import inside the function, or another function of the notebook that does)
@@ -24,13 +34,16 @@ OWN_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {
     "score_head_std": ("rmlib.init:score_head_std",),
     "bradley_terry_loss": ("rmlib.losses:bradley_terry_loss", "rmlib.normalize:centred_bt_loss"),
     "relative_error": ("rmlib.checks._contract:relative_error",),
-    "adam_first_step": ("rmlib.theory:adam_step",),
+    # The task is to simplify Adam's first step on paper; running torch's Adam skips exactly that.
+    "adam_first_step": ("rmlib.theory:adam_step", "torch.optim:Adam", "torch.optim:AdamW", "torch.optim.adam:adam"),
     "reward_gain_bias": ("rmlib.normalize:RewardNormalizer", "rmlib.normalize:normalize_rewards"),
     "normalise_on_reference": ("rmlib.normalize:RewardNormalizer", "rmlib.normalize:normalize_rewards"),
-    # "By hand" rules out autograd; torch.func's transforms run it under another name and inference mode
-    # does not stop them (found by a student attack).
-    "bradley_terry_grad": tuple(f"torch.func:{t}" for t in ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd",
-                                                            "hessian", "linearize")),
+    # "By hand" rules out autograd: torch.func's transforms run it under another name and inference mode does
+    # not stop them, nor does it reach a thread the answer starts (grad mode is per thread); found by student
+    # attacks. torch.autograd.functional and Tensor.backward end in torch.autograd's grad or backward.
+    "bradley_terry_grad": (*(f"torch.func:{t}" for t in _AUTOGRAD_TRANSFORMS), "torch.autograd:grad",
+                           "torch.autograd:backward"),
+    "difference_std": ("rmlib.theory:reward_difference_std",),
 }
 
 
@@ -42,6 +55,7 @@ def _own_targets(task: str) -> dict[int, str]:
     for spec in OWN_IMPLEMENTATIONS.get(task, ()):
         module, name = spec.split(":")
         obj = getattr(importlib.import_module(module), name)
+        name = _label(module, name)
         targets[id(obj)] = name
         if inspect.isclass(obj):
             for attr, member in vars(obj).items():
@@ -49,6 +63,154 @@ def _own_targets(task: str) -> dict[int, str]:
                 if inspect.isfunction(member):
                     targets[id(member)] = f"{name}.{attr}"
     return targets
+
+
+def _label(module: str, name: str) -> str:
+    """How a message names an implementation: rmlib's by its name, torch's with its module (torch.func.grad)."""
+    return f"{module}.{name}" if module.split(".")[0] == "torch" else name
+
+
+def _own_codes(task: str) -> dict[Any, str]:
+    """{code object: its name} for the task's implementations, undecorated: what ``_Watch`` looks out for.
+
+    Undecorated because a decorator's wrapper code is shared (every torch optimizer's ``step`` runs the same
+    wrapper); the code underneath is the implementation's own.
+    """
+    import importlib
+
+    codes: dict[Any, str] = {}
+    for spec in OWN_IMPLEMENTATIONS.get(task, ()):
+        module, name = spec.split(":")
+        obj = getattr(importlib.import_module(module), name)
+        name = _label(module, name)
+        members = [(name, obj)]
+        if inspect.isclass(obj):
+            members += [(f"{name}.{attr}", getattr(m, "__func__", m)) for attr, m in vars(obj).items()]
+        for label, member in members:
+            code = getattr(inspect.unwrap(member), "__code__", None) if callable(member) else None
+            if code is not None:
+                codes.setdefault(code, label)
+    return codes
+
+
+class _Watch:
+    """Watch one call of an answer: which of the task's implementations started, and whether it read the stack.
+
+    A profile hook (``sys.setprofile``, and ``threading.setprofile`` for threads the answer starts), on only
+    while the answer runs, so the checker's own reference computations are not watched, and put back as it
+    was afterwards. What the answer returns is turned into plain numbers, tuples and tensors while the hook
+    is still on: a float subclass whose ``__float__`` calls rmlib later, or an int that equals everything,
+    would otherwise run its code outside the watch. What the watch notes stays noted even if the answer catches
+    every exception, and ``failure()`` turns it into the message of a failed check. A stack read counts when
+    the answer's own code makes it (directly, or through ``inspect`` or ``traceback``), not when a library
+    looks at its caller (``logging``, ``namedtuple``, torch's seeding). Not watched: frames reached through an
+    exception's traceback (pure stack tricks; TEACHING.md).
+    """
+
+    # Compared by identity: a bound builtin method (a list's append) cannot be hashed.
+    _WATCHED_BUILTINS = ((sys._getframe, "sys._getframe"), (sys._current_frames, "sys._current_frames"),
+                         (sys.setprofile, "sys.setprofile"), (threading.setprofile, "threading.setprofile"))
+    _STACK_MODULES = {"inspect", "traceback"}
+
+    def __init__(self, task: str, fn: Any = None):
+        self.codes = _own_codes(task)
+        # rmlib's function passed itself is the gradebook's business, as in _reached_own_implementation
+        self.codes.pop(getattr(inspect.unwrap(fn), "__code__", None) if callable(fn) else None, None)
+        self.answer_globals = {id(g) for g in (_globals_of(fn), getattr(sys.modules.get("__main__"), "__dict__", None))
+                               if g is not None}
+        self.reached = ""
+        self.stack_read = ""
+        self.odd_return = ""
+
+    def __call__(self, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            previous, previous_threads = sys.getprofile(), threading.getprofile()
+            threading.setprofile(self._hook)
+            sys.setprofile(self._hook)
+            try:
+                return self._plain(fn(*args, **kwargs))
+            finally:
+                sys.setprofile(previous)
+                threading.setprofile(previous_threads)
+        return watched
+
+    def _hook(self, frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            hit = self.codes.get(frame.f_code)
+            if hit and not self.reached:
+                self.reached = hit
+        elif event == "c_call" and not self.stack_read and frame.f_code is not _WATCHED_CODE:
+            for builtin, label in self._WATCHED_BUILTINS:
+                if arg is builtin and (self._answers(frame) or (
+                        frame.f_globals.get("__name__") in self._STACK_MODULES and self._answers(frame.f_back))):
+                    self.stack_read = label
+
+    def _answers(self, frame: Any) -> bool:
+        return frame is not None and id(frame.f_globals) in self.answer_globals
+
+    def _plain(self, out: Any) -> Any:
+        """``out`` as builtin numbers, tuples, lists and plain tensors (notes any other type it cannot convert)."""
+        kind = type(out)
+        if kind in _PLAIN or kind in _NUMPY_SCALARS or kind is torch.Tensor or isinstance(out, torch.nn.Module):
+            return out
+        if kind is np.ndarray:
+            return out
+        if isinstance(out, (tuple, list)):
+            items = [self._plain(x) for x in out]
+            return tuple(items) if isinstance(out, tuple) else items
+        for base in (bool, int, float, complex):  # a subclass: its own conversion runs here, under the watch
+            if isinstance(out, base):
+                return base(out) if base is not int else int.__index__(out)
+        if isinstance(out, torch.Tensor):
+            plain = out.as_subclass(torch.Tensor)
+            if type(plain) is torch.Tensor:
+                return plain
+        if isinstance(out, np.ndarray):
+            return np.asarray(out)
+        self.odd_return = f"{kind.__module__}.{kind.__qualname__}"
+        return out
+
+    def failure(self, who: str, name: str) -> str:
+        """The message of the failed check for what was noted, or "" when nothing was."""
+        if self.reached:
+            return _own_message(who, name, self.reached)
+        if self.stack_read:
+            return (f"your {who} calls {self.stack_read}, which reads the checker's frames or stops the checker "
+                    f"watching; compute {name} from its inputs")
+        if self.odd_return:
+            return (f"your {who} returned an object of type {self.odd_return}: return what the task names (a number, "
+                    "a tensor, a pair of them, or the layer), not an object of another class")
+        return ""
+
+
+def _globals_of(fn: Any) -> dict | None:
+    """The globals of the module an answer was written in (a partial's function, a callable object's class)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    fn = inspect.unwrap(getattr(fn, "__func__", fn)) if callable(fn) else fn
+    if not hasattr(fn, "__globals__") and callable(fn):
+        fn = getattr(type(fn), "__call__", None)
+    return getattr(fn, "__globals__", None)
+
+
+_PLAIN = {int, float, bool, complex, str, type(None)}
+_NUMPY_SCALARS = set(np.sctypeDict.values())
+
+
+_WATCHED_CODE = _Watch("")(lambda: None).__code__  # the wrapper's own frame, which puts the hook back
+
+
+def _own_message(who: str, name: str, own: str) -> str:
+    """What a learner is told whose answer reached ``own``, one of the task's implementations."""
+    if own.startswith(("torch.func.", "torch.autograd.")):
+        return (f"your {who} uses {own}: that is autograd under another name; derive the gradient by hand and "
+                "compute it with tensor operations")
+    if own.startswith("torch.optim"):
+        return (f"your {who} runs torch.optim's Adam ({own}); simplify Adam's first step on paper and compute what "
+                "is left of the gradient yourself")
+    return (f"your {who} calls rmlib's own {own}; write it yourself "
+            f"(the task is to implement {name}, not to call the course library's version)")
 
 
 def _from_rmlib(obj: Any) -> bool:

@@ -49,6 +49,7 @@ def check_bradley_terry_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
     results = []
     for n, dtype in [(1000, torch.float64), (7, torch.float32), (1, torch.float64)]:
         results.append(_check_bt_value(fn, n, dtype))
+    _check_bt_evaluation(fn)
     _check_bt_stability(fn)
     value, err = results[0]
     return f"loss {value:.4f} on a random batch, gradient matches autograd (rel. error {err:.1e}), finite up to |Δ| = 1e4"
@@ -94,6 +95,20 @@ def _check_bt_value(fn: Callable, n: int, dtype: torch.dtype) -> tuple[float, fl
     if err > (1e-6 if dtype == torch.float64 else 1e-4):
         _fail(f"the gradient of your loss differs from the reference (relative error {err:.2g})")
     return value, err
+
+
+def _check_bt_evaluation(fn: Callable) -> None:
+    """The loss on rewards that need no gradient (a validation pass): same value, inputs left as they were.
+
+    Found by a student attack: an answer that subtracted in place only when autograd was off (where torch
+    allows it) passed every probe that required a gradient."""
+    chosen, rejected = _bt_probe(50, torch.float64, k=50)
+    call = "bradley_terry_loss(chosen, rejected) with 50 float64 pairs that do not require grad (evaluation)"
+    value = _as_float(_call(fn, chosen, rejected, called_as=call), "bradley_terry_loss")
+    want = bradley_terry_loss(chosen, rejected).item()
+    if not _close(value, want, 1e-10):
+        _fail(f"loss {value!r} on rewards without requires_grad, expected {want!r}: the loss must not depend on "
+              "whether its inputs require a gradient")
 
 
 def _near_miss(value: float, chosen: torch.Tensor, rejected: torch.Tensor) -> str:

@@ -70,6 +70,25 @@ def _check_draws(w: torch.Tensor, std: float, what: str, fan_in: int | None = No
     return mean, sd, kurt
 
 
+def _check_rows_and_columns(w: torch.Tensor, what: str) -> None:
+    """Independent draws: the means of the rows (and of the columns) spread as σ/sqrt(their length) does.
+
+    Found by a student attack: a weight re-centred row by row has rows that sum to 0 exactly, yet its std is
+    only sqrt(1 − 1/d) lower, far inside the std test's errors. The ratio of the spreads has standard error
+    1/sqrt(2·count), ≤ 0.041 from 300 means on (fewer are not tested): the band 0.75–1.25 is ≥ 6 errors wide."""
+    w = w.detach().double()
+    sd = w.std().item()
+    for dim, what_mean in ((1, "row"), (0, "column")):
+        means = w.mean(dim)
+        if means.numel() < 300:  # too few means to tell their spread to ±0.25 at 6 standard errors
+            continue
+        ratio = means.std().item() / (sd / math.sqrt(w.shape[dim]))
+        if not 0.75 < ratio < 1.25:
+            _fail(f"{what}: the {what_mean} means of the weight spread by {ratio:.3g}× what independent draws give "
+                  f"(std/sqrt({w.shape[dim]})): draw every weight independently from N(0, std²), with nothing "
+                  "subtracted, rescaled or shared afterwards")
+
+
 def _crash_hint(exc: BaseException) -> str:
     """The bias/in_features hint, only when the crash is evidence of it: an attribute of the layer that is
     None (a head without bias) or missing (an Embedding has no in_features)."""
@@ -171,6 +190,7 @@ def check_layer_init(fn: Callable[[nn.Module, float], nn.Module]) -> str:
                   "too) gets the redraw")
         else:
             _, got, _ = _check_draws(module.weight, probe_std, f"layer_init({text})", earlier=tuple(seen))
+            _check_rows_and_columns(module.weight, f"layer_init({text})")
             seen.append((probe_std, got))
 
     _check_not_rescaled(seen, (N_WEIGHTS, 300 * 700, 1000 * 100))

@@ -10,7 +10,7 @@ import torch
 
 import numpy as np
 
-from rmlib.checks._contract import (_as_float, _call, _checker, _close, _expect_raises, _fail, _probe_generator,
+from rmlib.checks._contract import (_as_float, _call, _checker, _close, _dtype_name, _expect_raises, _fail, _probe_generator,
                                     _tensor)
 
 WORKSHEET = "05"  # the number its notebooks' file names start with
@@ -156,14 +156,16 @@ def check_adam_first_step(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> 
 
 
 def _early_stopping_reference(val_loss: list[float], steps: list[int], patience: int, *, tie_last: bool = False,
-                              reset: bool = True, stop_after: int | None = None, first_is_best: bool = False
-                              ) -> tuple[int | None, int, float]:
+                              reset: bool = True, stop_after: int | None = None, first_is_best: bool = False,
+                              nan: str = "no improvement", min_delta: float = 0.0) -> tuple[int | None, int, float]:
     """(best index, index where training stops, best loss) of patience-based early stopping.
 
     NaN never counts as a best: the best so far starts empty (loss +inf), and a NaN evaluation, the first
     one included, is an evaluation without improvement. The best index is None when no evaluation before
     the stop has a finite loss (the task then raises ValueError). The keyword arguments produce the wrong
-    variants the checker recognises (``first_is_best``: the first evaluation is the best, even when NaN).
+    variants the checker recognises (``first_is_best``: the first evaluation is the best, even when NaN;
+    ``nan="improvement"``: a NaN beats any loss, as ``not v >= best`` has it; ``nan="skipped"``: a NaN evaluation
+    neither improves nor uses up patience; ``min_delta``: an improvement must beat the best by that much).
     """
     stop_after = patience if stop_after is None else stop_after
     best_i, best, waited = None, math.inf, 0
@@ -173,7 +175,13 @@ def _early_stopping_reference(val_loss: list[float], steps: list[int], patience:
     stop_i = len(val_loss) - 1
     for i in range(start, len(val_loss)):
         v = val_loss[i]
-        if v < best or (tie_last and v == best and best_i is not None):
+        if v != v and nan == "skipped":
+            continue
+        if nan == "improvement":
+            improves = not v >= best  # once a NaN is the best, every later evaluation "improves" on it
+        else:
+            improves = v < best - min_delta or (tie_last and v == best and best_i is not None)
+        if improves:
             best_i, best = i, v
             if reset:
                 waited = 0
@@ -203,7 +211,13 @@ _ES_CASES = [
     # The first evaluation is NaN: it is no best (keeping it would stop at step 0), it only uses up patience
     # (patience 3, so that stopping one evaluation early still finds a best and gets its own hint).
     ([float("nan"), 0.60, 0.55, 0.58, 0.50, 0.61, 0.62, 0.63, 0.45], 3),
+    # An improvement of 5e-5 (distinct in float32, whose step at 0.6 is 6e-8): "strictly lower" counts it, a
+    # min_delta of 1e-4 (transformers' early_stopping_threshold) would not, and stop at 0.59995 with 0.60 kept.
+    ([0.70, 0.60, 0.61, 0.59995, 0.62, 0.63, 0.64], 2),
 ]
+# Two losses closer than float32 can tell apart (its step at 0.6 is 6e-8), probed in float64: the later one is
+# a strict improvement; converting the curve to float32 first makes it a tie and stops one evaluation later.
+_ES_FLOAT64 = [([0.70, 0.60, 0.599999999, 0.61, 0.62, 0.63], 2)]
 # Curves with no finite loss before training stops: there is no best to keep, so the task raises ValueError.
 _ES_NO_BEST = [
     ([float("nan"), float("nan"), float("nan"), float("nan")], 2),
@@ -261,7 +275,7 @@ _ES_WRONG = [
     ("argmin", lambda c, s, p: s[min((v, i) for i, v in enumerate(c) if v == v)[1]],
      "that is the minimum over the whole run: training stops once `patience` evaluations in a row bring no "
      "improvement, so a later minimum is never seen"),
-    ("torch-argmin", lambda c, s, p: s[int(torch.tensor(c).argmin())],
+    ("torch-argmin", lambda c, s, p: s[int(torch.tensor(c, dtype=torch.float64).argmin())],
      "that is torch.argmin over the whole run: it returns a NaN (a diverged evaluation) as the minimum, and "
      "training stops once `patience` evaluations in a row bring no improvement, so a later minimum is never seen"),
     ("argmax", lambda c, s, p: s[int(torch.tensor(c).nan_to_num(-1.0).argmax())],
@@ -278,6 +292,18 @@ _ES_WRONG = [
     ("nan-first", lambda c, s, p: s[_early_stopping_reference(c, s, p, first_is_best=True)[0]],
      "a NaN first evaluation is not the best: NaN never counts as a best, not even the first. Start with no "
      "best (a best loss of +inf) and treat every evaluation, the first included, the same way"),
+    ("nan-improves", lambda c, s, p: s[_early_stopping_reference(c, s, p, nan="improvement")[0]],
+     "you count a NaN evaluation as an improvement (every comparison with NaN is False, so `not loss >= best` is "
+     "True): a diverged run is never better; compare with `loss < best`, which is False for NaN"),
+    ("min-delta", lambda c, s, p: s[_early_stopping_reference(c, s, p, min_delta=1e-4)[0]],
+     "an improvement is any strictly lower loss, however small: you required it to beat the best by a margin "
+     "(a min_delta); the task has none"),
+    ("float32", lambda c, s, p: s[_early_stopping_reference([float(torch.tensor(v, dtype=torch.float32)) for v in c], s, p)[0]],
+     "you compare the losses in float32 (a .float(), or numbers made with torch.tensor): two float64 losses 1e-9 "
+     "apart became a tie; compare them in the dtype they come in"),
+    ("nan-skipped", lambda c, s, p: s[_early_stopping_reference(c, s, p, nan="skipped")[0]],
+     "you skip NaN evaluations: a diverged evaluation still brings no improvement, so it adds one to the patience "
+     "counter (training would stop there)"),
 ]
 
 
@@ -286,12 +312,13 @@ def check_early_stopping_step(fn: Callable[[torch.Tensor, torch.Tensor, int], in
     """Check ``fn(val_loss, steps, patience)``: the step whose weights patience-based early stopping keeps."""
     got, want = [], []
     variants: dict[str, list[object]] = {}
-    for curve, patience in _ES_CASES + _fresh_curves():
+    cases = [(c, p, torch.float32) for c, p in _ES_CASES + _fresh_curves()] + [(c, p, torch.float64) for c, p in _ES_FLOAT64]
+    for curve, patience, dtype in cases:
         steps = [32 * i for i in range(len(curve))]
-        val = torch.tensor(curve)
+        val = torch.tensor(curve, dtype=dtype)
         out = _call(fn, val, torch.tensor(steps), patience,
-                    called_as=f"early_stopping_step(val_loss={[round(v, 3) for v in curve]}, steps=[0, 32, …], "
-                              f"patience={patience})")
+                    called_as=f"early_stopping_step(val_loss={[round(v, 3) if dtype == torch.float32 else v for v in curve]}, "
+                              f"steps=[0, 32, …], patience={patience}) in {_dtype_name(dtype)}")
         if out is None:
             _fail("early_stopping_step returned None: did you forget the `return` statement?")
         got.append(_as_step(out))
@@ -309,7 +336,7 @@ def check_early_stopping_step(fn: Callable[[torch.Tensor, torch.Tensor, int], in
                            "no evaluation before training stops has a finite loss, so there is no best to keep "
                            "(NaN never counts as a best)")
         return (f"keeps steps {want} on {len(want)} validation curves (a later minimum, ties, a diverged run, a NaN "
-                "first evaluation, a fall without a new best, and three drawn afresh); raises ValueError when no "
+                "first evaluation, a fall without a new best, float64 losses 1e-9 apart, and three drawn afresh); raises ValueError when no "
                 "evaluation before the stop is finite")
     def same(a: list[object], b: list[object]) -> bool:
         # float32 losses against Python floats: equal to float32 precision

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -124,8 +124,9 @@ def _check_estimate_distribution(fn: Callable) -> None:
     low, high = (ests < 0.25 * mean).double().mean().item(), (ests > 3 * mean).double().mean().item()
     if low < 0.30 or high < 0.035:
         _fail(f"at d=1, n=3 {low:.1%} of your 1000 estimates lie below a quarter of their mean and {high:.1%} above "
-              "three times it; a sample variance of 3 rewards has both tails (39% ± 1.5% and 7.9% ± 0.8%): no floor, "
-              "cap or clip of the estimate — it must come from the n draws alone")
+              "three times it; a sample variance of 3 rewards has both tails (39% ± 1.5% and 7.9% ± 0.8%), so yours is "
+              "not one: compute the variance of the n rewards you drew — not a formula with noise added, and with "
+              "no floor, cap or clip")
 
 
 def _check_is_an_estimate(fn: Callable) -> None:
@@ -142,7 +143,8 @@ def _check_is_an_estimate(fn: Callable) -> None:
        n/2 (1.38–1.42 ± 0.04) instead of n.
     3. Spread at d = 1, n = 20 (600 generators): ratio 0.94–1.0 ± 0.06; the formula times a χ² draw
        calibrated for normal r (ratio 0.51) is rejected — r = w·h at d = 1 has excess kurtosis 6.
-    4. Distribution at d = 1, n = 3 (1000 generators): never negative, no value repeated 10 times (the atom
+    4. At n = 2 (20 generators) every estimate is finite and positive (n − 1 samples give NaN or 0).
+       Distribution at d = 1, n = 3 (1000 generators): never negative, no value repeated 10 times (the atom
        a floor or cap leaves), and skewed: 72% ± 1.2% of the
        estimates lie below their mean (a symmetric noise around the formula: 50%), 39% ± 1.5% below a
        quarter of it and 7.9% ± 0.8% above three times it (a floor or cap of the estimate removes a tail).
@@ -157,18 +159,34 @@ def _check_is_an_estimate(fn: Callable) -> None:
         _fail(f"different generators gave the same {ests[0].item():.6g} at d=5, n=1000: {what}")
 
     for d, n, k, band in [(64, 50, 800, (0.84, 1.16)), (1, 20, 600, (0.62, 1.5))]:
-        ests = _estimates(fn, d, n, k, 1000 * d + n)
+        # A pilot of the first 40 generators fails an answer far off (one that draws a fixed large sample instead
+        # of n took minutes over all k) before the rest are drawn: 40 estimates give the spread to ±12% at d = 64
+        # (±25% at d = 1, kurtosis 6), so a right answer leaves (0.4, 2.5) with probability < 1e-6.
+        ests = _estimates(fn, d, n, 40, 1000 * d + n)
+        pilot = ests.std().item() / sample_variance_sd(d, n)
+        if 0.4 < pilot < 2.5:
+            ests = torch.cat([ests, _estimates(fn, d, n, k - 40, 1000 * d + n + 40)])
         ratio = ests.std().item() / sample_variance_sd(d, n)
         mean_err = abs(ests.mean().item() / d - 1)
         if mean_err > 6 * sample_variance_sd(d, n) / d / math.sqrt(k) + 1 / n:
             _fail(f"at d={d}, σ_w=σ_h=1, n={n} your {k} estimates average {ests.mean().item():.4g}, but a sample "
                   f"variance averages Var(r) = {d}: compute the variance of the n rewards r = (w * h).sum(-1)")
         if not band[0] < ratio < band[1]:
-            _fail(f"at d={d}, σ_w=σ_h=1, n={n} your estimates spread by {ests.std().item():.3g} across {k} generators, "
+            _fail(f"at d={d}, σ_w=σ_h=1, n={n} your estimates spread by {ests.std().item():.3g} across {len(ests)} generators, "
                   f"but the sample variance of n rewards spreads by {sample_variance_sd(d, n):.3g} (ratio {ratio:.2f}, "
                   f"expected {band[0]}–{band[1]}): draw exactly n fresh (w, h) pairs (the argument n) of shape (n, d), "
                   "sum over the d coordinates, and return the sample variance of those n rewards")
 
+    # Test 4a, the smallest sample: at n = 2 a sample variance of continuous draws is finite and positive. One
+    # sample fewer than n (off by one; a spread at n = 50 cannot tell 49 from 50) gives NaN or exactly 0 there.
+    call = "mc_reward_variance(1, 1.0, 1.0, 2, generator)"
+    for i in range(20):
+        est = _as_float(_call(fn, 1, 1.0, 1.0, 2, _probe_generator(8000 + i), called_as=call), "mc_reward_variance")
+        if est < 0:
+            _fail(f"{call} gave {est:.3g}: a sample variance is never negative")
+        if not (math.isfinite(est) and est > 0):
+            _fail(f"{call} gave {est!r}, but the sample variance of 2 fresh rewards is finite and positive"
+                  + (": draw exactly n samples (the argument n), not n − 1" if est == 0 or math.isnan(est) else ""))
     _check_estimate_distribution(fn)  # test 4
 
     n, k = 1_000_000, 24
@@ -226,6 +244,11 @@ def check_mc_variance(fn: Callable[[int, float, float, int, torch.Generator], fl
         _fail(f"estimate {est:.4g} for d={d}, σ_w={std}, σ_h={sigma_h}, n={n}, but theory says {want:.4g} ± {se:.2g}")
     _check_fresh_draws(fn)
     _check_is_an_estimate(fn)
+    # Last, so the mistakes above get their own hints: an answer that passed them but never moves the caller's
+    # generator (a private one seeded from generator.initial_seed()) repeats itself on every call.
+    d, std, sigma_h, n = _MC_PROBES[-1]
+    _call_drawing(fn, (d, std, sigma_h, n), _probe_generator(len(_MC_PROBES)),
+                  f"mc_reward_variance({d}, {std}, {sigma_h}, {n}, generator)")
     d, std, sigma_h, n = _MC_PROBES[0]
     want, se = d * std**2 * sigma_h**2, mc_variance_stderr(d, std, sigma_h, n)
     return (f"estimate {again:.4g} vs d σ_w² σ_h² = {want:.4g} (standard error {se:.2g}) and at 2 other (d, σ_w, σ_h); "
@@ -253,9 +276,20 @@ def check_formula_breaker(fn: Callable[[int, int, torch.Generator], torch.Tensor
     )
 
 
+def _call_drawing(fn: Callable, args: tuple, generator: torch.Generator, call: str) -> Any:
+    """``fn(*args, generator)``, which must draw from ``generator``: its state has to move."""
+    before = generator.get_state()
+    out = _call(fn, *args, generator, called_as=call)
+    if torch.equal(generator.get_state(), before):
+        _fail(f"{call} left `generator` where it was: draw every random number from it (generator=generator in "
+              "each torch.randn call). A private generator seeded from it, or none, gives the same numbers on "
+              "every call with that generator, and the caller's next draw repeats them")
+    return out
+
+
 def _check_breaks(fn: Callable, n: int, d: int, k: int) -> tuple[float, float, float, float]:
     call = f"hidden_states_that_break_the_formula({n}, {d}, generator)"
-    h = _call(fn, n, d, _probe_generator(k), called_as=call)
+    h = _call(fn, n, d, _probe_generator(k), called_as=call)  # constant states need no draws: no _call_drawing
     if h is None:
         _fail("returned None: return the tensor of hidden states")
     if not torch.is_tensor(h) or not h.is_floating_point():
@@ -283,11 +317,16 @@ def _check_breaks(fn: Callable, n: int, d: int, k: int) -> tuple[float, float, f
         k = min(d, 8)
         corr = torch.corrcoef(h[:, :k].T)
         off_diag = (corr - torch.eye(k, dtype=corr.dtype)).abs().max().item()
+        norm2 = h.pow(2).sum(-1).mean().item()
         why = (
-            f"at d = {d}, measured Var(r) = {var:.4g} ± {se:.2g} agrees with d σ_w² σ_h² = {formula:.4g}: the formula "
-            f"holds for these hidden states. Their mean is ≈ 0 (‖mean‖ = {mean_norm:.3g}), and Var(r) = σ_w² E‖h‖² "
-            "with E‖h‖² = d σ_h² for any zero-mean h. "
+            f"at d = {d}, measured Var(r) = {var:.4g} ± {se:.2g} is within 6 standard errors of d σ_w² σ_h² = "
+            f"{formula:.4g}: the formula holds for these hidden states. Var(r) = σ_w² E‖h‖² and E‖h‖² = "
+            f"d σ_h² + ‖mean‖², and their mean is small next to their size (‖mean‖² = {mean_norm**2:.3g} is "
+            f"{mean_norm**2 / norm2:.2%} of E‖h‖²). "
         )
+        if se > 0.25 * var:  # e.g. one huge row: it raises σ_h² exactly as much as E‖h‖²
+            _fail(why + f"A few very large hidden states dominate (the standard error is {se / var:.0%} of the "
+                  "measurement); an outlier raises σ_h² as much as E‖h‖², so it does not break the formula either.")
         if off_diag > 0.5:
             _fail(why + "Correlations between coordinates don't break it: w is independent across coordinates.")
         if spread.max() > 2 * spread.min():
