@@ -990,12 +990,12 @@ def test_early_stopping_accepts_the_reference_and_a_tensor_form(capsys):
     assert check_early_stopping_step(not_yet) is False
 
 
-def _es_loop(val_loss, steps, patience, *, strict=True, reset=True, stop_after=None):
+def _es_loop(val_loss, steps, patience, *, strict=True, reset=True, stop_after=None, margin=0.0):
     stop_after = patience if stop_after is None else stop_after
     best_i, waited, stop_i = None, 0, len(val_loss) - 1
     for i in range(len(val_loss)):
         best = float("inf") if best_i is None else val_loss[best_i]
-        better = val_loss[i] < best if strict else (val_loss[i] <= best and not math.isnan(val_loss[i]))
+        better = val_loss[i] < best - margin if strict else (val_loss[i] <= best and not math.isnan(val_loss[i]))
         if better:
             best_i = i
             waited = 0 if reset else waited
@@ -2019,19 +2019,9 @@ def test_a_library_that_looks_at_its_caller_is_not_a_stack_read(capsys):
     import logging
 
     def early_stopping_step(val_loss, steps, patience):  # right, and logs diverged evaluations
-        best, best_i, waited = math.inf, None, 0
-        for i, v in enumerate(val_loss.tolist()):
-            if v != v:
-                logging.getLogger("rmlib-test").warning("NaN validation loss at evaluation %d", i)
-            if v < best:
-                best, best_i, waited = v, i, 0
-            else:
-                waited += 1
-                if waited >= patience:
-                    break
-        if best_i is None:
-            raise ValueError("no finite validation loss before the stop")
-        return int(steps[best_i])
+        for i in val_loss.isnan().nonzero().flatten().tolist():
+            logging.getLogger("rmlib-test").warning("NaN validation loss at evaluation %d", i)  # reads a frame
+        return es_reference(val_loss, steps, patience)
 
     def reward_gain_bias(reference):  # right, and returns a namedtuple built inside (namedtuple reads a frame)
         GainBias = collections.namedtuple("GainBias", "gain bias")
@@ -2093,34 +2083,13 @@ def test_an_estimate_that_never_moves_the_callers_generator_is_rejected():
 
 
 def test_early_stopping_with_a_min_delta_is_rejected():
-    def early_stopping_step(val_loss, steps, patience):  # confused: an improvement must beat the best by 1e-4
-        best, best_i, waited = math.inf, None, 0
-        for i, v in enumerate(val_loss.tolist()):
-            if v < best - 1e-4:
-                best, best_i, waited = v, i, 0
-            else:
-                waited += 1
-                if waited >= patience:
-                    break
-        if best_i is None:
-            raise ValueError("no finite validation loss")
-        return int(steps[best_i])
-
+    # confused: an improvement must beat the best by 1e-4 (transformers' early_stopping_threshold)
+    early_stopping_step = lambda v, s, p: int(s[_es_loop(v, s, p, margin=1e-4)[0]])  # noqa: E731
     fails_with(check_early_stopping_step, early_stopping_step, "min_delta")
 
 
 def es_in_float32(val_loss, steps, patience):  # careless: .float() merges float64 losses 1e-9 apart into a tie
-    best, best_i, waited = math.inf, None, 0
-    for i, v in enumerate(val_loss.float().tolist()):
-        if v < best:
-            best, best_i, waited = v, i, 0
-        else:
-            waited += 1
-            if waited >= patience:
-                break
-    if best_i is None:
-        raise ValueError("no finite validation loss")
-    return int(steps[best_i])
+    return es_reference(val_loss.float(), steps, patience)
 
 
 def test_early_stopping_that_compares_float64_losses_in_float32_is_rejected():
