@@ -2125,3 +2125,176 @@ def test_a_weight_recentred_after_drawing_is_rejected(dim):
         return layer
 
     fails_with(checks.check_layer_init, layer_init, "means of the weight spread by")
+
+
+# =============================================================================================
+# Issue 21, fourth attack (a second student who had not seen the checkers): routes around the watch, answers that
+# detect the check, and mistakes the probes did not exercise. Each test fails without the fix that came with it.
+
+def _rmlib(name):
+    import importlib
+
+    module, attr = name.rsplit(".", 1)
+    return getattr(importlib.import_module("rm" + "lib" + module), attr)  # a computed name: no trace in bytecode
+
+
+def in_a_raw_thread(work):
+    import _thread
+
+    box, lock = [], _thread.allocate_lock()
+    lock.acquire()
+
+    def run():
+        try:
+            box.append(work())
+        finally:
+            lock.release()
+
+    _thread.start_new_thread(run, ())  # no threading.Thread: threading.setprofile does not reach it
+    lock.acquire()
+    return box[0]
+
+
+def test_rmlib_in_a_raw_thread_is_code_the_check_cannot_watch():
+    def score_head_std(hidden_size):
+        return in_a_raw_thread(lambda: _rmlib(".score_head_std")(hidden_size))
+
+    fails_with(checks.check_score_head_std, score_head_std, r"starts code the check cannot watch \(_thread")
+
+
+def test_taking_the_threads_hook_away_fails():
+    import threading
+
+    def score_head_std(hidden_size):
+        threading.setprofile(None)
+        return in_a_thread(lambda: _rmlib(".score_head_std")(hidden_size))
+
+    fails_with(checks.check_score_head_std, score_head_std, "calls threading.setprofile")
+
+
+def test_another_process_is_code_the_check_cannot_watch():
+    import subprocess
+
+    def score_head_std(hidden_size):  # gaming: the library's answer, computed where no hook reaches
+        subprocess.run(["true"], check=False)
+        return (hidden_size + 1) ** -0.5
+
+    fails_with(checks.check_score_head_std, score_head_std, r"starts code the check cannot watch \(subprocess")
+
+
+def test_any_of_torch_optims_optimizers_is_not_adams_first_step_by_hand():
+    def adam_first_step(grad, lr):  # gaming: Adamax's first step is Adam's
+        p = torch.zeros_like(grad, requires_grad=True)
+        opt = getattr(torch.optim, "Ada" + "max")([p], lr=lr)
+        p.grad = grad.clone()
+        opt.step()
+        return p.detach()
+
+    fails_with(checks.check_adam_first_step, adam_first_step, r"runs torch.optim's optimizer code \(torch.optim.Adamax")
+
+
+def test_an_autograd_kernel_called_directly_is_not_by_hand():
+    def bradley_terry_grad(chosen, rejected):
+        d = rejected - chosen
+        g = torch.ops.aten.softplus_backward(torch.full_like(d, 1.0 / d.numel()), d, 1.0, 20.0)
+        return -g, g
+
+    fails_with(checks.check_bt_gradient, bradley_terry_grad, "softplus_backward: that is autograd under another name")
+
+
+def test_an_answer_that_looks_for_the_watch_fails():
+    import sys
+
+    def std_for_unit_variance(d, sigma_h):  # gaming: right only while something watches
+        return (d * sigma_h**2 + 1) ** -0.5 if sys.getprofile() is not None else 0.02
+
+    fails_with(checks.check_std_for_unit_variance, std_for_unit_variance, "calls sys.getprofile")
+
+
+def test_a_gradient_that_changes_with_grad_mode_fails():
+    def bradley_terry_grad(chosen, rejected):  # gaming: right only under the check's inference mode
+        s = torch.sigmoid(chosen - rejected) - 1
+        s = s / chosen.numel()
+        return (-s, s) if torch.is_grad_enabled() else (s, -s)
+
+    fails_with(checks.check_bt_gradient, bradley_terry_grad, "with grad mode on")
+
+
+def test_early_stopping_that_rebuilds_the_step_from_even_spacing_is_rejected():
+    def early_stopping_step(val_loss, steps, patience):  # careless: assumes evaluations every steps[1] − steps[0]
+        best_step = es_reference(val_loss, torch.arange(len(steps)), patience)
+        return int(steps[0] + best_step * (steps[1] - steps[0]))
+
+    with pytest.raises(AssertionError):
+        check_early_stopping_step(early_stopping_step)
+
+
+def test_float32_draws_copied_into_a_float64_weight_are_rejected():
+    def layer_init(layer, std):  # careless: torch.randn defaults to float32; copy_ converts silently
+        with torch.no_grad():
+            layer.weight.copy_(torch.randn(layer.weight.shape) * std)
+        return layer
+
+    fails_with(checks.check_layer_init, layer_init, "every float64 weight is a float32 number")
+
+
+@pytest.mark.parametrize("samples", ["shared-h", "n+1"])
+def test_estimates_from_dependent_or_extra_samples_are_rejected(samples):
+    def mc_reward_variance(d, std, sigma_h, n, generator):
+        m = n + 1 if samples == "n+1" else n
+        w = torch.randn(m, d, generator=generator, dtype=torch.float64) * std
+        h = torch.randn(m, d, generator=generator, dtype=torch.float64) * sigma_h
+        if samples == "shared-h":  # confused: one hidden state for each two samples
+            h = h[: (n + 1) // 2].repeat_interleave(2, 0)[:n]
+        return (w * h).sum(-1).var().item()
+
+    fails_with(checks.check_mc_variance, mc_reward_variance, "lie below a quarter of their mean")
+
+
+def test_a_slightly_wrong_divisor_is_not_told_it_caps_n():
+    def mc_reward_variance(d, std, sigma_h, n, generator):  # careless: divides by 0.995 n
+        r = (torch.randn(n, d, generator=generator, dtype=torch.float64) * std
+             * torch.randn(n, d, generator=generator, dtype=torch.float64) * sigma_h).sum(-1)
+        return ((r - r.mean()) ** 2).sum().item() / (0.995 * n)
+
+    fails_with(checks.check_mc_variance, mc_reward_variance, r"divide by n − 1 \(or n\)")
+
+
+def test_adam_in_float32_for_float64_gradients_is_told_so():
+    def adam_first_step(grad, lr):
+        g = grad.float()
+        return (-lr * g / (g.abs() + 1e-8)).to(grad.dtype)
+
+    fails_with(checks.check_adam_first_step, adam_first_step, "computed in float32")
+
+
+def test_right_answers_of_the_fourth_attack_pass(capsys):
+    import dataclasses
+    import fractions
+
+    def bradley_terry_loss(chosen, rejected):  # torch's BCE, whose float32 backward rounds σ(Δ) − 1
+        d = chosen - rejected
+        return F.binary_cross_entropy_with_logits(d, torch.ones_like(d))
+
+    @dataclasses.dataclass
+    class GainBias:
+        gain: float
+        bias: float
+
+        def __iter__(self):
+            yield self.gain
+            yield self.bias
+
+    def reward_gain_bias(reference):
+        r = reference.double().flatten()
+        if r.numel() < 2 or not torch.isfinite(r).all():
+            raise ValueError("need two finite rewards")
+        mean, std = r.mean().item(), r.std(correction=0).item()
+        if std <= 1e-6 * max(1.0, abs(mean)):
+            raise ValueError("no spread")
+        return GainBias(1 / std, -mean / std)
+
+    assert checks.check_bradley_terry_loss(bradley_terry_loss, seed=481969170)  # the seed that rejected it
+    assert checks.check_reward_gain_bias(reward_gain_bias)
+    assert checks.check_predicted_variance(lambda d, std, sigma_h: fractions.Fraction(d) * fractions.Fraction(std) ** 2
+                                           * fractions.Fraction(sigma_h) ** 2)

@@ -10,8 +10,14 @@ call stack (where the checker's expected values live) or removes the hook.
 
 from __future__ import annotations
 
+import _thread
+import decimal
+import fractions
 import functools
+import importlib
 import inspect
+import itertools
+import os
 import sys
 import threading
 from typing import Any, Callable
@@ -45,11 +51,16 @@ OWN_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {
                            "torch.autograd:backward"),
     "difference_std": ("rmlib.theory:reward_difference_std",),
 }
+# Tasks where a whole package is the implementation: any of torch.optim's optimizers takes Adam's first step
+# (Adamax's first step is Adam's; found by a student attack).
+OWN_PACKAGES: dict[str, tuple[str, ...]] = {"adam_first_step": ("torch.optim",)}
+# Tasks "by hand": an autograd backward kernel reached directly (torch.ops.aten.softplus_backward) is autograd.
+AUTOGRAD_TASKS = {"bradley_terry_grad"}
 
 
 def _own_targets(task: str) -> dict[int, str]:
     """{id(object): its name} for the task's rmlib implementations (a class: also each of its methods)."""
-    import importlib
+
 
     targets: dict[int, str] = {}
     for spec in OWN_IMPLEMENTATIONS.get(task, ()):
@@ -76,7 +87,7 @@ def _own_codes(task: str) -> dict[Any, str]:
     Undecorated because a decorator's wrapper code is shared (every torch optimizer's ``step`` runs the same
     wrapper); the code underneath is the implementation's own.
     """
-    import importlib
+
 
     codes: dict[Any, str] = {}
     for spec in OWN_IMPLEMENTATIONS.get(task, ()):
@@ -109,8 +120,18 @@ class _Watch:
 
     # Compared by identity: a bound builtin method (a list's append) cannot be hashed.
     _WATCHED_BUILTINS = ((sys._getframe, "sys._getframe"), (sys._current_frames, "sys._current_frames"),
-                         (sys.setprofile, "sys.setprofile"), (threading.setprofile, "threading.setprofile"))
+                         (sys.setprofile, "sys.setprofile"), (sys.getprofile, "sys.getprofile"))
     _STACK_MODULES = {"inspect", "traceback"}
+    # Code the hook cannot follow: another process, or a thread not started through `threading` (whose
+    # threads get the hook from threading.setprofile). Counted from any caller: no worksheet answer needs them.
+    _ESCAPES = tuple((f, label) for f, label in (
+        (_thread.start_new_thread, "_thread.start_new_thread"), (getattr(os, "fork", None), "os.fork"),
+        (getattr(os, "forkpty", None), "os.forkpty"), (os.system, "os.system"),
+        (getattr(os, "posix_spawn", None), "os.posix_spawn"), (getattr(os, "posix_spawnp", None), "os.posix_spawnp"),
+        (getattr(sys.modules.get("_posixsubprocess"), "fork_exec", None), "subprocess"),
+        (getattr(sys.modules.get("_winapi"), "CreateProcess", None), "subprocess")) if f is not None)
+    _PROFILE_CODES = {threading.setprofile.__code__: "threading.setprofile",
+                      threading.getprofile.__code__: "threading.getprofile"}
 
     def __init__(self, task: str, fn: Any = None):
         self.codes = _own_codes(task)
@@ -118,8 +139,12 @@ class _Watch:
         self.codes.pop(getattr(inspect.unwrap(fn), "__code__", None) if callable(fn) else None, None)
         self.answer_globals = {id(g) for g in (_globals_of(fn), getattr(sys.modules.get("__main__"), "__dict__", None))
                                if g is not None}
+        self.own_dirs = tuple(os.path.dirname(importlib.import_module(m).__file__) + os.sep
+                              for m in OWN_PACKAGES.get(task, ()))
+        self.autograd = task in AUTOGRAD_TASKS
         self.reached = ""
         self.stack_read = ""
+        self.escape = ""
         self.odd_return = ""
 
     def __call__(self, fn: Callable) -> Callable:
@@ -132,19 +157,41 @@ class _Watch:
                 return self._plain(fn(*args, **kwargs))
             finally:
                 sys.setprofile(previous)
+                if threading.getprofile() != self._hook and not self.stack_read:  # the answer took it away
+                    self.stack_read = "threading.setprofile"
                 threading.setprofile(previous_threads)
         return watched
 
     def _hook(self, frame: Any, event: str, arg: Any) -> None:
         if event == "call":
-            hit = self.codes.get(frame.f_code)
-            if hit and not self.reached:
-                self.reached = hit
-        elif event == "c_call" and not self.stack_read and frame.f_code is not _WATCHED_CODE:
-            for builtin, label in self._WATCHED_BUILTINS:
-                if arg is builtin and (self._answers(frame) or (
-                        frame.f_globals.get("__name__") in self._STACK_MODULES and self._answers(frame.f_back))):
-                    self.stack_read = label
+            code = frame.f_code
+            if not self.reached:
+                self.reached = self.codes.get(code) or self._reached_by_package(frame)
+            if code in self._PROFILE_CODES and not self.stack_read:
+                self.stack_read = self._PROFILE_CODES[code]  # only the wrapper sets it, and not while it watches
+        elif event == "c_call" and frame.f_code is not _WATCHED_CODE:
+            if not self.stack_read:
+                for builtin, label in self._WATCHED_BUILTINS:
+                    if arg is builtin and (self._answers(frame) or (
+                            frame.f_globals.get("__name__") in self._STACK_MODULES and self._answers(frame.f_back))):
+                        self.stack_read = label
+            if not self.escape:
+                for builtin, label in self._ESCAPES:
+                    if arg is builtin and not (label.startswith("_thread") and frame.f_globals.get("__name__") == "threading"):
+                        self.escape = label
+            if self.autograd and not self.reached and "backward" in getattr(arg, "__name__", ""):
+                self.reached = f"torch.{arg.__name__}"  # an autograd kernel called directly
+
+    def _reached_by_package(self, frame: Any) -> str:
+        """A task's whole package of implementations (torch.optim), or an aten backward kernel via torch.ops."""
+        code = frame.f_code
+        if self.own_dirs and code.co_filename.startswith(self.own_dirs):
+            return f"torch.optim.{getattr(code, 'co_qualname', code.co_name)}"
+        if self.autograd and code in _OP_CALLS:
+            op = str(frame.f_locals.get("self", ""))
+            if "backward" in op:
+                return f"torch.ops.{op}"
+        return ""
 
     def _answers(self, frame: Any) -> bool:
         return frame is not None and id(frame.f_globals) in self.answer_globals
@@ -152,7 +199,8 @@ class _Watch:
     def _plain(self, out: Any) -> Any:
         """``out`` as builtin numbers, tuples, lists and plain tensors (notes any other type it cannot convert)."""
         kind = type(out)
-        if kind in _PLAIN or kind in _NUMPY_SCALARS or kind is torch.Tensor or isinstance(out, torch.nn.Module):
+        if (kind in _PLAIN or kind in _NUMPY_SCALARS or kind in (decimal.Decimal, fractions.Fraction)
+                or kind is torch.Tensor or isinstance(out, torch.nn.Module)):
             return out
         if kind is np.ndarray:
             return out
@@ -162,12 +210,19 @@ class _Watch:
         for base in (bool, int, float, complex):  # a subclass: its own conversion runs here, under the watch
             if isinstance(out, base):
                 return base(out) if base is not int else int.__index__(out)
+        if isinstance(out, (decimal.Decimal, fractions.Fraction)):
+            return float(out)
         if isinstance(out, torch.Tensor):
             plain = out.as_subclass(torch.Tensor)
             if type(plain) is torch.Tensor:
                 return plain
         if isinstance(out, np.ndarray):
             return np.asarray(out)
+        if hasattr(out, "__iter__") and not isinstance(out, (str, bytes, dict)):
+            # a dataclass that unpacks to its fields, say: the tuple it unpacks to (as `gain, bias = …` would)
+            items = list(itertools.islice(iter(out), 1001))
+            if len(items) <= 1000:
+                return tuple(self._plain(x) for x in items)
         self.odd_return = f"{kind.__module__}.{kind.__qualname__}"
         return out
 
@@ -176,12 +231,25 @@ class _Watch:
         if self.reached:
             return _own_message(who, name, self.reached)
         if self.stack_read:
-            return (f"your {who} calls {self.stack_read}, which reads the checker's frames or stops the checker "
-                    f"watching; compute {name} from its inputs")
+            return (f"your {who} calls {self.stack_read}, which reads the checker's frames or its watch, or stops the "
+                    f"checker watching; compute {name} from its inputs")
+        if self.escape:
+            return (f"your {who} starts code the check cannot watch ({self.escape}: another process, or a thread not "
+                    f"started with threading); compute {name} in the function itself")
         if self.odd_return:
             return (f"your {who} returned an object of type {self.odd_return}: return what the task names (a number, "
                     "a tensor, a pair of them, or the layer), not an object of another class")
         return ""
+
+
+def _op_calls() -> set:
+    """The code of torch.ops' call paths (torch.ops.aten.x(...) and .default(...)), where an op's name is seen."""
+    from torch._ops import OpOverload, OpOverloadPacket
+
+    return {getattr(c.__call__, "__code__", None) for c in (OpOverload, OpOverloadPacket)} - {None}
+
+
+_OP_CALLS = _op_calls()
 
 
 def _globals_of(fn: Any) -> dict | None:
@@ -203,12 +271,12 @@ _WATCHED_CODE = _Watch("")(lambda: None).__code__  # the wrapper's own frame, wh
 
 def _own_message(who: str, name: str, own: str) -> str:
     """What a learner is told whose answer reached ``own``, one of the task's implementations."""
-    if own.startswith(("torch.func.", "torch.autograd.")):
+    if own.startswith(("torch.func.", "torch.autograd.", "torch.ops.")) or "backward" in own:
         return (f"your {who} uses {own}: that is autograd under another name; derive the gradient by hand and "
                 "compute it with tensor operations")
     if own.startswith("torch.optim"):
-        return (f"your {who} runs torch.optim's Adam ({own}); simplify Adam's first step on paper and compute what "
-                "is left of the gradient yourself")
+        return (f"your {who} runs torch.optim's optimizer code ({own}); simplify Adam's first step on paper and "
+                "compute what is left of the gradient yourself")
     return (f"your {who} calls rmlib's own {own}; write it yourself "
             f"(the task is to implement {name}, not to call the course library's version)")
 

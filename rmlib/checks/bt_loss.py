@@ -91,7 +91,11 @@ def _check_bt_value(fn: Callable, n: int, dtype: torch.dtype) -> tuple[float, fl
     ref_grads = torch.autograd.grad(ref, (chosen, rejected))
     if any(g is None for g in grads):
         _fail("no gradient reaches chosen or rejected: build the loss from both tensors with torch operations")
-    err = max(relative_error(g, r) for g, r in zip(grads, ref_grads))
+    if dtype == torch.float64:
+        err = max(relative_error(g, r) for g, r in zip(grads, ref_grads))
+    else:  # relative to the largest entry: a right form (torch's BCE) computes σ(Δ) − 1, which float32 rounds to
+        # 6e-8 absolute, a large relative error where the entry is tiny (found by a student attack)
+        err = max(((g - r).abs().max() / r.abs().max().clamp_min(1e-30)).item() for g, r in zip(grads, ref_grads))
     if err > (1e-6 if dtype == torch.float64 else 1e-4):
         _fail(f"the gradient of your loss differs from the reference (relative error {err:.2g})")
     return value, err
@@ -246,6 +250,18 @@ def check_bt_gradient(fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Ten
         if err > tol:
             _fail_gradient(out, want, c, r, n, dtype, err, tol)
         errs.append(err)
+    # Once more with grad mode on, as a learner's later cells call it: an answer must not tell the check from use
+    # (one that returned a wrong sign whenever torch.is_grad_enabled() passed; found by a student attack).
+    chosen, rejected = _bt_probe(64, torch.float64, k=64, bounded=True)
+    c, r = chosen.clone().requires_grad_(), rejected.clone().requires_grad_()
+    want = torch.autograd.grad(bradley_terry_loss(c, r), (c, r))
+    with torch.enable_grad():
+        out = _call(fn, chosen, rejected, called_as="bradley_terry_grad(chosen, rejected) with 64 float64 pairs, grad mode on")
+    if (not isinstance(out, (tuple, list)) or len(out) != 2 or not all(torch.is_tensor(t) for t in out)
+            or any(t.shape != chosen.shape for t in out)
+            or max(relative_error(g, w) for g, w in zip(out, want)) > 2e-12):
+        _fail("with grad mode on (as in the worksheet's later cells) your gradient differs from the one it gave under "
+              "the check's inference mode: compute the same formula whatever torch's grad mode is")
     deltas = torch.tensor(_EXTREME_DELTAS)
     out = _call_without_autograd(fn, deltas, torch.zeros_like(deltas), "bradley_terry_grad at Δ up to ±1e4 in float32")
     d = deltas.clone().requires_grad_()

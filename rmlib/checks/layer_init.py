@@ -70,12 +70,17 @@ def _check_draws(w: torch.Tensor, std: float, what: str, fan_in: int | None = No
     return mean, sd, kurt
 
 
-def _check_rows_and_columns(w: torch.Tensor, what: str) -> None:
-    """Independent draws: the means of the rows (and of the columns) spread as σ/sqrt(their length) does.
+def _check_independent_draws(w: torch.Tensor, what: str) -> None:
+    """Independent draws in the weight's dtype: the means of the rows (and of the columns) spread as
+    σ/sqrt(their length) does, and a float64 weight holds float64 draws.
 
     Found by a student attack: a weight re-centred row by row has rows that sum to 0 exactly, yet its std is
     only sqrt(1 − 1/d) lower, far inside the std test's errors. The ratio of the spreads has standard error
     1/sqrt(2·count), ≤ 0.041 from 300 means on (fewer are not tested): the band 0.75–1.25 is ≥ 6 errors wide."""
+    if w.dtype == torch.float64 and torch.equal(w.detach(), w.detach().float().double()):
+        # A float64 draw is a float32 number with probability ~2^-29 per weight: all 210 000 never are.
+        _fail(f"{what}: every float64 weight is a float32 number — drawn in float32 and copied in. Draw in the "
+              "weight's own dtype (normal_ in place draws in it)")
     w = w.detach().double()
     sd = w.std().item()
     for dim, what_mean in ((1, "row"), (0, "column")):
@@ -190,7 +195,7 @@ def check_layer_init(fn: Callable[[nn.Module, float], nn.Module]) -> str:
                   "too) gets the redraw")
         else:
             _, got, _ = _check_draws(module.weight, probe_std, f"layer_init({text})", earlier=tuple(seen))
-            _check_rows_and_columns(module.weight, f"layer_init({text})")
+            _check_independent_draws(module.weight, f"layer_init({text})")
             seen.append((probe_std, got))
 
     _check_not_rescaled(seen, (N_WEIGHTS, 300 * 700, 1000 * 100))

@@ -96,9 +96,8 @@ def _adam_step(grad: torch.Tensor, lr: float) -> torch.Tensor:
 def check_adam_first_step(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> str:
     """Check ``fn(grad, lr)``: the update torch.optim.Adam adds to a parameter at its first step.
 
-    Probed at two learning rates and in float64 and float32: the update has the gradient's shape and
-    dtype, and the gradient is left as it was.
-    """
+    Probed at two learning rates and in float64 and float32: the update has the gradient's shape and dtype,
+    and the gradient is left as it was."""
     g = _probe_generator(0)
     scales = torch.tensor([1e-6, 1e-3, 1.0, 1e3], dtype=torch.float64)
     base = torch.randn(4, 50, generator=g, dtype=torch.float64) * scales[:, None]
@@ -112,8 +111,7 @@ def check_adam_first_step(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> 
         if out is None:
             _fail("returned None: return the update tensor (what Adam adds to the parameter)")
         out = _tensor(out, "adam_first_step", shape=tuple(grad.shape), dtype=dtype,
-                      why_dtype="return the update in the gradient's dtype")
-        out = out.detach()
+                      why_dtype="return the update in the gradient's dtype").detach()
         want = _adam_step(grad, lr)
         # Relative to each element: eps written as a float32 tensor (1e-8 → 1e-8 − 6.1e-17) moves the update by
         # ≤ 6.1e-9 of itself, so float64 allows 1e-8 (every wrong form is ≥ 1e-3 off on the 1e-6 gradients);
@@ -144,14 +142,16 @@ def check_adam_first_step(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> 
             (-lr * torch.sign(grad), "close, but Adam has eps in the denominator: −lr·g/(|g| + eps), not exactly −lr·sign(g)"),
         ] + [(-other * grad / (grad.abs() + eps),
               f"right for lr={other} only: the update must use the lr argument (here lr={lr})")
-             for other in (0.01, 0.37, 3e-4, 1e-3) if other != lr]
+             for other in (0.01, 0.37, 3e-4, 1e-3) if other != lr] + [
+            ((-lr * grad.float() / (grad.float().abs() + eps)).double(),
+             "computed in float32: compute in the gradient's own dtype (no .float())")] * (dtype == torch.float64)
         for cand, hint in wrong:
             if close_to(cand):
                 _fail(f"adam_first_step differs from torch.optim.Adam by up to {err:.3g} of the step ({called}): {hint}")
         i = int(((out - want).abs() / bound).argmax())
         _fail(f"adam_first_step differs from torch.optim.Adam's first step by up to {err:.3g} of the step ({called}); "
-              f"e.g. for the gradient {grad.flatten()[i].item():.6g} it gave {out.flatten()[i].item():.6g}, expected "
-              f"{want.flatten()[i].item():.6g}")
+              f"e.g. for the gradient {grad.flatten()[i].item():.17g} it gave {out.flatten()[i].item():.17g}, expected "
+              f"{want.flatten()[i].item():.17g}")
     return "matches torch.optim.Adam's first step; largest step " + ", ".join(sizes)
 
 
@@ -225,9 +225,11 @@ _ES_NO_BEST = [
 ]
 
 
-def _fresh_curves() -> list[tuple[list[float], int]]:
+def _fresh_curves() -> list[tuple[list[float], int, list[int]]]:
     """Three validation curves drawn afresh on every call: a noisy fall then rise, rounded to 2 decimals (ties),
-    one starting with a NaN evaluation (patience ≥ 3, so a best exists), one with a diverged (NaN) tail."""
+    one starting with a NaN evaluation (patience ≥ 3, so a best exists), one with a diverged (NaN) tail; each
+    with the steps of its evaluations, unevenly spaced (a last short epoch, say), so only steps[best] is right
+    (an answer that rebuilt the step as steps[0] + best·(steps[1] − steps[0]) passed evenly spaced probes)."""
     g = _probe_generator(0)
     curves = []
     for j in range(3):
@@ -241,7 +243,8 @@ def _fresh_curves() -> list[tuple[list[float], int]]:
         if j == 2:
             cut = int(torch.randint(n // 2, n, (1,), generator=g))
             curve = curve[:cut] + [float("nan")] * (n - cut)
-        curves.append((curve, patience))
+        steps = torch.randint(10, 60, (n,), generator=g).cumsum(0).tolist()
+        curves.append((curve, patience, steps))
     return curves
 
 
@@ -312,13 +315,17 @@ def check_early_stopping_step(fn: Callable[[torch.Tensor, torch.Tensor, int], in
     """Check ``fn(val_loss, steps, patience)``: the step whose weights patience-based early stopping keeps."""
     got, want = [], []
     variants: dict[str, list[object]] = {}
-    cases = [(c, p, torch.float32) for c, p in _ES_CASES + _fresh_curves()] + [(c, p, torch.float64) for c, p in _ES_FLOAT64]
-    for curve, patience, dtype in cases:
-        steps = [32 * i for i in range(len(curve))]
+    def every_32(curve: list[float]) -> list[int]:
+        return [32 * i for i in range(len(curve))]
+
+    cases = ([(c, p, torch.float32, every_32(c)) for c, p in _ES_CASES]
+             + [(c, p, torch.float32, steps) for c, p, steps in _fresh_curves()]
+             + [(c, p, torch.float64, every_32(c)) for c, p in _ES_FLOAT64])
+    for curve, patience, dtype, steps in cases:
         val = torch.tensor(curve, dtype=dtype)
         out = _call(fn, val, torch.tensor(steps), patience,
                     called_as=f"early_stopping_step(val_loss={[round(v, 3) if dtype == torch.float32 else v for v in curve]}, "
-                              f"steps=[0, 32, …], patience={patience}) in {_dtype_name(dtype)}")
+                              f"steps={steps[:3]}…, patience={patience}) in {_dtype_name(dtype)}")
         if out is None:
             _fail("early_stopping_step returned None: did you forget the `return` statement?")
         got.append(_as_step(out))
