@@ -107,7 +107,8 @@ def _own_codes(task: str) -> dict[Any, str]:
 class _Watch:
     """Watch one call of an answer: which of the task's implementations started, and whether it read the stack.
 
-    A profile hook (``sys.setprofile``, and ``threading.setprofile`` for threads the answer starts), on only
+    A profile hook (``sys.setprofile``, ``threading.setprofile`` for threads the answer starts, and on Python
+    3.12+ ``threading.setprofile_all_threads`` for threads started before), on only
     while the answer runs, so the checker's own reference computations are not watched, and put back as it
     was afterwards. What the answer returns is turned into plain numbers, tuples and tensors while the hook
     is still on: a float subclass whose ``__float__`` calls rmlib later, or an int that equals everything,
@@ -122,16 +123,26 @@ class _Watch:
     _WATCHED_BUILTINS = ((sys._getframe, "sys._getframe"), (sys._current_frames, "sys._current_frames"),
                          (sys.setprofile, "sys.setprofile"), (sys.getprofile, "sys.getprofile"))
     _STACK_MODULES = {"inspect", "traceback"}
-    # Code the hook cannot follow: another process, or a thread not started through `threading` (whose
-    # threads get the hook from threading.setprofile). Counted from any caller: no worksheet answer needs them.
+    # Code the hook cannot follow: another process, a thread not started through `threading` (whose threads get
+    # the hook from threading.setprofile), or a trace function (the interpreter turns profiling off while one
+    # runs). Counted from any caller: no worksheet answer needs them.
     _ESCAPES = tuple((f, label) for f, label in (
         (_thread.start_new_thread, "_thread.start_new_thread"), (getattr(os, "fork", None), "os.fork"),
         (getattr(os, "forkpty", None), "os.forkpty"), (os.system, "os.system"),
         (getattr(os, "posix_spawn", None), "os.posix_spawn"), (getattr(os, "posix_spawnp", None), "os.posix_spawnp"),
         (getattr(sys.modules.get("_posixsubprocess"), "fork_exec", None), "subprocess"),
-        (getattr(sys.modules.get("_winapi"), "CreateProcess", None), "subprocess")) if f is not None)
+        (getattr(sys.modules.get("_winapi"), "CreateProcess", None), "subprocess"),
+        (sys.settrace, "sys.settrace"), (getattr(sys, "_settraceallthreads", None), "sys.settrace")) if f is not None)
     _PROFILE_CODES = {threading.setprofile.__code__: "threading.setprofile",
                       threading.getprofile.__code__: "threading.getprofile"}
+    _TRACE_CODES = {f.__code__: f"threading.{f.__name__}" for f in (
+        threading.settrace, getattr(threading, "settrace_all_threads", None)) if f is not None}
+    # Python 3.12 puts the hook on every thread, also those started before the check. Before 3.12 a thread
+    # started earlier (a pool, a worker reading a queue) cannot be watched, so waiting for one is noted instead:
+    # threading's Condition.wait reached from the answer's own code (through a queue, a future or an event),
+    # or a held lock the answer acquires itself (a student attack; a busy loop polling a variable is not seen).
+    _WAIT_CODE = threading.Condition.wait.__code__
+    _WAIT_MODULES = {"threading", "queue", "concurrent.futures._base", "concurrent.futures.thread"}
 
     def __init__(self, task: str, fn: Any = None):
         self.codes = _own_codes(task)
@@ -151,14 +162,19 @@ class _Watch:
         @functools.wraps(fn)
         def watched(*args: Any, **kwargs: Any) -> Any:
             previous, previous_threads = sys.getprofile(), threading.getprofile()
-            threading.setprofile(self._hook)
-            sys.setprofile(self._hook)
+            if _SETPROFILE_ALL_THREADS:  # Python 3.12+: also threads started before the check (and threading's)
+                _SETPROFILE_ALL_THREADS(self._hook)
+            else:
+                threading.setprofile(self._hook)
+                sys.setprofile(self._hook)
             try:
                 return self._plain(fn(*args, **kwargs))
             finally:
-                sys.setprofile(previous)
+                sys.setprofile(previous)  # first: putting the others back calls threading.setprofile, unwatched
                 if threading.getprofile() != self._hook and not self.stack_read:  # the answer took it away
                     self.stack_read = "threading.setprofile"
+                if _SETPROFILE_ALL_THREADS:
+                    _SETPROFILE_ALL_THREADS(previous)
                 threading.setprofile(previous_threads)
         return watched
 
@@ -169,6 +185,10 @@ class _Watch:
                 self.reached = self.codes.get(code) or self._reached_by_package(frame)
             if code in self._PROFILE_CODES and not self.stack_read:
                 self.stack_read = self._PROFILE_CODES[code]  # only the wrapper sets it, and not while it watches
+            if not self.escape:
+                self.escape = self._TRACE_CODES.get(code, "")
+                if code is self._WAIT_CODE and not _SETPROFILE_ALL_THREADS and self._waited_by_answer(frame):
+                    self.escape = "a wait for another thread"
         elif event == "c_call" and frame.f_code is not _WATCHED_CODE:
             if not self.stack_read:
                 for builtin, label in self._WATCHED_BUILTINS:
@@ -179,8 +199,18 @@ class _Watch:
                 for builtin, label in self._ESCAPES:
                     if arg is builtin and not (label.startswith("_thread") and frame.f_globals.get("__name__") == "threading"):
                         self.escape = label
+                lock = getattr(arg, "__self__", None)
+                if (not _SETPROFILE_ALL_THREADS and isinstance(lock, _thread.LockType) and getattr(arg, "__name__", "") ==
+                        "acquire" and lock.locked() and self._answers(frame)):  # a lock held elsewhere: a wait
+                    self.escape = "a wait for another thread"
             if self.autograd and not self.reached and "backward" in getattr(arg, "__name__", ""):
                 self.reached = f"torch.{arg.__name__}"  # an autograd kernel called directly
+
+    def _waited_by_answer(self, frame: Any) -> bool:
+        """Whether the first caller of a Condition.wait outside threading, queue and concurrent.futures is the answer."""
+        while frame is not None and frame.f_globals.get("__name__") in self._WAIT_MODULES:
+            frame = frame.f_back
+        return self._answers(frame)
 
     def _reached_by_package(self, frame: Any) -> str:
         """A task's whole package of implementations (torch.optim), or an aten backward kernel via torch.ops."""
@@ -234,8 +264,9 @@ class _Watch:
             return (f"your {who} calls {self.stack_read}, which reads the checker's frames or its watch, or stops the "
                     f"checker watching; compute {name} from its inputs")
         if self.escape:
-            return (f"your {who} starts code the check cannot watch ({self.escape}: another process, or a thread not "
-                    f"started with threading); compute {name} in the function itself")
+            return (f"your {who} starts code the check cannot watch ({self.escape}: another process, a thread not "
+                    f"started with threading or before the check, or a trace function); compute {name} in the "
+                    "function itself")
         if self.odd_return:
             return (f"your {who} returned an object of type {self.odd_return}: return what the task names (a number, "
                     "a tensor, a pair of them, or the layer), not an object of another class")
@@ -263,6 +294,7 @@ def _globals_of(fn: Any) -> dict | None:
 
 
 _PLAIN = {int, float, bool, complex, str, type(None)}
+_SETPROFILE_ALL_THREADS = getattr(threading, "setprofile_all_threads", None)  # Python 3.12+
 _NUMPY_SCALARS = set(np.sctypeDict.values())
 
 
