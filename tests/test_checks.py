@@ -1146,6 +1146,13 @@ def test_probes_are_fresh_on_every_call_and_replayable(capsys):
     assert seen[: len(seen) // 2] == seen[len(seen) // 2:] == second
 
 
+def test_a_table_of_widths_does_not_pass():
+    table = {d: 1 / math.sqrt(d + 1) for d in range(1, 200_001)}  # gaming: every width up to 2·10⁵ (fifth attack)
+    for seed in range(5):  # two widths uniform on [3, 10⁹]: both inside the table with probability 4e-8
+        fails_with(lambda fn: checks.check_score_head_std(fn, seed=seed), lambda d: table.get(d, 0.02),
+                   r"expected 1/sqrt\(\d+\+1\)")
+
+
 def test_a_failure_names_its_probe_seed_and_the_replay_call():
     table = {1: 1 / math.sqrt(2), 2: 1 / math.sqrt(3), 64: 1 / math.sqrt(65), 768: 1 / math.sqrt(769),
              4096: 1 / math.sqrt(4097), 5: 1 / math.sqrt(6)}
@@ -1390,6 +1397,7 @@ UNUSUAL_RIGHT = [
     ("check_relative_error", lambda x, y: np.array(((x - y).abs() / (x.abs() + y.abs()).clamp_min(1e-8)).max().item())),
     ("check_bt_gradient", bt_grad_via_sigmoid_delta),
     ("check_mc_variance", mc_mean_square),  # rejected at n = 2 before its shape was accepted (fourth attack)
+    ("check_score_head_std", lambda d: in_a_thread(lambda: 1 / math.sqrt(d + 1))),  # Thread.start waits (fifth)
 ]
 
 
@@ -2145,7 +2153,7 @@ def _rmlib(name):
     return getattr(importlib.import_module("rm" + "lib" + module), attr)  # a computed name: no trace in bytecode
 
 
-def in_a_raw_thread(work):
+def in_a_raw_thread(work, start=None):
     import _thread
 
     box, lock = [], _thread.allocate_lock()
@@ -2157,7 +2165,7 @@ def in_a_raw_thread(work):
         finally:
             lock.release()
 
-    _thread.start_new_thread(run, ())  # no threading.Thread: threading.setprofile does not reach it
+    (start or _thread.start_new_thread)(run, ())  # no threading.Thread: threading.setprofile does not reach it
     lock.acquire()
     return box[0]
 
@@ -2197,6 +2205,8 @@ def test_a_trace_function_is_code_the_check_cannot_watch():
     fails_with(checks.check_score_head_std, score_head_std, r"starts code the check cannot watch \(sys.settrace")
 
 
+@pytest.mark.skipif(not hasattr(__import__("threading"), "setprofile_all_threads"),
+                    reason="Python 3.10/3.11 cannot put a profile hook on a thread started earlier (TEACHING.md)")
 @pytest.mark.parametrize("handoff", ["queue", "pool", "lock"])
 def test_a_thread_started_before_the_check_does_not_run_rmlib_unseen(handoff):
     import concurrent.futures
@@ -2230,9 +2240,78 @@ def test_a_thread_started_before_the_check_does_not_run_rmlib_unseen(handoff):
         done.release()
         return results.get_nowait()
 
-    expected = "calls rmlib's own score_head_std" if hasattr(threading, "setprofile_all_threads") else \
-        r"starts code the check cannot watch \(a wait for another thread"
-    fails_with(checks.check_score_head_std, score_head_std, expected)
+    fails_with(checks.check_score_head_std, score_head_std, "calls rmlib's own score_head_std")
+
+
+def _switch_off_through_partial(hidden_size):  # gaming: calling a partial raises no c_call event for what it wraps
+    import functools
+    import sys
+
+    functools.partial(sys.setprofile, None)()
+    return _rmlib(".score_head_std")(hidden_size)
+
+
+def _settrace_through_map(hidden_size):
+    import sys
+
+    box = []
+
+    def tracer(frame, event, arg):
+        if event == "call" and not box:
+            box.append(_rmlib(".score_head_std")(hidden_size))
+
+    list(map(sys.settrace, [tracer]))
+    (lambda: None)()
+    list(map(sys.settrace, [None]))
+    return box[0]
+
+
+def _frames_through_partial(hidden_size):
+    import functools
+    import sys
+
+    functools.partial(sys._getframe, 0)()
+    return (hidden_size + 1) ** -0.5
+
+
+def _switch_off_through_ctypes(hidden_size):
+    import ctypes
+
+    ctypes.pythonapi.PyEval_SetProfile(None, None)
+    return _rmlib(".score_head_std")(hidden_size)
+
+
+@pytest.mark.parametrize("answer, message", [
+    (_switch_off_through_partial, "calls sys.setprofile"), (_settrace_through_map, r"cannot watch \(sys.settrace"),
+    (_frames_through_partial, "calls sys._getframe"), (_switch_off_through_ctypes, "calls sys.setprofile")],
+    ids=["partial-setprofile", "map-settrace", "partial-getframe", "ctypes-setprofile"])
+def test_a_call_wrapped_in_c_code_is_still_seen(answer, message):
+    fails_with(checks.check_score_head_std, answer, message)
+
+
+def test_autograd_after_switching_the_hook_off_through_partial_is_seen():
+    import functools
+    import sys
+
+    def bradley_terry_grad(chosen, rejected):
+        functools.partial(sys.setprofile, None)()
+        with torch.enable_grad():
+            c, r = chosen.detach().clone().requires_grad_(), rejected.detach().clone().requires_grad_()
+            return getattr(getattr(torch, "auto" + "grad"), "grad")(F.softplus(r - c).mean(), (c, r))  # unread names
+
+    fails_with(checks.check_bt_gradient, bradley_terry_grad, "calls sys.setprofile")
+
+
+@pytest.mark.skipif(not hasattr(__import__("threading"), "setprofile_all_threads"),
+                    reason="_thread.start_new_thread raises an audit event from Python 3.12 on (TEACHING.md)")
+def test_a_raw_thread_started_through_partial_is_seen():
+    import functools
+
+    def score_head_std(hidden_size):
+        return in_a_raw_thread(lambda: _rmlib(".score_head_std")(hidden_size),
+                               start=functools.partial(__import__("_thread").start_new_thread))
+
+    fails_with(checks.check_score_head_std, score_head_std, r"cannot watch \(_thread")
 
 
 def test_another_process_is_code_the_check_cannot_watch():

@@ -104,45 +104,51 @@ def _own_codes(task: str) -> dict[Any, str]:
     return codes
 
 
+_SETPROFILE_ALL_THREADS = getattr(threading, "setprofile_all_threads", None)  # Python 3.12+
+
+
 class _Watch:
     """Watch one call of an answer: which of the task's implementations started, and whether it read the stack.
 
     A profile hook (``sys.setprofile``, ``threading.setprofile`` for threads the answer starts, and on Python
     3.12+ ``threading.setprofile_all_threads`` for threads started before), on only
     while the answer runs, so the checker's own reference computations are not watched, and put back as it
-    was afterwards. What the answer returns is turned into plain numbers, tuples and tensors while the hook
-    is still on: a float subclass whose ``__float__`` calls rmlib later, or an int that equals everything,
-    would otherwise run its code outside the watch. What the watch notes stays noted even if the answer catches
-    every exception, and ``failure()`` turns it into the message of a failed check. A stack read counts when
-    the answer's own code makes it (directly, or through ``inspect`` or ``traceback``), not when a library
-    looks at its caller (``logging``, ``namedtuple``, torch's seeding). Not watched: frames reached through an
-    exception's traceback (pure stack tricks; TEACHING.md).
+    was afterwards. Calls that read the stack, switch a hook or start code the profile hook cannot follow are
+    also seen by an audit hook (``sys.addaudithook``): it cannot be removed, and it sees a call however it is
+    made, through ``functools.partial``, ``map`` or ``ctypes`` too. What the answer returns is turned into
+    plain numbers, tuples and tensors while the hook is still on: a float subclass whose ``__float__`` calls
+    rmlib later, or an int that equals everything, would otherwise run its code outside the watch. What the
+    watch notes stays noted even if the answer catches every exception, and ``failure()`` turns it into the
+    message of a failed check. A stack read counts when the answer's own code makes it (directly, or through
+    ``inspect`` or ``traceback``), not when a library looks at its caller (``logging``, ``namedtuple``,
+    torch's seeding). Not watched: frames reached through an exception's traceback (pure stack tricks;
+    TEACHING.md).
     """
 
-    # Compared by identity: a bound builtin method (a list's append) cannot be hashed.
-    _WATCHED_BUILTINS = ((sys._getframe, "sys._getframe"), (sys._current_frames, "sys._current_frames"),
-                         (sys.setprofile, "sys.setprofile"), (sys.getprofile, "sys.getprofile"))
+    # Compared by identity: a bound builtin method (a list's append) cannot be hashed. The audit hook sees the
+    # others; sys.getprofile has no audit event.
+    _WATCHED_BUILTINS = ((sys.getprofile, "sys.getprofile"),)
     _STACK_MODULES = {"inspect", "traceback"}
     # Code the hook cannot follow: another process, a thread not started through `threading` (whose threads get
     # the hook from threading.setprofile), or a trace function (the interpreter turns profiling off while one
-    # runs). Counted from any caller: no worksheet answer needs them.
+    # runs). Counted from any caller: no worksheet answer needs them. These have no audit event before 3.12
+    # (_thread) or none at all (multiprocessing's fork_exec), so the profile hook looks for them.
     _ESCAPES = tuple((f, label) for f, label in (
-        (_thread.start_new_thread, "_thread.start_new_thread"), (getattr(os, "fork", None), "os.fork"),
-        (getattr(os, "forkpty", None), "os.forkpty"), (os.system, "os.system"),
-        (getattr(os, "posix_spawn", None), "os.posix_spawn"), (getattr(os, "posix_spawnp", None), "os.posix_spawnp"),
+        (_thread.start_new_thread, "_thread.start_new_thread"),
         (getattr(sys.modules.get("_posixsubprocess"), "fork_exec", None), "subprocess"),
-        (getattr(sys.modules.get("_winapi"), "CreateProcess", None), "subprocess"),
-        (sys.settrace, "sys.settrace"), (getattr(sys, "_settraceallthreads", None), "sys.settrace")) if f is not None)
-    _PROFILE_CODES = {threading.setprofile.__code__: "threading.setprofile",
-                      threading.getprofile.__code__: "threading.getprofile"}
+        (getattr(sys.modules.get("_winapi"), "CreateProcess", None), "subprocess")) if f is not None)
+    _AUDIT_STACK = {"sys._getframe": "sys._getframe", "sys._current_frames": "sys._current_frames"}
+    _AUDIT_ESCAPES = {"sys.settrace": "sys.settrace", "_thread.start_new_thread": "_thread.start_new_thread",
+                      "os.fork": "os.fork", "os.forkpty": "os.forkpty", "os.system": "os.system",
+                      "os.posix_spawn": "os.posix_spawn", "os.exec": "os.exec", "os.spawn": "os.spawn",
+                      "os.startfile": "os.startfile", "subprocess.Popen": "subprocess"}
+    _PROFILE_CODES = {f.__code__: f"threading.{f.__name__}" for f in (
+        threading.setprofile, threading.getprofile, _SETPROFILE_ALL_THREADS) if f is not None}
     _TRACE_CODES = {f.__code__: f"threading.{f.__name__}" for f in (
         threading.settrace, getattr(threading, "settrace_all_threads", None)) if f is not None}
-    # Python 3.12 puts the hook on every thread, also those started before the check. Before 3.12 a thread
-    # started earlier (a pool, a worker reading a queue) cannot be watched, so waiting for one is noted instead:
-    # threading's Condition.wait reached from the answer's own code (through a queue, a future or an event),
-    # or a held lock the answer acquires itself (a student attack; a busy loop polling a variable is not seen).
-    _WAIT_CODE = threading.Condition.wait.__code__
-    _WAIT_MODULES = {"threading", "queue", "concurrent.futures._base", "concurrent.futures.thread"}
+    # threading's own calls: a thread it starts puts the hook on itself (3.10/3.11: sys.setprofile), and
+    # Thread.start starts the thread with _thread (an event of its own on 3.12+)
+    _THREADING_CALLS = {threading.Thread._bootstrap_inner.__code__, threading.Thread.start.__code__}
 
     def __init__(self, task: str, fn: Any = None):
         self.codes = _own_codes(task)
@@ -167,9 +173,11 @@ class _Watch:
             else:
                 threading.setprofile(self._hook)
                 sys.setprofile(self._hook)
+            _ACTIVE.append(self)  # after the hooks are on: putting them on is the watch's own call
             try:
                 return self._plain(fn(*args, **kwargs))
             finally:
+                _ACTIVE.remove(self)
                 sys.setprofile(previous)  # first: putting the others back calls threading.setprofile, unwatched
                 if threading.getprofile() != self._hook and not self.stack_read:  # the answer took it away
                     self.stack_read = "threading.setprofile"
@@ -187,30 +195,31 @@ class _Watch:
                 self.stack_read = self._PROFILE_CODES[code]  # only the wrapper sets it, and not while it watches
             if not self.escape:
                 self.escape = self._TRACE_CODES.get(code, "")
-                if code is self._WAIT_CODE and not _SETPROFILE_ALL_THREADS and self._waited_by_answer(frame):
-                    self.escape = "a wait for another thread"
         elif event == "c_call" and frame.f_code is not _WATCHED_CODE:
             if not self.stack_read:
                 for builtin, label in self._WATCHED_BUILTINS:
-                    if arg is builtin and (self._answers(frame) or (
-                            frame.f_globals.get("__name__") in self._STACK_MODULES and self._answers(frame.f_back))):
+                    if arg is builtin and self._reads(frame):
                         self.stack_read = label
             if not self.escape:
                 for builtin, label in self._ESCAPES:
-                    if arg is builtin and not (label.startswith("_thread") and frame.f_globals.get("__name__") == "threading"):
+                    if arg is builtin and frame.f_code not in self._THREADING_CALLS:
                         self.escape = label
-                lock = getattr(arg, "__self__", None)
-                if (not _SETPROFILE_ALL_THREADS and isinstance(lock, _thread.LockType) and getattr(arg, "__name__", "") ==
-                        "acquire" and lock.locked() and self._answers(frame)):  # a lock held elsewhere: a wait
-                    self.escape = "a wait for another thread"
             if self.autograd and not self.reached and "backward" in getattr(arg, "__name__", ""):
                 self.reached = f"torch.{arg.__name__}"  # an autograd kernel called directly
 
-    def _waited_by_answer(self, frame: Any) -> bool:
-        """Whether the first caller of a Condition.wait outside threading, queue and concurrent.futures is the answer."""
-        while frame is not None and frame.f_globals.get("__name__") in self._WAIT_MODULES:
-            frame = frame.f_back
-        return self._answers(frame)
+    def _audited(self, event: str, frame: Any) -> None:
+        """An audit event raised while the answer runs; ``frame`` is the Python frame that made the call."""
+        if event in self._AUDIT_STACK and self._reads(frame) and not self.stack_read:
+            self.stack_read = self._AUDIT_STACK[event]
+        elif event == "sys.setprofile" and frame.f_code not in self._THREADING_CALLS and not self.stack_read:
+            self.stack_read = "sys.setprofile"  # the watch puts its hooks on and off while it is not active
+        elif event in self._AUDIT_ESCAPES and frame.f_code not in self._THREADING_CALLS and not self.escape:
+            self.escape = self._AUDIT_ESCAPES[event]
+
+    def _reads(self, frame: Any) -> bool:
+        """Whether a stack read made in ``frame`` is the answer's own (directly, or through inspect or traceback)."""
+        return self._answers(frame) or (
+            frame is not None and frame.f_globals.get("__name__") in self._STACK_MODULES and self._answers(frame.f_back))
 
     def _reached_by_package(self, frame: Any) -> str:
         """A task's whole package of implementations (torch.optim), or an aten backward kernel via torch.ops."""
@@ -265,7 +274,7 @@ class _Watch:
                     f"checker watching; compute {name} from its inputs")
         if self.escape:
             return (f"your {who} starts code the check cannot watch ({self.escape}: another process, a thread not "
-                    f"started with threading or before the check, or a trace function); compute {name} in the "
+                    f"started with threading, or a trace function); compute {name} in the "
                     "function itself")
         if self.odd_return:
             return (f"your {who} returned an object of type {self.odd_return}: return what the task names (a number, "
@@ -294,11 +303,30 @@ def _globals_of(fn: Any) -> dict | None:
 
 
 _PLAIN = {int, float, bool, complex, str, type(None)}
-_SETPROFILE_ALL_THREADS = getattr(threading, "setprofile_all_threads", None)  # Python 3.12+
 _NUMPY_SCALARS = set(np.sctypeDict.values())
 
 
 _WATCHED_CODE = _Watch("")(lambda: None).__code__  # the wrapper's own frame, which puts the hook back
+_ACTIVE: list = []  # the watches whose answer is running now
+_AUDITING = _thread._local()  # the audit hook's own sys._getframe raises an event: not followed
+
+
+def _audit(event: str, args: tuple) -> None:
+    """Hand an audit event raised while an answer runs to its watch (returns at once otherwise)."""
+    if not _ACTIVE or getattr(_AUDITING, "on", False):
+        return
+    if event not in _Watch._AUDIT_STACK and event not in _Watch._AUDIT_ESCAPES and event != "sys.setprofile":
+        return
+    _AUDITING.on = True
+    try:
+        frame = sys._getframe(1)  # the frame that made the call, however it was made
+        for watch in tuple(_ACTIVE):
+            watch._audited(event, frame)
+    finally:
+        _AUDITING.on = False
+
+
+sys.addaudithook(_audit)  # for the life of the process: an audit hook cannot be removed, so no answer can
 
 
 def _own_message(who: str, name: str, own: str) -> str:

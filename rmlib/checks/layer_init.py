@@ -237,13 +237,19 @@ def _half_precision(value: object) -> str:
 
 @_checker("score_head_std")
 def check_score_head_std(fn: Callable[[int], float]) -> str:
-    """Check ``fn(hidden_size)`` = 1/sqrt(hidden_size + 1) at fixed widths and three drawn afresh on every call.
+    """Check ``fn(hidden_size)`` = 1/sqrt(hidden_size + 1) at fixed widths and four drawn afresh on every call.
 
     Contract: one number (a float, or a one-element float32/float64 tensor or array), right to 1e-6 relative
     (float32 rounding, 6e-8, is enough). A float16 or bfloat16 answer is rejected with a hint naming its dtype:
     it rounds the std by up to 0.05% or 0.4%, and worksheet 03's later cells check the std to 1e-6.
     """
-    widths = [1, 2, 64, 768, 4096, 5] + torch.randint(3, 20_000, (3,), generator=_probe_generator(0)).tolist()  # float16 holds d + 1
+    # Four widths drawn afresh up to 10⁹, two log-uniform (every scale) and two uniform, so no table of widths
+    # can cover them (one of 10⁶ widths passes with probability 1e-6). A float32 answer stays within 1e-6: above
+    # 2²⁴ it rounds d + 1 by at most 6e-8, the std by half that.
+    g = _probe_generator(0)
+    log_uniform = torch.empty(2, dtype=torch.float64).uniform_(math.log(3), math.log(1e9), generator=g).exp()
+    uniform = torch.empty(2, dtype=torch.float64).uniform_(3, 1e9, generator=g)
+    widths = [1, 2, 64, 768, 4096, 5] + torch.cat([log_uniform, uniform]).round().long().tolist()
     raw = [_call(fn, d, called_as=f"score_head_std({d})") for d in widths]
     half = next(((d, _half_precision(r)) for d, r in zip(widths, raw) if _half_precision(r)), None)
     if half:

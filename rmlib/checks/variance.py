@@ -148,7 +148,9 @@ def _estimates_at_two(fn: Callable) -> torch.Tensor:
             _fail(f"{call} gave {est:.3g}: a sample variance is never negative")
         if not (math.isfinite(est) and est > 0):
             _fail(f"{call} gave {est!r}, but the sample variance of 2 fresh rewards is finite and positive"
-                  + (": draw exactly n samples (the argument n), not n − 1" if est == 0 or math.isnan(est) else ""))
+                  + (": draw exactly n samples (the argument n), not n − 1, and compute in float32 or float64 (in "
+                     "float16 or bfloat16 two rewards often round to the same number)"
+                     if est == 0 or math.isnan(est) else ""))
         ests.append(est)
     return torch.tensor(ests, dtype=torch.float64)
 
