@@ -1387,6 +1387,13 @@ def test_a_loss_that_modifies_its_inputs_is_told_so_not_that_its_value_is_wrong(
     fails_with(checks.check_bradley_terry_loss, mutating, "changed its input `c` in place")
 
 
+def warns_then(value):
+    import warnings
+
+    warnings.warn("a learner's own warning", stacklevel=3)  # attributed two frames up: the checker's wrapper
+    return value
+
+
 UNUSUAL_RIGHT = [
     ("check_early_stopping_step", lambda v, s, p: np.int64(es_reference(v, s, p))),
     ("check_early_stopping_step", lambda v, s, p: np.array([es_reference(v, s, p)])),
@@ -1398,6 +1405,7 @@ UNUSUAL_RIGHT = [
     ("check_bt_gradient", bt_grad_via_sigmoid_delta),
     ("check_mc_variance", mc_mean_square),  # rejected at n = 2 before its shape was accepted (fourth attack)
     ("check_score_head_std", lambda d: in_a_thread(lambda: 1 / math.sqrt(d + 1))),  # Thread.start waits (fifth)
+    ("check_score_head_std", lambda d: warns_then(1 / math.sqrt(d + 1))),  # credited to the watch's frame (sixth)
 ]
 
 
@@ -2300,6 +2308,204 @@ def test_autograd_after_switching_the_hook_off_through_partial_is_seen():
             return getattr(getattr(torch, "auto" + "grad"), "grad")(F.softplus(r - c).mean(), (c, r))  # unread names
 
     fails_with(checks.check_bt_gradient, bradley_terry_grad, "calls sys.setprofile")
+
+
+class _FloatCallingRmlib(float):
+    def __float__(self):  # gaming: runs only when the checker converts the value, after the watch
+        return float(_rmlib(".score_head_std")(self.d))
+
+
+def _object_array(hidden_size):
+    x = _FloatCallingRmlib(0.0)
+    x.d = hidden_size
+    out = np.empty(1, dtype=object)
+    out[0] = x
+    return out
+
+
+def _globals_whose_get_runs_rmlib(hidden_size):
+    import sys
+
+    class Globals(dict):  # gaming: the hook read a frame's module name with f_globals.get, running this code
+        def get(self, key, default=None):
+            if key == "__name__" and "d" in self:
+                self["out"] = _rmlib(".score_head_std")(self["d"])
+            return dict.get(self, key, default)
+
+    g = Globals(sys=sys, d=hidden_size, __builtins__=__builtins__)
+    exec("def probe():\n    sys.getprofile()\n", g)
+    g["probe"]()
+    return float(g["out"])
+
+
+def _mode_left_on(chosen, rejected):
+    from torch.overrides import TorchFunctionMode
+
+    out = (torch.zeros_like(chosen), torch.zeros_like(rejected))
+
+    class FillLater(TorchFunctionMode):  # gaming: runs autograd inside the checker's next torch call
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            torch._C._pop_torch_function_stack()
+            with torch.enable_grad():
+                c, r = chosen.detach().clone().requires_grad_(), rejected.detach().clone().requires_grad_()
+                grads = getattr(getattr(torch, "auto" + "grad"), "grad")(F.softplus(r - c).mean(), (c, r))
+            with torch.no_grad():
+                out[0].copy_(grads[0]), out[1].copy_(grads[1])
+            return func(*args, **(kwargs or {}))
+
+    FillLater().__enter__()
+    return out
+
+
+def _audit_hook_of_its_own(chosen, rejected):
+    import sys
+
+    sys.addaudithook(lambda event, args: None)  # gaming: a hook that would run code after the watch
+    return bt_grad_via_sigmoid_delta(chosen, rejected)
+
+
+@pytest.mark.parametrize("checker, answer, message", [
+    ("check_score_head_std", _object_array, "numpy.ndarray of dtype object"),
+    ("check_score_head_std", _globals_whose_get_runs_rmlib, "raised KeyError"),
+    ("check_bt_gradient", _mode_left_on, r"cannot watch \(a torch function or dispatch mode left on"),
+    ("check_bt_gradient", _audit_hook_of_its_own, r"cannot watch \(sys.addaudithook")],
+    ids=["object-array", "globals-get", "torch-mode-left-on", "own-audit-hook"])
+def test_code_that_would_run_after_the_watch_is_seen(checker, answer, message):
+    fails_with(getattr(checks, checker), answer, message)
+    assert torch._C._len_torch_function_stack() == 0  # the mode was taken off
+
+
+def test_a_layer_whose_class_was_swapped_is_not_a_layer():
+    def layer_init(layer, std):  # gaming: the checker's first read of .weight would call rmlib's layer_init
+        base = type(layer)
+
+        class Lazy(base):
+            def __getattr__(self, name):
+                if name == "weight" and type(self) is Lazy:
+                    self.__class__ = base
+                    _rmlib(".layer_init")(self, std)
+                return base.__getattr__(self, name)
+
+        layer.__class__ = Lazy
+        return layer
+
+    fails_with(checks.check_layer_init, layer_init, "a layer whose class or parameters were replaced")
+
+
+_LATER = []
+
+
+def _run_later(event, args):  # an audit hook installed before the check: code outside every answer's call
+    if _LATER and not _ACTIVE_WATCHES():
+        _LATER.pop()()
+
+
+def _ACTIVE_WATCHES():
+    from rmlib.checks import _own
+
+    return _own._ACTIVE
+
+
+def test_a_result_filled_in_after_the_watch_is_not_the_answer():
+    import sys
+
+    if _run_later not in getattr(test_a_result_filled_in_after_the_watch_is_not_the_answer, "hooks", ()):
+        sys.addaudithook(_run_later)  # for the life of the process, idle while _LATER is empty
+        test_a_result_filled_in_after_the_watch_is_not_the_answer.hooks = (_run_later,)
+
+    def bradley_terry_grad(chosen, rejected):
+        out = (torch.zeros_like(chosen), torch.zeros_like(rejected))
+
+        def fill():
+            with torch.no_grad():
+                s = torch.sigmoid(rejected - chosen) / chosen.numel()
+                out[0].copy_(-s), out[1].copy_(s)
+        _LATER.append(fill)
+        return out
+
+    try:
+        with pytest.raises(AssertionError):
+            checks.check_bt_gradient(bradley_terry_grad)
+    finally:
+        _LATER.clear()
+
+
+def test_the_default_device_left_set_is_put_back():
+    def score_head_std(hidden_size):  # every later tensor on the meta device, the checker's own too
+        torch.set_default_device("meta")
+        return 1 / math.sqrt(hidden_size + 1)
+
+    fails_with(checks.check_score_head_std, score_head_std, r"torch.set_default_device\(...\) moves every later tensor")
+    assert torch.get_default_device() == torch.device("cpu") and torch._C._len_torch_function_stack() == 0
+
+
+def test_a_thread_started_with_threadings_hook_taken_away_is_seen():
+    import threading
+
+    def score_head_std(hidden_size):  # gaming: a plain attribute write, no call the hook could see
+        hook, threading._profile_hook = threading._profile_hook, None
+        try:
+            return in_a_thread(lambda: _rmlib(".score_head_std")(hidden_size))
+        finally:
+            threading._profile_hook = hook
+
+    fails_with(checks.check_score_head_std, score_head_std, r"without the watch's hook|calls rmlib's own")
+
+
+def test_replacing_sys_setprofile_by_name_does_not_switch_the_watch_off():
+    import sys
+
+    real = sys.setprofile, getattr(sys, "_setprofileallthreads", None)
+
+    def score_head_std(hidden_size):  # gaming: the first call replaces them; later calls use rmlib
+        if sys.setprofile is real[0]:
+            sys.setprofile = lambda f: real[0](None)
+            if real[1]:
+                sys._setprofileallthreads = lambda f: real[1](None)
+            return 1 / math.sqrt(hidden_size + 1)
+        return _rmlib(".score_head_std")(hidden_size)
+
+    try:
+        fails_with(checks.check_score_head_std, score_head_std, "calls rmlib's own score_head_std")
+    finally:
+        sys.setprofile = real[0]
+        if real[1]:
+            sys._setprofileallthreads = real[1]
+
+
+@pytest.mark.skipif(not hasattr(__import__("sys"), "monitoring"), reason="sys.monitoring is Python 3.12+")
+def test_a_sys_monitoring_callback_is_code_the_check_cannot_watch():
+    import sys
+
+    mon, box = sys.monitoring, {}
+
+    def sentinel():
+        pass
+
+    def callback(code, offset):
+        if code is sentinel.__code__ and "d" in box:
+            box["out"] = _rmlib(".score_head_std")(box.pop("d"))
+
+    def score_head_std(hidden_size):
+        mon.use_tool_id(4, "answer")
+        try:
+            mon.register_callback(4, mon.events.PY_START, callback)
+            mon.set_local_events(4, sentinel.__code__, mon.events.PY_START)
+            box["d"] = hidden_size
+            sentinel()
+            mon.set_local_events(4, sentinel.__code__, 0)
+        finally:
+            mon.free_tool_id(4)
+        return box.pop("out")
+
+    fails_with(checks.check_score_head_std, score_head_std, r"cannot watch \(sys.monitoring")
+
+
+def test_a_table_of_the_fixed_widths_and_a_wrong_rule_elsewhere_does_not_pass():
+    fixed = {d: 1 / math.sqrt(d + 1) for d in (1, 2, 5, 64, 768, 4096)}
+    for seed in range(20):  # passed on 37 of seeds 0-199 before a fresh width below 10^4 was drawn (sixth attack)
+        fails_with(lambda fn: checks.check_score_head_std(fn, seed=seed), lambda d: fixed.get(d, d**-0.5),
+                   "expected 1/sqrt")
 
 
 @pytest.mark.skipif(not hasattr(__import__("threading"), "setprofile_all_threads"),

@@ -146,7 +146,7 @@ def _restore_bindings(before: dict[str, dict]) -> list[str]:
     changed = []
     for m, names in before.items():
         g = vars(sys.modules[m])
-        for k in [k for k in g if k not in names]:
+        for k in [k for k in g if k not in names and k != "__warningregistry__"]:  # warnings.warn(stacklevel=2)
             changed.append(f"{m}.{k}")
             del g[k]
         for k, v in names.items():

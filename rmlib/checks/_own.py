@@ -104,7 +104,14 @@ def _own_codes(task: str) -> dict[Any, str]:
     return codes
 
 
-_SETPROFILE_ALL_THREADS = getattr(threading, "setprofile_all_threads", None)  # Python 3.12+
+# Bound once, when the checks are imported (before any answer cell runs): an answer that later replaces
+# sys.setprofile or threading.setprofile by name does not switch the watch off.
+_SYS_SETPROFILE, _SYS_GETPROFILE = sys.setprofile, sys.getprofile
+_SYS_SETPROFILE_ALL = getattr(sys, "_setprofileallthreads", None)  # Python 3.12+: every thread, running or not
+_THREADING_SETPROFILE, _THREADING_GETPROFILE = threading.setprofile, threading.getprofile
+_MONITORING = getattr(sys, "monitoring", None)  # Python 3.12+
+_TORCH_MODES = (torch._C._len_torch_function_stack, torch._C._len_torch_dispatch_stack)
+_POP_TORCH_MODES = (torch._C._pop_torch_function_stack, torch._C._pop_torch_dispatch_stack)
 
 
 class _Watch:
@@ -116,8 +123,9 @@ class _Watch:
     was afterwards. Calls that read the stack, switch a hook or start code the profile hook cannot follow are
     also seen by an audit hook (``sys.addaudithook``): it cannot be removed, and it sees a call however it is
     made, through ``functools.partial``, ``map`` or ``ctypes`` too. What the answer returns is turned into
-    plain numbers, tuples and tensors while the hook is still on: a float subclass whose ``__float__`` calls
-    rmlib later, or an int that equals everything, would otherwise run its code outside the watch. What the
+    plain numbers, tuples and copied tensors while the hook is still on: a float subclass whose ``__float__``
+    calls rmlib later, an int that equals everything, or code left behind to fill a returned tensor in later
+    would otherwise run outside the watch; so would a torch mode or a sys.monitoring tool left on. What the
     watch notes stays noted even if the answer catches every exception, and ``failure()`` turns it into the
     message of a failed check. A stack read counts when the answer's own code makes it (directly, or through
     ``inspect`` or ``traceback``), not when a library looks at its caller (``logging``, ``namedtuple``,
@@ -128,6 +136,9 @@ class _Watch:
     # Compared by identity: a bound builtin method (a list's append) cannot be hashed. The audit hook sees the
     # others; sys.getprofile has no audit event.
     _WATCHED_BUILTINS = ((sys.getprofile, "sys.getprofile"),)
+    # sys.monitoring (3.12+) runs its callbacks where no profile hook reaches, and raises no audit event
+    _MONITORING_CALLS = tuple(getattr(_MONITORING, f) for f in (
+        "use_tool_id", "register_callback", "set_events", "set_local_events") if _MONITORING)
     _STACK_MODULES = {"inspect", "traceback"}
     # Code the hook cannot follow: another process, a thread not started through `threading` (whose threads get
     # the hook from threading.setprofile), or a trace function (the interpreter turns profiling off while one
@@ -135,15 +146,19 @@ class _Watch:
     # (_thread) or none at all (multiprocessing's fork_exec), so the profile hook looks for them.
     _ESCAPES = tuple((f, label) for f, label in (
         (_thread.start_new_thread, "_thread.start_new_thread"),
+        (getattr(_thread, "start_joinable_thread", None), "_thread.start_joinable_thread"),
         (getattr(sys.modules.get("_posixsubprocess"), "fork_exec", None), "subprocess"),
         (getattr(sys.modules.get("_winapi"), "CreateProcess", None), "subprocess")) if f is not None)
     _AUDIT_STACK = {"sys._getframe": "sys._getframe", "sys._current_frames": "sys._current_frames"}
+    _THREAD_STARTS = {"_thread.start_new_thread", "_thread.start_joinable_thread"}  # audited from 3.12 / 3.13
     _AUDIT_ESCAPES = {"sys.settrace": "sys.settrace", "_thread.start_new_thread": "_thread.start_new_thread",
+                      "_thread.start_joinable_thread": "_thread.start_joinable_thread",
+                      "sys.addaudithook": "sys.addaudithook",
                       "os.fork": "os.fork", "os.forkpty": "os.forkpty", "os.system": "os.system",
                       "os.posix_spawn": "os.posix_spawn", "os.exec": "os.exec", "os.spawn": "os.spawn",
                       "os.startfile": "os.startfile", "subprocess.Popen": "subprocess"}
     _PROFILE_CODES = {f.__code__: f"threading.{f.__name__}" for f in (
-        threading.setprofile, threading.getprofile, _SETPROFILE_ALL_THREADS) if f is not None}
+        threading.setprofile, threading.getprofile, getattr(threading, "setprofile_all_threads", None)) if f is not None}
     _TRACE_CODES = {f.__code__: f"threading.{f.__name__}" for f in (
         threading.settrace, getattr(threading, "settrace_all_threads", None)) if f is not None}
     # threading's own calls: a thread it starts puts the hook on itself (3.10/3.11: sys.setprofile), and
@@ -163,27 +178,30 @@ class _Watch:
         self.stack_read = ""
         self.escape = ""
         self.odd_return = ""
+        self.hook = self._hook  # one bound method, installed and compared by identity
 
     def __call__(self, fn: Callable) -> Callable:
         @functools.wraps(fn)
         def watched(*args: Any, **kwargs: Any) -> Any:
-            previous, previous_threads = sys.getprofile(), threading.getprofile()
-            if _SETPROFILE_ALL_THREADS:  # Python 3.12+: also threads started before the check (and threading's)
-                _SETPROFILE_ALL_THREADS(self._hook)
+            previous, previous_threads = _SYS_GETPROFILE(), _THREADING_GETPROFILE()
+            modes, tools = [count() for count in _TORCH_MODES], self._monitoring_tools()
+            _THREADING_SETPROFILE(self.hook)  # read by every thread `threading` starts
+            if _SYS_SETPROFILE_ALL:  # Python 3.12+: also threads started before the check
+                _SYS_SETPROFILE_ALL(self.hook)
             else:
-                threading.setprofile(self._hook)
-                sys.setprofile(self._hook)
+                _SYS_SETPROFILE(self.hook)
             _ACTIVE.append(self)  # after the hooks are on: putting them on is the watch's own call
             try:
                 return self._plain(fn(*args, **kwargs))
             finally:
                 _ACTIVE.remove(self)
-                sys.setprofile(previous)  # first: putting the others back calls threading.setprofile, unwatched
-                if threading.getprofile() != self._hook and not self.stack_read:  # the answer took it away
+                _SYS_SETPROFILE(previous)  # first: what follows is the watch's own code, unwatched
+                if _THREADING_GETPROFILE() is not self.hook and not self.stack_read:  # the answer took it away
                     self.stack_read = "threading.setprofile"
-                if _SETPROFILE_ALL_THREADS:
-                    _SETPROFILE_ALL_THREADS(previous)
-                threading.setprofile(previous_threads)
+                if _SYS_SETPROFILE_ALL:
+                    _SYS_SETPROFILE_ALL(previous)
+                _THREADING_SETPROFILE(previous_threads)
+                self._no_code_left_behind(modes, tools)
         return watched
 
     def _hook(self, frame: Any, event: str, arg: Any) -> None:
@@ -202,10 +220,32 @@ class _Watch:
                         self.stack_read = label
             if not self.escape:
                 for builtin, label in self._ESCAPES:
-                    if arg is builtin and frame.f_code not in self._THREADING_CALLS:
-                        self.escape = label
+                    if arg is builtin:
+                        if frame.f_code not in self._THREADING_CALLS:
+                            self.escape = label
+                        elif label.startswith("_thread"):
+                            self._thread_gets_the_hook()
+                for builtin in self._MONITORING_CALLS:
+                    if arg is builtin:
+                        self.escape = "sys.monitoring"
             if self.autograd and not self.reached and "backward" in getattr(arg, "__name__", ""):
                 self.reached = f"torch.{arg.__name__}"  # an autograd kernel called directly
+
+    def _no_code_left_behind(self, modes: list, tools: tuple) -> None:
+        """A torch mode the answer entered and left on, or a sys.monitoring tool it took, runs its code inside
+        the checker's own calls after the watch: taken off, and noted."""
+        for count, pop, before in zip(_TORCH_MODES, _POP_TORCH_MODES, modes):
+            if count is _TORCH_MODES[0] and count() == before + 1 and _default_device_mode():
+                continue  # torch.set_default_device: a global setting, put back with a hint (_probes)
+            while count() > before:
+                pop()
+                self.escape = self.escape or "a torch function or dispatch mode left on"
+        if self._monitoring_tools() != tools:
+            self.escape = self.escape or "sys.monitoring"
+
+    @staticmethod
+    def _monitoring_tools() -> tuple:
+        return tuple(_MONITORING.get_tool(t) for t in range(6)) if _MONITORING else ()
 
     def _audited(self, event: str, frame: Any) -> None:
         """An audit event raised while the answer runs; ``frame`` is the Python frame that made the call."""
@@ -213,18 +253,27 @@ class _Watch:
             self.stack_read = self._AUDIT_STACK[event]
         elif event == "sys.setprofile" and frame.f_code not in self._THREADING_CALLS and not self.stack_read:
             self.stack_read = "sys.setprofile"  # the watch puts its hooks on and off while it is not active
-        elif event in self._AUDIT_ESCAPES and frame.f_code not in self._THREADING_CALLS and not self.escape:
-            self.escape = self._AUDIT_ESCAPES[event]
+        elif event in self._AUDIT_ESCAPES and not self.escape:
+            if frame.f_code not in self._THREADING_CALLS:
+                self.escape = self._AUDIT_ESCAPES[event]
+            elif event in self._THREAD_STARTS:
+                self._thread_gets_the_hook()
+
+    def _thread_gets_the_hook(self) -> None:
+        """threading starts a thread: it puts on the hook threading holds, which the answer may have replaced
+        without a call (``threading._profile_hook = None``)."""
+        if _THREADING_GETPROFILE() is not self.hook and not self.escape:
+            self.escape = "a thread started without the watch's hook"
 
     def _reads(self, frame: Any) -> bool:
         """Whether a stack read made in ``frame`` is the answer's own (directly, or through inspect or traceback)."""
         return self._answers(frame) or (
-            frame is not None and frame.f_globals.get("__name__") in self._STACK_MODULES and self._answers(frame.f_back))
+            frame is not None and _module_name(frame) in self._STACK_MODULES and self._answers(frame.f_back))
 
     def _reached_by_package(self, frame: Any) -> str:
         """A task's whole package of implementations (torch.optim), or an aten backward kernel via torch.ops."""
         code = frame.f_code
-        if self.own_dirs and code.co_filename.startswith(self.own_dirs):
+        if self.own_dirs and str.startswith(code.co_filename, self.own_dirs):
             return f"torch.optim.{getattr(code, 'co_qualname', code.co_name)}"
         if self.autograd and code in _OP_CALLS:
             op = str(frame.f_locals.get("self", ""))
@@ -238,11 +287,15 @@ class _Watch:
     def _plain(self, out: Any) -> Any:
         """``out`` as builtin numbers, tuples, lists and plain tensors (notes any other type it cannot convert)."""
         kind = type(out)
-        if (kind in _PLAIN or kind in _NUMPY_SCALARS or kind in (decimal.Decimal, fractions.Fraction)
-                or kind is torch.Tensor or isinstance(out, torch.nn.Module)):
+        if kind in _PLAIN or kind in _NUMPY_SCALARS or kind in (decimal.Decimal, fractions.Fraction):
             return out
+        if kind is torch.Tensor:  # a copy: code the answer left behind cannot fill it in after the watch
+            return out.clone()
+        if isinstance(out, torch.nn.Module):
+            return out if _genuine_module(out) else self._odd(f"{kind.__module__}.{kind.__qualname__}", " (a layer "
+                                                              "whose class or parameters were replaced)")
         if kind is np.ndarray:
-            return out
+            return out.copy() if out.dtype != object else self._odd("numpy.ndarray", " of dtype object")
         if isinstance(out, (tuple, list)):
             items = [self._plain(x) for x in out]
             return tuple(items) if isinstance(out, tuple) else items
@@ -254,16 +307,19 @@ class _Watch:
         if isinstance(out, torch.Tensor):
             plain = out.as_subclass(torch.Tensor)
             if type(plain) is torch.Tensor:
-                return plain
-        if isinstance(out, np.ndarray):
-            return np.asarray(out)
+                return plain.clone()
+        if isinstance(out, np.ndarray) and out.dtype != object:
+            return np.array(out)
         if hasattr(out, "__iter__") and not isinstance(out, (str, bytes, dict)):
             # a dataclass that unpacks to its fields, say: the tuple it unpacks to (as `gain, bias = …` would)
             items = list(itertools.islice(iter(out), 1001))
             if len(items) <= 1000:
                 return tuple(self._plain(x) for x in items)
-        self.odd_return = f"{kind.__module__}.{kind.__qualname__}"
-        return out
+        return self._odd(f"{kind.__module__}.{kind.__qualname__}")
+
+    def _odd(self, kind: str, why: str = "") -> Any:
+        self.odd_return = self.odd_return or kind + why
+        return None
 
     def failure(self, who: str, name: str) -> str:
         """The message of the failed check for what was noted, or "" when nothing was."""
@@ -290,6 +346,28 @@ def _op_calls() -> set:
 
 
 _OP_CALLS = _op_calls()
+
+
+def _default_device_mode() -> bool:
+    """Whether the innermost torch function mode is the one torch.set_default_device leaves on."""
+    from torch.utils._device import DeviceContext
+
+    depth = torch._C._len_torch_function_stack()
+    return depth > 0 and type(torch._C._get_function_stack_at(depth - 1)) is DeviceContext
+
+
+def _module_name(frame: Any) -> Any:
+    """The module a frame runs in, read without calling its globals' methods (a dict subclass's ``get`` is the
+    answer's code, which would run inside the hook, unwatched)."""
+    return dict.get(frame.f_globals, "__name__")
+
+
+def _genuine_module(layer: torch.nn.Module) -> bool:
+    """Whether a returned layer is still torch's class with plain parameters: a class swapped by the answer could
+    run code when the checker reads ``.weight``, after the watch."""
+    params = vars(layer).get("_parameters")
+    return (type(layer).__module__.startswith("torch.nn.") and type(params) is dict
+            and all(type(p) in (torch.nn.Parameter, type(None)) for p in dict.values(params)))
 
 
 def _globals_of(fn: Any) -> dict | None:

@@ -45,6 +45,7 @@ def _probe_generator(k: int = 0) -> torch.Generator:
 def _global_state() -> dict[str, Any]:
     return {
         "torch's default dtype": torch.get_default_dtype(),
+        "torch's default device": torch.get_default_device(),
         "torch's grad mode": torch.is_grad_enabled(),
         "torch's deterministic-algorithms flag": torch.are_deterministic_algorithms_enabled(),
         "torch's anomaly mode": torch.is_anomaly_enabled(),
@@ -56,6 +57,8 @@ def _global_state() -> dict[str, Any]:
 _STATE_HINTS = {
     "torch's default dtype": "torch.set_default_dtype(...) changes every later tensor of the notebook; pass "
                              "dtype=... to the calls that need it instead",
+    "torch's default device": "torch.set_default_device(...) moves every later tensor of the notebook; pass "
+                              "device=... to the calls that need it instead",
     "torch's grad mode": "torch.set_grad_enabled(False) left autograd off for the rest of the notebook; use "
                          "`with torch.no_grad():` around the lines that need it",
     "torch's deterministic-algorithms flag": "leave torch.use_deterministic_algorithms as the notebook set it",
@@ -80,6 +83,9 @@ def _restore_state(state: dict[str, Any]) -> list[str]:
     now = _global_state()
     changed = [k for k in state if not _same_state(state[k], now[k])]
     torch.set_default_dtype(state["torch's default dtype"])
+    if torch.get_default_device() != state["torch's default device"]:
+        device = state["torch's default device"]
+        torch.set_default_device(None if device.type == "cpu" else device)  # None: no mode left on
     torch.set_grad_enabled(state["torch's grad mode"])
     if torch.are_deterministic_algorithms_enabled() != state["torch's deterministic-algorithms flag"]:
         torch.use_deterministic_algorithms(state["torch's deterministic-algorithms flag"])

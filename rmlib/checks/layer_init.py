@@ -243,13 +243,15 @@ def check_score_head_std(fn: Callable[[int], float]) -> str:
     (float32 rounding, 6e-8, is enough). A float16 or bfloat16 answer is rejected with a hint naming its dtype:
     it rounds the std by up to 0.05% or 0.4%, and worksheet 03's later cells check the std to 1e-6.
     """
-    # Four widths drawn afresh up to 10⁹, two log-uniform (every scale) and two uniform, so no table of widths
-    # can cover them (one of 10⁶ widths passes with probability 1e-6). A float32 answer stays within 1e-6: above
-    # 2²⁴ it rounds d + 1 by at most 6e-8, the std by half that.
+    # Four widths drawn afresh: one uniform on [3, 10⁴], where 1/sqrt(d) and 1/sqrt(d + 1) differ by more than
+    # 5e-5, one log-uniform and two uniform on [3, 10⁹], so no table of widths can cover them (a table of the 10⁶
+    # smallest passes with probability 1e-6). A float32 answer stays within 1e-6: above 2²⁴ it rounds d + 1 by at
+    # most 6e-8, the std by half that.
     g = _probe_generator(0)
-    log_uniform = torch.empty(2, dtype=torch.float64).uniform_(math.log(3), math.log(1e9), generator=g).exp()
-    uniform = torch.empty(2, dtype=torch.float64).uniform_(3, 1e9, generator=g)
-    widths = [1, 2, 64, 768, 4096, 5] + torch.cat([log_uniform, uniform]).round().long().tolist()
+    fresh = torch.cat([torch.empty(1, dtype=torch.float64).uniform_(3, 1e4, generator=g),
+                       torch.empty(1, dtype=torch.float64).uniform_(math.log(3), math.log(1e9), generator=g).exp(),
+                       torch.empty(2, dtype=torch.float64).uniform_(3, 1e9, generator=g)])
+    widths = [1, 2, 64, 768, 4096, 5] + fresh.round().long().tolist()
     raw = [_call(fn, d, called_as=f"score_head_std({d})") for d in widths]
     half = next(((d, _half_precision(r)) for d, r in zip(widths, raw) if _half_precision(r)), None)
     if half:
