@@ -8,6 +8,7 @@ Each checker has its reference plus >= 2 other styles in ACCEPT and >= 8 kinds i
 """
 
 import collections
+import decimal
 import math
 
 import numpy as np
@@ -689,7 +690,7 @@ REJECT = [
     ("check_bt_gradient", "unstable", bt_grad_unstable, "inf/inf"),
     ("check_bt_gradient", "scaled", lambda c, r: tuple(g * 1.001 for g in bt_grad_reference(c, r)), "relative error 0.0005"),
     ("check_bt_gradient", "autograd-grad", bt_grad_autograd, "seems to use autograd|uses torch.autograd.grad"),
-    ("check_bt_gradient", "autograd-backward", bt_grad_backward, "seems to use autograd|uses torch.autograd.backward"),
+    ("check_bt_gradient", "autograd-backward", bt_grad_backward, "seems to use autograd|uses torch.autograd.backward|uses torch.Tensor.requires_grad_"),
     ("check_bt_gradient", "hard-coded-n", lambda c, r: tuple(g * c.numel() / 512 for g in bt_grad_reference(c, r)),
      "batch size is hard-coded"),
     ("check_bt_gradient", "float32-from-float64", lambda c, r: tuple(g.float() for g in bt_grad_reference(c, r)),
@@ -1387,6 +1388,19 @@ def test_a_loss_that_modifies_its_inputs_is_told_so_not_that_its_value_is_wrong(
     fails_with(checks.check_bradley_terry_loss, mutating, "changed its input `c` in place")
 
 
+def _library_module():
+    import types
+
+    lib = types.ModuleType("a_library")  # its own globals: not the answer's code
+    exec("import sys\ndef first_import(value):\n    sys.addaudithook(lambda event, args: None)\n    return value\n",
+         vars(lib))
+    return lib
+
+
+def a_library_adds_an_audit_hook(value):
+    return _library_module().first_import(value)
+
+
 def warns_then(value):
     import warnings
 
@@ -1406,6 +1420,8 @@ UNUSUAL_RIGHT = [
     ("check_mc_variance", mc_mean_square),  # rejected at n = 2 before its shape was accepted (fourth attack)
     ("check_score_head_std", lambda d: in_a_thread(lambda: 1 / math.sqrt(d + 1))),  # Thread.start waits (fifth)
     ("check_score_head_std", lambda d: warns_then(1 / math.sqrt(d + 1))),  # credited to the watch's frame (sixth)
+    ("check_score_head_std", lambda d: decimal.Decimal(d + 1).sqrt() ** -1),  # a number, as in difference_std
+    ("check_score_head_std", lambda d: a_library_adds_an_audit_hook(1 / math.sqrt(d + 1))),  # filelock on 3.12+
 ]
 
 
@@ -2029,7 +2045,7 @@ def test_rmlib_called_in_a_thread_is_watched():
 def test_autograd_in_a_thread_is_not_by_hand():
     def bradley_terry_grad(chosen, rejected):  # gaming: grad mode is per thread, so no_grad does not reach it
         def work():
-            with torch.enable_grad():
+            with torch.set_grad_enabled(True):  # not enable_grad: the test is of the thread
                 c, r = chosen.detach().clone().requires_grad_(), rejected.detach().clone().requires_grad_()
                 return torch.autograd.grad(F.softplus(r - c).mean(), (c, r))
         return in_a_thread(work)
@@ -2303,7 +2319,7 @@ def test_autograd_after_switching_the_hook_off_through_partial_is_seen():
 
     def bradley_terry_grad(chosen, rejected):
         functools.partial(sys.setprofile, None)()
-        with torch.enable_grad():
+        with torch.set_grad_enabled(True):  # not enable_grad: the test is of the switch
             c, r = chosen.detach().clone().requires_grad_(), rejected.detach().clone().requires_grad_()
             return getattr(getattr(torch, "auto" + "grad"), "grad")(F.softplus(r - c).mean(), (c, r))  # unread names
 
@@ -2346,7 +2362,7 @@ def _mode_left_on(chosen, rejected):
     class FillLater(TorchFunctionMode):  # gaming: runs autograd inside the checker's next torch call
         def __torch_function__(self, func, types, args=(), kwargs=None):
             torch._C._pop_torch_function_stack()
-            with torch.enable_grad():
+            with torch.set_grad_enabled(True):  # not enable_grad: the test is of the mode
                 c, r = chosen.detach().clone().requires_grad_(), rejected.detach().clone().requires_grad_()
                 grads = getattr(getattr(torch, "auto" + "grad"), "grad")(F.softplus(r - c).mean(), (c, r))
             with torch.no_grad():
@@ -2373,6 +2389,100 @@ def _audit_hook_of_its_own(chosen, rejected):
 def test_code_that_would_run_after_the_watch_is_seen(checker, answer, message):
     fails_with(getattr(checks, checker), answer, message)
     assert torch._C._len_torch_function_stack() == 0  # the mode was taken off
+
+
+def _forged_class(layer, std):  # gaming: a subclass that borrows torch's module name and class name
+    base = type(layer)
+
+    class Forged(base):
+        def __getattr__(self, name):
+            if name == "weight" and type(self) is Forged:
+                self.__class__ = base
+                _rmlib(".layer_init")(self, std)
+            return base.__getattr__(self, name)
+
+    Forged.__module__, Forged.__qualname__ = base.__module__, base.__qualname__
+    layer.__class__ = Forged
+    return layer
+
+
+def _weight_in_the_instance_dict(layer, std):  # gaming: found before the parameter, by every later read
+    layer.__dict__["weight"] = torch.nn.Parameter(torch.randn_like(layer.weight) * std)
+    return layer
+
+
+@pytest.mark.parametrize("answer", [_forged_class, _weight_in_the_instance_dict], ids=["forged-class", "shadow"])
+def test_a_layer_must_still_be_torchs_class_with_plain_parameters(answer):
+    fails_with(checks.check_layer_init, answer, "a layer whose class or parameters were replaced")
+
+
+def test_a_device_context_with_code_of_its_own_is_a_mode_left_on():
+    import types
+    from torch.utils._device import DeviceContext
+
+    def score_head_std(hidden_size):  # gaming: torch calls an instance's own __torch_function__
+        def later(self, func, types_, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+        mode = DeviceContext(torch.device("cpu"))
+        mode.__torch_function__ = types.MethodType(later, mode)
+        mode.__enter__()
+        return 1 / math.sqrt(hidden_size + 1)
+
+    fails_with(checks.check_score_head_std, score_head_std, "a torch function or dispatch mode left on")
+    assert torch._C._len_torch_function_stack() == 0
+
+
+def test_a_fraction_is_converted_under_the_watch():
+    import fractions
+
+    class Numerator(int):
+        def __int__(self):  # gaming: runs when the checker turns the Fraction into a float
+            return round(_rmlib(".score_head_std")(self.d) * 2**60)
+
+    def score_head_std(hidden_size):
+        n = Numerator(1)
+        n.d = hidden_size
+        out = fractions.Fraction.__new__(fractions.Fraction)
+        out._numerator, out._denominator = n, 2**60
+        return out
+
+    fails_with(checks.check_score_head_std, score_head_std, "calls rmlib's own score_head_std")
+
+
+def _forward_mode(chosen, rejected):
+    import torch.autograd.forward_ad as fwad
+
+    with torch.inference_mode(False):
+        c, r = chosen.clone(), rejected.clone()
+        with fwad.dual_level():
+            per_pair = F.softplus(r - fwad.make_dual(c, torch.ones_like(c))) / c.numel()
+            g = fwad.unpack_dual(per_pair).tangent.clone()
+    return g, -g
+
+
+def _graph_taken_apart_by_hand(chosen, rejected):
+    with torch.inference_mode(False), torch.enable_grad():
+        c, r = chosen.clone().requires_grad_(), rejected.clone().requires_grad_()
+        d = r - c
+        softplus = F.softplus(d)
+        loss = softplus.mean()
+        g_d = d.grad_fn(softplus.grad_fn(loss.grad_fn(torch.ones((), dtype=c.dtype))))
+    return g_d[1].detach().clone(), g_d[0].detach().clone()
+
+
+@pytest.mark.parametrize("answer", [_forward_mode, _graph_taken_apart_by_hand], ids=["forward-ad", "grad-fn"])
+def test_autograd_in_other_forms_is_not_by_hand(answer):
+    fails_with(checks.check_bt_gradient, answer, "that is autograd under another name")
+
+
+def test_torchs_fused_adam_kernel_is_adams_step():
+    def adam_first_step(grad, lr):
+        p, m, v = torch.zeros_like(grad), torch.zeros_like(grad), torch.zeros_like(grad)
+        torch._fused_adam_([p], [grad.clone()], [m], [v], [], [torch.tensor(1.0)], lr=lr, beta1=0.9, beta2=0.999,
+                           weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
+        return p
+
+    fails_with(checks.check_adam_first_step, adam_first_step, "_fused_adam_")
 
 
 def test_a_layer_whose_class_was_swapped_is_not_a_layer():

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+import torch.utils._device
 
 
 
@@ -48,14 +49,18 @@ OWN_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {
     # not stop them, nor does it reach a thread the answer starts (grad mode is per thread); found by student
     # attacks. torch.autograd.functional and Tensor.backward end in torch.autograd's grad or backward.
     "bradley_terry_grad": (*(f"torch.func:{t}" for t in _AUTOGRAD_TRANSFORMS), "torch.autograd:grad",
-                           "torch.autograd:backward"),
+                           "torch.autograd:backward", "torch.autograd.forward_ad:make_dual",
+                           "torch.autograd.forward_ad:unpack_dual",
+                           # a graph to take apart by hand (loss.grad_fn(...)): grad switched on, a leaf made
+                           "torch.autograd.grad_mode:enable_grad", "torch.nn.parameter:Parameter"),
     "difference_std": ("rmlib.theory:reward_difference_std",),
 }
 # Tasks where a whole package is the implementation: any of torch.optim's optimizers takes Adam's first step
 # (Adamax's first step is Adam's; found by a student attack).
 OWN_PACKAGES: dict[str, tuple[str, ...]] = {"adam_first_step": ("torch.optim",)}
-# Tasks "by hand": an autograd backward kernel reached directly (torch.ops.aten.softplus_backward) is autograd.
-AUTOGRAD_TASKS = {"bradley_terry_grad"}
+# Kernels that are the task itself, told by a part of their name and reached directly or through torch.ops: an
+# autograd backward kernel (torch.ops.aten.softplus_backward) is autograd, torch._fused_adam_ is Adam's step.
+OWN_KERNELS = {"bradley_terry_grad": ("backward", "requires_grad_"), "adam_first_step": ("_fused_adam",)}
 
 
 def _own_targets(task: str) -> dict[int, str]:
@@ -173,7 +178,7 @@ class _Watch:
                                if g is not None}
         self.own_dirs = tuple(os.path.dirname(importlib.import_module(m).__file__) + os.sep
                               for m in OWN_PACKAGES.get(task, ()))
-        self.autograd = task in AUTOGRAD_TASKS
+        self.kernels = OWN_KERNELS.get(task, ())
         self.reached = ""
         self.stack_read = ""
         self.escape = ""
@@ -228,8 +233,9 @@ class _Watch:
                 for builtin in self._MONITORING_CALLS:
                     if arg is builtin:
                         self.escape = "sys.monitoring"
-            if self.autograd and not self.reached and "backward" in getattr(arg, "__name__", ""):
-                self.reached = f"torch.{arg.__name__}"  # an autograd kernel called directly
+            if self.kernels and not self.reached and any(k in getattr(arg, "__name__", "") for k in self.kernels):
+                owner = "torch.Tensor" if isinstance(getattr(arg, "__self__", None), torch.Tensor) else "torch"
+                self.reached = f"{owner}.{arg.__name__}"  # the task's kernel called directly
 
     def _no_code_left_behind(self, modes: list, tools: tuple) -> None:
         """A torch mode the answer entered and left on, or a sys.monitoring tool it took, runs its code inside
@@ -254,6 +260,8 @@ class _Watch:
         elif event == "sys.setprofile" and frame.f_code not in self._THREADING_CALLS and not self.stack_read:
             self.stack_read = "sys.setprofile"  # the watch puts its hooks on and off while it is not active
         elif event in self._AUDIT_ESCAPES and not self.escape:
+            if event == "sys.addaudithook" and not self._answers(frame):
+                return  # a library the answer imports may add one (filelock does on Python 3.12+)
             if frame.f_code not in self._THREADING_CALLS:
                 self.escape = self._AUDIT_ESCAPES[event]
             elif event in self._THREAD_STARTS:
@@ -275,9 +283,9 @@ class _Watch:
         code = frame.f_code
         if self.own_dirs and str.startswith(code.co_filename, self.own_dirs):
             return f"torch.optim.{getattr(code, 'co_qualname', code.co_name)}"
-        if self.autograd and code in _OP_CALLS:
+        if self.kernels and code in _OP_CALLS:
             op = str(frame.f_locals.get("self", ""))
-            if "backward" in op:
+            if any(k in op for k in self.kernels):
                 return f"torch.ops.{op}"
         return ""
 
@@ -287,7 +295,7 @@ class _Watch:
     def _plain(self, out: Any) -> Any:
         """``out`` as builtin numbers, tuples, lists and plain tensors (notes any other type it cannot convert)."""
         kind = type(out)
-        if kind in _PLAIN or kind in _NUMPY_SCALARS or kind in (decimal.Decimal, fractions.Fraction):
+        if kind in _PLAIN or kind in _NUMPY_SCALARS:
             return out
         if kind is torch.Tensor:  # a copy: code the answer left behind cannot fill it in after the watch
             return out.clone()
@@ -349,11 +357,13 @@ _OP_CALLS = _op_calls()
 
 
 def _default_device_mode() -> bool:
-    """Whether the innermost torch function mode is the one torch.set_default_device leaves on."""
+    """Whether the innermost torch function mode is one torch.set_default_device leaves on (torch's own code:
+    no attribute of the answer's, such as its own __torch_function__)."""
     from torch.utils._device import DeviceContext
 
     depth = torch._C._len_torch_function_stack()
-    return depth > 0 and type(torch._C._get_function_stack_at(depth - 1)) is DeviceContext
+    mode = torch._C._get_function_stack_at(depth - 1) if depth else None
+    return type(mode) is DeviceContext and all(v is None or type(v) is torch.device for v in vars(mode).values())
 
 
 def _module_name(frame: Any) -> Any:
@@ -365,9 +375,12 @@ def _module_name(frame: Any) -> Any:
 def _genuine_module(layer: torch.nn.Module) -> bool:
     """Whether a returned layer is still torch's class with plain parameters: a class swapped by the answer could
     run code when the checker reads ``.weight``, after the watch."""
-    params = vars(layer).get("_parameters")
-    return (type(layer).__module__.startswith("torch.nn.") and type(params) is dict
-            and all(type(p) in (torch.nn.Parameter, type(None)) for p in dict.values(params)))
+    kind, state = type(layer), vars(layer)
+    params = state.get("_parameters")
+    return (kind.__module__.startswith("torch.nn.")  # torch's class itself, not one that borrows its names:
+            and getattr(sys.modules.get(kind.__module__), kind.__qualname__, None) is kind
+            and type(params) is dict and not any(hasattr(kind, k) or k in params for k in state)  # no shadows
+            and all(p is None or (type(p) is torch.nn.Parameter and not vars(p)) for p in dict.values(params)))
 
 
 def _globals_of(fn: Any) -> dict | None:
@@ -409,10 +422,11 @@ sys.addaudithook(_audit)  # for the life of the process: an audit hook cannot be
 
 def _own_message(who: str, name: str, own: str) -> str:
     """What a learner is told whose answer reached ``own``, one of the task's implementations."""
-    if own.startswith(("torch.func.", "torch.autograd.", "torch.ops.")) or "backward" in own:
+    if own.startswith(("torch.func.", "torch.autograd.", "torch.ops.", "torch.nn.parameter.")) or any(
+            k in own for k in OWN_KERNELS["bradley_terry_grad"]):
         return (f"your {who} uses {own}: that is autograd under another name; derive the gradient by hand and "
                 "compute it with tensor operations")
-    if own.startswith("torch.optim"):
+    if own.startswith("torch.optim") or "_fused_adam" in own:
         return (f"your {who} runs torch.optim's optimizer code ({own}); simplify Adam's first step on paper and "
                 "compute what is left of the gradient yourself")
     return (f"your {who} calls rmlib's own {own}; write it yourself "
