@@ -2154,6 +2154,18 @@ def test_an_estimate_from_one_sample_fewer_than_n_is_rejected(correction):
     fails_with(checks.check_mc_variance, mc_reward_variance, "not n − 1")
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+def test_a_low_precision_estimate_is_rejected_on_every_seed(dtype):
+    def mc_reward_variance(d, std, sigma_h, n, generator):  # careless: rejected on about 3 seeds in 4 before
+        w = torch.randn(n, d, generator=generator, dtype=dtype) * std
+        h = torch.randn(n, d, generator=generator, dtype=dtype) * sigma_h
+        return (w * h).sum(-1).var().item()
+
+    for seed in range(4):
+        fails_with(lambda fn: checks.check_mc_variance(fn, seed=seed), mc_reward_variance,
+                   f"your estimates are {str(dtype)[6:]} numbers|gave 0.0")
+
+
 @pytest.mark.parametrize("dim", [-1, 0], ids=["rows", "columns"])
 def test_a_weight_recentred_after_drawing_is_rejected(dim):
     def layer_init(layer, std):  # confused: "mean 0" enforced exactly, row by row (std only √(1 − 1/d) lower)
