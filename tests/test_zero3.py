@@ -6,6 +6,8 @@ fails under CI (env ``CI`` set), where the extra is part of the environment.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
 import subprocess
@@ -65,29 +67,52 @@ def test_bad_arguments_named(kwargs, error, match):
         zero3.run_zero3_experiment(**kwargs)
 
 
+class _Child:
+    """A stand-in for the child process: what communicate() gives back, or that it hangs."""
+
+    def __init__(self, returncode=0, stdout="", stderr="", hangs=False):
+        self.returncode, self.out, self.hangs, self.killed = returncode, (stdout, stderr), hangs, False
+
+    def communicate(self, timeout=None):
+        if self.hangs and not self.killed:
+            raise subprocess.TimeoutExpired("child", timeout)
+        return self.out
+
+    def kill(self):
+        self.killed = True
+
+
 def test_child_failure_and_timeout_are_reported(monkeypatch):
     monkeypatch.setattr(zero3, "missing_zero3_dependencies", lambda: [])
 
-    def failed(command, **kwargs):
-        return subprocess.CompletedProcess(command, 1, stdout="log line\n", stderr="Traceback: boom\n")
+    def child(**kwargs):
+        monkeypatch.setattr(zero3.subprocess, "Popen", lambda command, **_: _Child(**kwargs))
 
-    monkeypatch.setattr(zero3.subprocess, "run", failed)
+    child(returncode=1, stdout="log line\n", stderr="Traceback: boom\n")
     with pytest.raises(RuntimeError, match=r"exit code 1(.|\n)*boom"):
         zero3.run_zero3_experiment()
 
-    def silent(command, **kwargs):  # exit code 0 but no result line: still a failure
-        return subprocess.CompletedProcess(command, 0, stdout="nothing\n", stderr="")
-
-    monkeypatch.setattr(zero3.subprocess, "run", silent)
+    child(stdout="nothing\n")  # exit code 0 but no result line: still a failure
     with pytest.raises(RuntimeError, match="failed"):
         zero3.run_zero3_experiment()
 
-    def hangs(command, timeout, **kwargs):
-        raise subprocess.TimeoutExpired(command, timeout)
-
-    monkeypatch.setattr(zero3.subprocess, "run", hangs)
+    child(hangs=True)
     with pytest.raises(TimeoutError, match="did not finish in 5 s"):
         zero3.run_zero3_experiment(timeout=5)
+
+
+def test_a_started_experiment_reports_the_childs_own_time_once(monkeypatch):
+    monkeypatch.setattr(zero3, "missing_zero3_dependencies", lambda: [])
+    fields = {f.name: 0 for f in dataclasses.fields(zero3.Zero3Result)} | {"seconds": 0.0}
+    line = zero3.RESULT_TAG + json.dumps({**fields, "finished": 1e9 + 4.0})
+    children = []
+    monkeypatch.setattr(zero3.subprocess, "Popen", lambda command, **_: children.append(_Child(stdout=line)) or
+                        children[-1])
+    monkeypatch.setattr(zero3.time, "time", lambda: 1e9)
+    run = zero3.start_zero3_experiment()
+    first = run.result()
+    assert first.seconds == 4.0  # the child's end, not when result() was called
+    assert run.result() is first and len(children) == 1  # waited for once
 
 
 # --- the experiment, for real ---------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Lesson 07's ZeRO-3 experiment, run with the real DeepSpeed on one CPU process.
 
-``run_zero3_experiment()`` starts a child Python process that
+``run_zero3_experiment()`` (or ``start_zero3_experiment().result()``) runs a child Python process that
 
 1. builds a plain ``nn.Linear(fan_in, 1)`` inside ``deepspeed.zero.Init`` and gathers it: what
    PyTorch's default init left in the shards;
@@ -110,6 +110,17 @@ def run_zero3_experiment(
     hidden_size: int = 512, fan_in: int = 4096, seed: int = 0, timeout: float = 180.0
 ) -> Zero3Result:
     """Run the experiment in a child process (see the module docstring) and return its numbers."""
+    return start_zero3_experiment(hidden_size, fan_in, seed, timeout).result()
+
+
+def start_zero3_experiment(
+    hidden_size: int = 512, fan_in: int = 4096, seed: int = 0, timeout: float = 180.0
+) -> Zero3Run:
+    """Start the experiment's child process and return at once; ``.result()`` waits for its numbers.
+
+    Lesson 07 starts it in its first cell, so the child's seconds of DeepSpeed start-up overlap the
+    lesson's own cells on a second core instead of adding to them.
+    """
     hidden_size = validation.integer("hidden_size", hidden_size, minimum=None)
     if hidden_size < 8 or hidden_size % 4:  # the tiny Llama has 4 attention heads
         raise ValueError(f"hidden_size must be a multiple of 4, at least 8; got {hidden_size}")
@@ -121,21 +132,40 @@ def run_zero3_experiment(
         raise ImportError(zero3_extra_message(missing))
     command = [sys.executable, "-m", "rmlib.lab.zero3", str(hidden_size), str(fan_in), str(seed)]
     env = dict(os.environ, DS_ACCELERATOR="cpu", CUDA_VISIBLE_DEVICES="", TOKENIZERS_PARALLELISM="false")
-    start = time.perf_counter()
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
-        )
-    except subprocess.TimeoutExpired as err:
-        raise TimeoutError(
-            f"the ZeRO-3 child process did not finish in {timeout:.0f} s: {' '.join(command)}"
-        ) from err
-    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_TAG)]
-    if done.returncode != 0 or len(lines) != 1:
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-25:])
-        raise RuntimeError(f"the ZeRO-3 child process failed (exit code {done.returncode}):\n{tail}")
-    measured = json.loads(lines[0][len(RESULT_TAG):])
-    return Zero3Result(**{**measured, "seconds": time.perf_counter() - start})
+    started = time.time()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               stdin=subprocess.DEVNULL)
+    return Zero3Run(process, command, timeout, started)
+
+
+class Zero3Run:
+    """The experiment's child process, started; ``result()`` waits for it (once) and returns its numbers."""
+
+    def __init__(self, process: subprocess.Popen, command: list[str], timeout: float, started: float):
+        self.process, self.command, self.timeout, self.started = process, command, timeout, started
+        self._result: Zero3Result | None = None
+
+    def result(self) -> Zero3Result:
+        if self._result is None:
+            self._result = self._wait()
+        return self._result
+
+    def _wait(self) -> Zero3Result:
+        try:  # the timeout counts from the start, as if the caller had waited all along
+            stdout, stderr = self.process.communicate(timeout=max(self.started + self.timeout - time.time(), 0.01))
+        except subprocess.TimeoutExpired as err:
+            self.process.kill()
+            self.process.communicate()
+            raise TimeoutError(
+                f"the ZeRO-3 child process did not finish in {self.timeout:.0f} s: {' '.join(self.command)}"
+            ) from err
+        lines = [line for line in stdout.splitlines() if line.startswith(RESULT_TAG)]
+        if self.process.returncode != 0 or len(lines) != 1:
+            tail = "\n".join((stdout + stderr).splitlines()[-25:])
+            raise RuntimeError(f"the ZeRO-3 child process failed (exit code {self.process.returncode}):\n{tail}")
+        measured = json.loads(lines[0][len(RESULT_TAG):])
+        finished = measured.pop("finished")  # the child's clock when it was done: not when result() was called
+        return Zero3Result(**{**measured, "seconds": finished - self.started})
 
 
 # --- the child process: one function per numbered step of the module docstring ----------------------
@@ -320,7 +350,7 @@ def _child(hidden_size: int, fan_in: int, seed: int) -> Zero3Result:
             accelerator=deepspeed.get_accelerator().device_name(),
             backend=torch.distributed.get_backend(),
             world_size=torch.distributed.get_world_size(),
-            seconds=0.0,  # the parent fills in the wall time it waited
+            seconds=0.0,  # the parent fills in the wall time from its start to the child's end
             **measured,
         )
         torch.distributed.destroy_process_group()
@@ -329,4 +359,4 @@ def _child(hidden_size: int, fan_in: int, seed: int) -> Zero3Result:
 
 if __name__ == "__main__":
     hidden, fan, seed_arg = (int(arg) for arg in sys.argv[1:4])
-    print(RESULT_TAG + json.dumps(asdict(_child(hidden, fan, seed_arg))), flush=True)
+    print(RESULT_TAG + json.dumps({**asdict(_child(hidden, fan, seed_arg)), "finished": time.time()}), flush=True)
