@@ -337,8 +337,8 @@ class _Watch:
             return (f"your {who} calls {self.stack_read}, which reads the checker's frames or its watch, or stops the "
                     f"checker watching; compute {name} from its inputs")
         if self.escape:
-            return (f"your {who} starts code the check cannot watch ({self.escape}: another process, a thread not "
-                    f"started with threading, or a trace function); compute {name} in the "
+            return (f"your {who} starts code the check cannot watch ({self.escape}: code that runs where the "
+                    f"watch does not reach, such as another process or a trace function); compute {name} in the "
                     "function itself")
         if self.odd_return:
             return (f"your {who} returned an object of type {self.odd_return}: return what the task names (a number, "
@@ -359,11 +359,9 @@ _OP_CALLS = _op_calls()
 def _default_device_mode() -> bool:
     """Whether the innermost torch function mode is one torch.set_default_device leaves on (torch's own code:
     no attribute of the answer's, such as its own __torch_function__)."""
-    from torch.utils._device import DeviceContext
-
     depth = torch._C._len_torch_function_stack()
     mode = torch._C._get_function_stack_at(depth - 1) if depth else None
-    return type(mode) is DeviceContext and all(v is None or type(v) is torch.device for v in vars(mode).values())
+    return type(mode) is torch.utils._device.DeviceContext and all(v is None or type(v) is torch.device for v in vars(mode).values())
 
 
 def _module_name(frame: Any) -> Any:
