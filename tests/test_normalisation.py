@@ -265,6 +265,13 @@ def _normalise_wrong(kind):
     return answer
 
 
+def test_a_per_prompt_answer_is_named_when_a_prompt_samples_one_response_only():
+    # Probe seed 19898973 draws a prompt whose reference samples are all one response: the per-prompt
+    # answer gives nan there, and the hint must still name the mistake (it said "mean nan" before).
+    with pytest.raises(AssertionError, match="each prompt separately"):
+        checks.check_normalise_on_reference(_normalise_wrong("per prompt"), seed=19898973)
+
+
 def test_normalise_checker_accepts_right_answer(capsys):
     assert checks.check_normalise_on_reference(_normalise_right) is True
     assert "✓ normalise_on_reference" in capsys.readouterr().out

@@ -214,7 +214,9 @@ def _check_normalised(fn: Callable, g: torch.Generator, prompts: int, k: int, m:
         _fail("you fitted on all responses: fit the gain and bias on the reference samples rewards.gather(1, samples) "
               "(what the reference policy actually produces), then apply them to every response")
     row_mean, row_std = ref.mean(1, keepdim=True), ref.std(1, keepdim=True, correction=0)
-    if torch.allclose(got, (r64 - row_mean) / row_std, atol=atol):
+    # Samples are drawn with replacement, so on about 1 seed in 80 (24 of 2000) some prompt's samples are all one
+    # response: its row std is 0 and a per-prompt answer gives nan/inf there, exactly where this formula does.
+    if torch.allclose(got, (r64 - row_mean) / row_std, atol=atol, equal_nan=True):
         _fail("you normalised each prompt separately: one gain and one bias for the whole reference set, so that "
               "rewards stay comparable across prompts")
     if torch.allclose(got, (r64 - ref.mean()) / ref.std(), atol=atol):
