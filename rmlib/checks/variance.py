@@ -250,17 +250,22 @@ def _check_is_an_estimate(fn: Callable) -> None:
                 "an estimate must change with the random draws: pass generator=generator to every torch.randn call")
         _fail(f"different generators gave the same {ests[0].item():.6g} at d=5, n=1000: {what}")
 
-    for d, n, k, band in [(64, 50, 800, (0.84, 1.16)), (1, 20, 600, (0.62, 1.5))]:
-        # A pilot of the first 40 generators fails an answer far off (one that draws a fixed large sample instead
-        # of n took minutes over all k) before the rest are drawn: 40 estimates give the spread to ±12% at d = 64
-        # (±25% at d = 1, kurtosis 6), so a right answer leaves (0.4, 2.5) with probability < 1e-6.
-        ests = _estimates(fn, d, n, 40, 1000 * d + n)
-        pilot = ests.std().item() / sample_variance_sd(d, n)
-        if 0.4 < pilot < 2.5:
-            ests = torch.cat([ests, _estimates(fn, d, n, k - 40, 1000 * d + n + 40)])
+    # Pilots fail an answer far off before every generator is drawn (one that draws a fixed large sample
+    # instead of n took minutes over all k, and 10 s over a pilot of 40): 40 estimates give the spread to ±12%
+    # at d = 64 (±25% at d = 1, kurtosis 6), so a right answer leaves (0.4, 2.5) with probability < 1e-6. At
+    # d = 64 a first pilot of 8 leaves (0.1, 4) with probability 7e-7 (χ²₇/7 < 0.01; the smallest ratio of
+    # 20 000 simulated right sets of 8 was 0.20, the largest 2.27), while an answer that ignores n and draws
+    # 200 000 samples has ratio sqrt(50 / 200 000) = 0.016.
+    for d, n, k, band, pilots in [(64, 50, 800, (0.84, 1.16), [(8, (0.1, 4.0)), (40, (0.4, 2.5))]),
+                                  (1, 20, 600, (0.62, 1.5), [(40, (0.4, 2.5))])]:
+        ests = torch.empty(0, dtype=torch.float64)
+        for size, (low, high) in [*pilots, (k, (-math.inf, math.inf))]:
+            ests = torch.cat([ests, _estimates(fn, d, n, size - len(ests), 1000 * d + n + len(ests))])
+            if not low < ests.std().item() / sample_variance_sd(d, n) < high:
+                break
         ratio = ests.std().item() / sample_variance_sd(d, n)
         mean_err = abs(ests.mean().item() / d - 1)
-        if mean_err > 6 * sample_variance_sd(d, n) / d / math.sqrt(k) + 1 / n:
+        if mean_err > 6 * sample_variance_sd(d, n) / d / math.sqrt(len(ests)) + 1 / n:
             _fail(f"at d={d}, σ_w=σ_h=1, n={n} your {k} estimates average {ests.mean().item():.4g}, but a sample "
                   f"variance averages Var(r) = {d}: compute the variance of the n rewards r = (w * h).sum(-1)")
         if not band[0] < ratio < band[1]:
