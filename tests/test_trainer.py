@@ -7,6 +7,7 @@ tensor it records; and everything must run with every socket connection refused.
 from __future__ import annotations
 
 import gc
+import json
 import math
 import socket
 import subprocess
@@ -315,3 +316,120 @@ def test_bad_inputs(tokenizer):
             pass
     with pytest.raises(ValueError, match="not been called"):
         rt.HeadRecord().pairs()
+
+
+# --- lesson 08's full-training control in a child process (start_full_training) -------------------------
+
+class _Child:
+    """A stand-in for the child process: it writes its output into the file it is given, or hangs."""
+
+    def __init__(self, command, stdout, returncode=0, output="", hangs=False):
+        self.command, self.returncode, self.hangs, self.killed = command, returncode, hangs, False
+        stdout.write(output)
+        stdout.flush()
+
+    def wait(self, timeout=None):
+        if self.hangs and not self.killed:
+            raise subprocess.TimeoutExpired("child", timeout)
+        return self.returncode
+
+    def kill(self):
+        self.killed = True
+
+
+def _fake_children(monkeypatch, **kwargs) -> list:
+    started = []
+    monkeypatch.setattr(rt.subprocess, "Popen", lambda command, stdout, **_: started.append(
+        _Child(command, stdout, **kwargs)) or started[-1])
+    return started
+
+
+def _result_line(**fields) -> str:
+    return rt.FULL_TRAINING_TAG + json.dumps({"runs": {"std 1": {"std": 2.0, "moved": 1e-3}}, "threads": 1,
+                                              "finished": 1e9 + 4.0, **fields}) + "\n"
+
+
+STDS = {"std 1": 1.0}
+
+
+def test_full_training_child_failure_and_timeout_are_reported(monkeypatch):
+    log = "".join(f"log line {k}\n" for k in range(100))
+    _fake_children(monkeypatch, returncode=1, output=log + "Traceback: boom\n")
+    with pytest.raises(RuntimeError, match=r"exit code 1(.|\n)*log line 99\nTraceback: boom") as failed:
+        rt.start_full_training(STDS, 1).result()
+    assert "log line 70\n" not in str(failed.value)  # the tail of the child's output, not all of it
+
+    _fake_children(monkeypatch, output="no result line\n")  # exit code 0 but nothing measured: still a failure
+    with pytest.raises(RuntimeError, match="failed(.|\n)*no result line"):
+        rt.start_full_training(STDS, 1).result()
+
+    _fake_children(monkeypatch, output=_result_line() * 2)  # two result lines: which one? a failure
+    with pytest.raises(RuntimeError, match="failed"):
+        rt.start_full_training(STDS, 1).result()
+
+    children = _fake_children(monkeypatch, hangs=True, output="still training\n")
+    with pytest.raises(TimeoutError, match="did not finish in 5 s(.|\n)*still training"):
+        rt.start_full_training(STDS, 1, timeout=5).result()
+    assert children[0].killed
+
+
+def test_a_started_full_training_reports_the_childs_own_time_once(monkeypatch):
+    children = _fake_children(monkeypatch, output="a library's warning\n" + _result_line() + "more log\n")
+    monkeypatch.setattr(rt.time, "time", lambda: 1e9)
+    monkeypatch.setattr(rt.torch, "get_num_threads", lambda: 3)
+    run = rt.start_full_training(STDS, 1, max_steps=20, seed=0)
+    spec = json.loads(children[0].command[-1])  # what the child is told to run: the caller's arguments
+    assert children[0].command[:3] == [sys.executable, "-m", "rmlib.lab.trainer"]
+    assert spec == {"stds": STDS, "head_seed": 1, "config": {"max_steps": 20, "seed": 0}, "threads": 3}
+    assert (run.stds, run.head_seed, run.config) == (STDS, 1, {"max_steps": 20, "seed": 0})
+    first = run.result()
+    assert first == rt.FullTraining(runs={"std 1": {"std": 2.0, "moved": 1e-3}}, threads=1, seconds=4.0)
+    assert run.result() is first and len(children) == 1  # waited for once; 4 s: the child's end, not now
+
+
+def test_a_dropped_full_training_run_stops_its_child(monkeypatch):
+    # A notebook's first cell run again drops the old run: its child must not train on in the background.
+    children = _fake_children(monkeypatch, hangs=True)
+    run = rt.start_full_training(STDS, 1)
+    del run
+    gc.collect()
+    assert children[0].killed
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, error, match",
+    [
+        (([("std 1", 1.0)], 1), {}, TypeError, "stds must be a dict"),
+        (({}, 1), {}, ValueError, "at least one"),
+        (({1: 1.0}, 1), {}, TypeError, "label of stds must be a string"),
+        (({"a": -1.0}, 1), {}, ValueError, r"stds\['a'\]"),
+        (({"a": "1"}, 1), {}, TypeError, r"stds\['a'\]"),
+        ((STDS, -1), {}, ValueError, "head_seed"),
+        ((STDS, 1.0), {}, TypeError, "head_seed must be an int"),
+        ((STDS, 1), {"timeout": 0}, ValueError, "timeout"),
+        ((STDS, 1), {"optim": object()}, TypeError, "config must hold JSON values"),
+    ],
+)
+def test_full_training_bad_arguments_named(monkeypatch, args, kwargs, error, match):
+    children = _fake_children(monkeypatch)
+    with pytest.raises(error, match=match):
+        rt.start_full_training(*args, **kwargs)
+    assert not children  # refused before any child starts
+
+
+def test_full_training_without_trl_says_what_to_install(monkeypatch):
+    children = _fake_children(monkeypatch)
+    monkeypatch.setattr(rt, "trl_missing", lambda: "Lesson 08: trl not installed")
+    with pytest.raises(ImportError, match="trl not installed"):
+        rt.start_full_training(STDS, 1)
+    assert not children
+
+
+def test_the_child_gives_the_numbers_of_this_process():
+    """One short run in a real child process and here: the same numbers, bit for bit, with this process's threads."""
+    stds, config = {"1/sqrt(d+1)": rmlib.score_head_std(D)}, dict(max_steps=2, per_device_eval_batch_size=80, seed=0)
+    run = rt.start_full_training(stds, 1, **config)
+    here = rt.full_training(stds, 1, **config)  # meanwhile, the same run in this process
+    done = run.result()
+    assert done.runs == here and done.threads == torch.get_num_threads() and done.seconds > 0
+    assert 0 < here["1/sqrt(d+1)"]["moved"] < 1e-3 and here["1/sqrt(d+1)"]["std"] > 0  # it trained, a little

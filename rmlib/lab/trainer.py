@@ -5,13 +5,20 @@ imported by ``import rmlib``. The helpers only remove boilerplate; every TRL cal
 reader would write: ``AutoModelForSequenceClassification.from_pretrained`` + ``rmlib.layer_init`` on the
 head, a ``RewardConfig``, ``RewardTrainer(...)``. What TRL computes is recorded, not re-implemented:
 :func:`record_head` hooks the score head and keeps what it reads and what it returns.
+
+The lesson's longest runs, section 5a's with nothing frozen (:func:`full_training`), can run in a child
+process that the lesson starts in its first cell (:func:`start_full_training`) and collects in section 5a.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
@@ -20,8 +27,9 @@ import torch
 from torch import nn
 
 from rmlib.init import layer_init
-from rmlib.lab import backbone
+from rmlib.lab import backbone, reviews
 from rmlib.lab.head_input import head_input_kind, head_module
+from rmlib.seeding import make_generator
 from rmlib.utils import validation
 from rmlib.utils.extras import Extra
 
@@ -284,20 +292,159 @@ def trl_accuracy(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
     return (chosen > rejected).float().mean()
 
 
+# --- lesson 08's full-training control (section 5a), in a child process --------------------------------
+
+FULL_TRAINING_TAG = "FULL_TRAINING_RESULT "  # the child's one line of JSON among whatever the libraries print
+
+
+def full_training(stds: dict[str, float], head_seed: int, **config: Any) -> dict[str, dict[str, float]]:
+    """Lesson 08's section 5a in this process: one ``RewardTrainer`` run per head std, with nothing frozen.
+
+    Each run is the lesson's: :func:`reward_model` with the head drawn from ``make_generator(head_seed)``,
+    :func:`make_trainer` on the training pairs of :mod:`rmlib.lab.reviews` with ``config``, ``train()``,
+    then :func:`evaluate` on the held-out pairs. Returns, per label of ``stds``, the held-out reward std
+    (``"std"``) and how far the head moved (``"moved"``, the largest |w − w₀|).
+    """
+    from transformers import AutoTokenizer
+
+    stds, head_seed = _full_training_arguments(stds, head_seed)
+    quiet()
+    tokenizer = AutoTokenizer.from_pretrained(backbone.packaged_checkpoint_path())
+    train = tokenise_pairs(tokenizer, reviews.load_reviews("train"))
+    test = tokenise_pairs(tokenizer, reviews.load_reviews("test"))
+    runs = {}
+    for label, std in stds.items():
+        model = reward_model(std, make_generator(head_seed))  # nothing frozen
+        built = make_trainer(model, train, test, tokenizer, **config)
+        w0 = head_module(built.model).weight.detach().clone()
+        built.train()
+        _, record = evaluate(built)
+        runs[label] = dict(std=torch.cat(record.pairs()[2:]).std().item(),
+                           moved=(head_module(built.model).weight.detach() - w0).abs().max().item())
+    return runs
+
+
+@dataclass(frozen=True)
+class FullTraining:
+    """What :func:`full_training` returned in the child, and how the child ran."""
+
+    runs: dict[str, dict[str, float]]  # label -> {"std": held-out reward std, "moved": max |w - w0|}
+    threads: int  # torch's intra-op threads in the child: those of the process that started it
+    seconds: float  # wall time from the start to the child's end, its start-up and imports included
+
+
+def start_full_training(stds: dict[str, float], head_seed: int, timeout: float = 900.0,
+                        **config: Any) -> FullTrainingRun:
+    """Start :func:`full_training` in a child process and return at once; ``.result()`` waits for it.
+
+    Its runs need nothing the lesson computes before section 5a, so lesson 08 starts them in its first
+    cell: on a second core they train while the lesson runs instead of after it (on one core the two
+    share it, and the child's start-up, a few seconds of imports, is the cost). The child uses this
+    process's number of torch threads, so its float32 sums are split, and rounded, as they would be
+    here: the same numbers either way (one and two threads differ in the last bits of these runs).
+    ``timeout`` (seconds from the start) only stops a child that hangs.
+    """
+    stds, head_seed = _full_training_arguments(stds, head_seed)
+    timeout = validation.real("timeout", timeout, positive=True)
+    missing = trl_missing()
+    if missing:
+        raise ImportError(missing)
+    threads = torch.get_num_threads()
+    try:
+        spec = json.dumps(dict(stds=stds, head_seed=head_seed, config=config, threads=threads))
+    except TypeError as err:  # caught here rather than as a failed child
+        raise TypeError(f"config must hold JSON values (numbers, strings, lists, dicts): {err}") from None
+    command = [sys.executable, "-m", "rmlib.lab.trainer", spec]
+    # A file, not a pipe, for the child's output: nothing reads it until result(), and a full pipe
+    # would stop the child.
+    log = tempfile.TemporaryFile("w+", prefix="rmlib-trl-child-")
+    started = time.time()
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    return FullTrainingRun(process, log, stds, head_seed, config, timeout, started)
+
+
+class FullTrainingRun:
+    """:func:`full_training`'s child process, started; ``result()`` waits for it (once) and returns its numbers.
+
+    ``stds``, ``head_seed`` and ``config`` are what it was started with. A run dropped before its result
+    is collected (a notebook's first cell run again) stops its child.
+    """
+
+    def __init__(self, process: subprocess.Popen, log: Any, stds: dict[str, float], head_seed: int,
+                 config: dict[str, Any], timeout: float, started: float):
+        self.process, self.log, self.timeout, self.started = process, log, timeout, started
+        self.stds, self.head_seed, self.config = stds, head_seed, config
+        self._result: FullTraining | None = None
+        weakref.finalize(self, process.kill)  # a no-op once the child has ended
+
+    def result(self) -> FullTraining:
+        if self._result is None:
+            self._result = self._wait()
+        return self._result
+
+    def _output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def _tail(self, lines: int = 25) -> str:
+        return "\n".join(self._output().splitlines()[-lines:])
+
+    def _wait(self) -> FullTraining:
+        try:  # the timeout counts from the start; a child that has already ended is never timed out
+            self.process.wait(timeout=max(self.started + self.timeout - time.time(), 0.0))
+        except subprocess.TimeoutExpired as err:
+            self.process.kill()
+            self.process.wait()
+            raise TimeoutError(f"the full-training child process did not finish in {self.timeout:.0f} s; "
+                               f"its last output:\n{self._tail()}") from err
+        lines = [line for line in self._output().splitlines() if line.startswith(FULL_TRAINING_TAG)]
+        if self.process.returncode != 0 or len(lines) != 1:
+            raise RuntimeError(f"the full-training child process failed (exit code {self.process.returncode}):\n"
+                               f"{self._tail()}")
+        measured = json.loads(lines[0][len(FULL_TRAINING_TAG):])
+        # The child's clock when it was done, not when result() was called.
+        return FullTraining(runs=measured["runs"], threads=measured["threads"],
+                            seconds=measured["finished"] - self.started)
+
+
+def _full_training_arguments(stds: Any, head_seed: Any) -> tuple[dict[str, float], int]:
+    validation.instance("stds", stds, dict)
+    if not stds:
+        raise ValueError("stds must name at least one head std")
+    checked = {validation.string("a label of stds", label): validation.real(f"stds[{label!r}]", std, minimum=0.0)
+               for label, std in stds.items()}
+    return checked, validation.integer("head_seed", head_seed, minimum=0)
+
+
+def _child(spec: dict[str, Any]) -> dict[str, Any]:
+    """The child process's work: :func:`full_training` with the parent's number of torch threads."""
+    torch.set_num_threads(spec["threads"])
+    runs = full_training(spec["stds"], spec["head_seed"], **spec["config"])
+    return dict(runs=runs, threads=torch.get_num_threads(), finished=time.time())
+
+
 __all__ = [
     "CPU_FP32",
     "HeadRecord",
     "epoch_batches",
     "evaluate",
     "freeze_below",
+    "full_training",
+    "FullTraining",
+    "FullTrainingRun",
     "head_bias_gradient",
     "quiet",
     "record_head",
     "reward_config",
     "reward_model",
+    "start_full_training",
     "tokenise_pairs",
     "make_trainer",
     "train_heads",
     "trl_accuracy",
     "trl_missing",
 ]
+
+
+if __name__ == "__main__":  # the child of start_full_training: one JSON argument in, one tagged JSON line out
+    print(FULL_TRAINING_TAG + json.dumps(_child(json.loads(sys.argv[1]))), flush=True)
