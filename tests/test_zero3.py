@@ -70,11 +70,15 @@ def test_bad_arguments_named(kwargs, error, match):
 class _Child:
     """A stand-in for the child process: what communicate() gives back, or that it hangs."""
 
-    def __init__(self, returncode=0, stdout="", stderr="", hangs=False):
+    def __init__(self, returncode=0, stdout="", stderr="", hangs=False, exited=False):
         self.returncode, self.out, self.hangs, self.killed = returncode, (stdout, stderr), hangs, False
+        self.exited = exited  # finished already, but reading its pipes outlasts any short timeout
+
+    def poll(self):
+        return self.returncode if self.exited else None
 
     def communicate(self, timeout=None):
-        if self.hangs and not self.killed:
+        if (self.hangs and not self.killed) or (self.exited and timeout is not None):
             raise subprocess.TimeoutExpired("child", timeout)
         return self.out
 
@@ -113,6 +117,18 @@ def test_a_started_experiment_reports_the_childs_own_time_once(monkeypatch):
     first = run.result()
     assert first.seconds == 4.0  # the child's end, not when result() was called
     assert run.result() is first and len(children) == 1  # waited for once
+
+
+def test_a_child_that_finished_long_ago_is_read_not_timed_out(monkeypatch):
+    # The lesson's last cell may run long after the timeout (a learner's break): the child exited in time,
+    # and its result must be read, not reported as a timeout because the deadline has passed.
+    monkeypatch.setattr(zero3, "missing_zero3_dependencies", lambda: [])
+    fields = {f.name: 0 for f in dataclasses.fields(zero3.Zero3Result)} | {"seconds": 0.0}
+    line = zero3.RESULT_TAG + json.dumps({**fields, "finished": 1e9 + 4.0})
+    monkeypatch.setattr(zero3.subprocess, "Popen", lambda command, **_: _Child(stdout=line, exited=True))
+    clock = iter([1e9, 1e9 + 3600.0])
+    monkeypatch.setattr(zero3.time, "time", lambda: next(clock))
+    assert zero3.start_zero3_experiment(timeout=60).result().seconds == 4.0
 
 
 # --- the experiment, for real ---------------------------------------------------------------------

@@ -151,8 +151,11 @@ class Zero3Run:
         return self._result
 
     def _wait(self) -> Zero3Result:
-        try:  # the timeout counts from the start, as if the caller had waited all along
-            stdout, stderr = self.process.communicate(timeout=max(self.started + self.timeout - time.time(), 0.01))
+        # The timeout counts from the start, as if the caller had waited all along; a child that has already
+        # exited is read without one, however late result() is called (its pipes may take more than a moment).
+        remaining = None if self.process.poll() is not None else max(self.started + self.timeout - time.time(), 0.01)
+        try:
+            stdout, stderr = self.process.communicate(timeout=remaining)
         except subprocess.TimeoutExpired as err:
             self.process.kill()
             self.process.communicate()
