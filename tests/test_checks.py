@@ -2779,3 +2779,14 @@ def test_right_answers_of_the_fourth_attack_pass(capsys):
     assert checks.check_reward_gain_bias(reward_gain_bias)
     assert checks.check_predicted_variance(lambda d, std, sigma_h: fractions.Fraction(d) * fractions.Fraction(std) ** 2
                                            * fractions.Fraction(sigma_h) ** 2)
+
+
+def test_a_right_estimate_whose_pilot_spread_at_d_1_is_large_passes():
+    # Probe seed 721: this right answer's first 40 estimates at d = 1, n = 20 spread 2.7 times the sample
+    # variance's standard deviation (r² is heavy-tailed: 38 of 200 000 simulated right sets exceed 2.5), and the
+    # pilot's upper bound rejected it; the 600 estimates are inside the final band.
+    def mc_reward_variance(d, std, sigma_h, n, generator):  # w and h drawn interleaved, a 0-dim tensor back
+        x = torch.randn(n, d, 2, generator=generator, dtype=torch.float64)
+        return (x[..., 0] * std * x[..., 1] * sigma_h).sum(-1).var()
+
+    assert checks.check_mc_variance(mc_reward_variance, seed=721) is True
