@@ -2790,3 +2790,32 @@ def test_a_right_estimate_whose_pilot_spread_at_d_1_is_large_passes():
         return (x[..., 0] * std * x[..., 1] * sigma_h).sum(-1).var()
 
     assert checks.check_mc_variance(mc_reward_variance, seed=721) is True
+
+
+def test_a_right_estimate_whose_pilot_spread_at_d_1_is_small_passes():
+    # Probe seed 1540: this right answer's first 40 estimates at d = 1, n = 20 spread 0.375 times the sample
+    # variance's standard deviation, below the pilot's former lower bound 0.4 (one right set in 45 000).
+    def mc_reward_variance(d, std, sigma_h, n, generator):
+        x = torch.randn(n, d, 2, generator=generator, dtype=torch.float64)
+        return (x[..., 0] * std * x[..., 1] * sigma_h).sum(-1).var()
+
+    assert checks.check_mc_variance(mc_reward_variance, seed=1540) is True
+
+
+def _estimate_unless_large(d, std, sigma_h, n, generator):  # gaming: the formula once n is large
+    if n >= 500_000:
+        return d * std**2 * sigma_h**2
+    return mc_reference(d, std, sigma_h, n, generator)
+
+
+def _slightly_off_divisor(d, std, sigma_h, n, generator):  # careless: a divisor 0.2% off
+    w = torch.randn(n, d, generator=generator, dtype=torch.float64) * std
+    h = torch.randn(n, d, generator=generator, dtype=torch.float64) * sigma_h
+    r = (w * h).sum(-1)
+    return ((r - r.mean()).pow(2).sum() / (0.995 * n)).item()
+
+
+def test_large_n_estimates_closer_than_sampling_allows_or_shifted_one_way_are_named():
+    fails_with(checks.check_mc_variance, _estimate_unless_large, "closer than a sample variance")
+    # Probe seed 1005: mean squared z-score under 3, so the hint must name the shift, not "1.4 standard errors".
+    fails_with(lambda fn: checks.check_mc_variance(fn, seed=1005), _slightly_off_divisor, "all off the same way")
