@@ -27,6 +27,7 @@ if real.missing_real_dependencies():
     pytest.skip("the [real] extra is not installed", allow_module_level=True)
 
 from rmlib.lab import trainer as rt  # noqa: E402  (after the skips: it needs the extra at call time)
+from tests.fake_child import fake_children, fake_clock  # noqa: E402
 
 D = 384
 
@@ -320,30 +321,6 @@ def test_bad_inputs(tokenizer):
 
 # --- lesson 08's full-training control in a child process (start_full_training) -------------------------
 
-class _Child:
-    """A stand-in for the child process: it writes its output into the file it is given, or hangs."""
-
-    def __init__(self, command, stdout, returncode=0, output="", hangs=False):
-        self.command, self.returncode, self.hangs, self.killed = command, returncode, hangs, False
-        stdout.write(output)
-        stdout.flush()
-
-    def wait(self, timeout=None):
-        if self.hangs and not self.killed:
-            raise subprocess.TimeoutExpired("child", timeout)
-        return self.returncode
-
-    def kill(self):
-        self.killed = True
-
-
-def _fake_children(monkeypatch, **kwargs) -> list:
-    started = []
-    monkeypatch.setattr(rt.subprocess, "Popen", lambda command, stdout, **_: started.append(
-        _Child(command, stdout, **kwargs)) or started[-1])
-    return started
-
-
 def _result_line(**fields) -> str:
     return rt.FULL_TRAINING_TAG + json.dumps({"runs": {"std 1": {"std": 2.0, "moved": 1e-3}}, "threads": 1,
                                               "finished": 1e9 + 4.0, **fields}) + "\n"
@@ -354,28 +331,28 @@ STDS = {"std 1": 1.0}
 
 def test_full_training_child_failure_and_timeout_are_reported(monkeypatch):
     log = "".join(f"log line {k}\n" for k in range(100))
-    _fake_children(monkeypatch, returncode=1, output=log + "Traceback: boom\n")
+    fake_children(monkeypatch, returncode=1, output=log + "Traceback: boom\n")
     with pytest.raises(RuntimeError, match=r"exit code 1(.|\n)*log line 99\nTraceback: boom") as failed:
         rt.start_full_training(STDS, 1).result()
     assert "log line 70\n" not in str(failed.value)  # the tail of the child's output, not all of it
 
-    _fake_children(monkeypatch, output="no result line\n")  # exit code 0 but nothing measured: still a failure
+    fake_children(monkeypatch, output="no result line\n")  # exit code 0 but nothing measured: still a failure
     with pytest.raises(RuntimeError, match="failed(.|\n)*no result line"):
         rt.start_full_training(STDS, 1).result()
 
-    _fake_children(monkeypatch, output=_result_line() * 2)  # two result lines: which one? a failure
+    fake_children(monkeypatch, output=_result_line() * 2)  # two result lines: which one? a failure
     with pytest.raises(RuntimeError, match="failed"):
         rt.start_full_training(STDS, 1).result()
 
-    children = _fake_children(monkeypatch, hangs=True, output="still training\n")
+    children = fake_children(monkeypatch, hangs=True, output="still training\n")
     with pytest.raises(TimeoutError, match="did not finish in 5 s(.|\n)*still training"):
         rt.start_full_training(STDS, 1, timeout=5).result()
     assert children[0].killed
 
 
 def test_a_started_full_training_reports_the_childs_own_time_once(monkeypatch):
-    children = _fake_children(monkeypatch, output="a library's warning\n" + _result_line() + "more log\n")
-    monkeypatch.setattr(rt.time, "time", lambda: 1e9)
+    children = fake_children(monkeypatch, output="a library's warning\n" + _result_line() + "more log\n")
+    fake_clock(monkeypatch, 1e9)
     monkeypatch.setattr(rt.torch, "get_num_threads", lambda: 3)
     run = rt.start_full_training(STDS, 1, max_steps=20, seed=0)
     spec = json.loads(children[0].command[-1])  # what the child is told to run: the caller's arguments
@@ -389,7 +366,7 @@ def test_a_started_full_training_reports_the_childs_own_time_once(monkeypatch):
 
 def test_a_dropped_full_training_run_stops_its_child(monkeypatch):
     # A notebook's first cell run again drops the old run: its child must not train on in the background.
-    children = _fake_children(monkeypatch, hangs=True)
+    children = fake_children(monkeypatch, hangs=True)
     run = rt.start_full_training(STDS, 1)
     del run
     gc.collect()
@@ -411,14 +388,14 @@ def test_a_dropped_full_training_run_stops_its_child(monkeypatch):
     ],
 )
 def test_full_training_bad_arguments_named(monkeypatch, args, kwargs, error, match):
-    children = _fake_children(monkeypatch)
+    children = fake_children(monkeypatch)
     with pytest.raises(error, match=match):
         rt.start_full_training(*args, **kwargs)
     assert not children  # refused before any child starts
 
 
 def test_full_training_without_trl_says_what_to_install(monkeypatch):
-    children = _fake_children(monkeypatch)
+    children = fake_children(monkeypatch)
     monkeypatch.setattr(rt, "trl_missing", lambda: "Lesson 08: trl not installed")
     with pytest.raises(ImportError, match="trl not installed"):
         rt.start_full_training(STDS, 1)

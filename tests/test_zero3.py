@@ -7,16 +7,17 @@ fails under CI (env ``CI`` set), where the extra is part of the environment.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
-import subprocess
 import sys
 
 import pytest
 
 from rmlib.init import score_head_std
 from rmlib.lab import zero3
+from tests.fake_child import fake_children, fake_clock
 
 
 def _require_extra() -> None:
@@ -67,36 +68,15 @@ def test_bad_arguments_named(kwargs, error, match):
         zero3.run_zero3_experiment(**kwargs)
 
 
-class _Child:
-    """A stand-in for the child process: what communicate() gives back, or that it hangs."""
-
-    def __init__(self, returncode=0, stdout="", stderr="", hangs=False, exited=False):
-        self.returncode, self.out, self.hangs, self.killed = returncode, (stdout, stderr), hangs, False
-        self.exited = exited  # finished already, but reading its pipes outlasts any short timeout
-
-    def poll(self):
-        return self.returncode if self.exited else None
-
-    def communicate(self, timeout=None):
-        if (self.hangs and not self.killed) or (self.exited and timeout is not None):
-            raise subprocess.TimeoutExpired("child", timeout)
-        return self.out
-
-    def kill(self):
-        self.killed = True
-
-
 def test_child_failure_and_timeout_are_reported(monkeypatch):
     monkeypatch.setattr(zero3, "missing_zero3_dependencies", lambda: [])
+    child = functools.partial(fake_children, monkeypatch)
 
-    def child(**kwargs):
-        monkeypatch.setattr(zero3.subprocess, "Popen", lambda command, **_: _Child(**kwargs))
-
-    child(returncode=1, stdout="log line\n", stderr="Traceback: boom\n")
+    child(returncode=1, output="log line\nTraceback: boom\n")
     with pytest.raises(RuntimeError, match=r"exit code 1(.|\n)*boom"):
         zero3.run_zero3_experiment()
 
-    child(stdout="nothing\n")  # exit code 0 but no result line: still a failure
+    child(output="nothing\n")  # exit code 0 but no result line: still a failure
     with pytest.raises(RuntimeError, match="failed"):
         zero3.run_zero3_experiment()
 
@@ -109,10 +89,8 @@ def test_a_started_experiment_reports_the_childs_own_time_once(monkeypatch):
     monkeypatch.setattr(zero3, "missing_zero3_dependencies", lambda: [])
     fields = {f.name: 0 for f in dataclasses.fields(zero3.Zero3Result)} | {"seconds": 0.0}
     line = zero3.RESULT_TAG + json.dumps({**fields, "finished": 1e9 + 4.0})
-    children = []
-    monkeypatch.setattr(zero3.subprocess, "Popen", lambda command, **_: children.append(_Child(stdout=line)) or
-                        children[-1])
-    monkeypatch.setattr(zero3.time, "time", lambda: 1e9)
+    children = fake_children(monkeypatch, output=line)
+    fake_clock(monkeypatch, 1e9)
     run = zero3.start_zero3_experiment()
     first = run.result()
     assert first.seconds == 4.0  # the child's end, not when result() was called
@@ -125,9 +103,8 @@ def test_a_child_that_finished_long_ago_is_read_not_timed_out(monkeypatch):
     monkeypatch.setattr(zero3, "missing_zero3_dependencies", lambda: [])
     fields = {f.name: 0 for f in dataclasses.fields(zero3.Zero3Result)} | {"seconds": 0.0}
     line = zero3.RESULT_TAG + json.dumps({**fields, "finished": 1e9 + 4.0})
-    monkeypatch.setattr(zero3.subprocess, "Popen", lambda command, **_: _Child(stdout=line, exited=True))
-    clock = iter([1e9, 1e9 + 3600.0])
-    monkeypatch.setattr(zero3.time, "time", lambda: next(clock))
+    fake_children(monkeypatch, output=line)
+    fake_clock(monkeypatch, 1e9, 1e9 + 3600.0)
     assert zero3.start_zero3_experiment(timeout=60).result().seconds == 4.0
 
 

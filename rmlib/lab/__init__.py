@@ -11,4 +11,5 @@
 ``zero3``          DeepSpeed ZeRO-3 on one CPU process: a re-init outside GatheredParameters (lesson 07)
 ``trainer``        TRL's RewardTrainer on the packaged backbone (lesson 08)
 ``reviews``        the shipped review preferences with a known true reward (lesson 08, ``data/reviews.jsonl``)
+``child``          a computation started in a child process in a lesson's first cell, collected later (07, 08)
 """

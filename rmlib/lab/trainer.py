@@ -15,10 +15,8 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
@@ -28,6 +26,7 @@ from torch import nn
 
 from rmlib.init import layer_init
 from rmlib.lab import backbone, reviews
+from rmlib.lab.child import ChildRun, report
 from rmlib.lab.head_input import head_input_kind, head_module
 from rmlib.seeding import make_generator
 from rmlib.utils import validation
@@ -355,12 +354,7 @@ def start_full_training(stds: dict[str, float], head_seed: int, timeout: float =
     except TypeError as err:  # caught here rather than as a failed child
         raise TypeError(f"config must hold JSON values (numbers, strings, lists, dicts): {err}") from None
     command = [sys.executable, "-m", "rmlib.lab.trainer", spec]
-    # A file, not a pipe, for the child's output: nothing reads it until result(), and a full pipe
-    # would stop the child.
-    log = tempfile.TemporaryFile("w+", prefix="rmlib-trl-child-")
-    started = time.time()
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
-    return FullTrainingRun(process, log, stds, head_seed, config, timeout, started)
+    return FullTrainingRun(ChildRun(command, FULL_TRAINING_TAG, "full-training", timeout), stds, head_seed, config)
 
 
 class FullTrainingRun:
@@ -370,41 +364,14 @@ class FullTrainingRun:
     is collected (a notebook's first cell run again) stops its child.
     """
 
-    def __init__(self, process: subprocess.Popen, log: Any, stds: dict[str, float], head_seed: int,
-                 config: dict[str, Any], timeout: float, started: float):
-        self.process, self.log, self.timeout, self.started = process, log, timeout, started
-        self.stds, self.head_seed, self.config = stds, head_seed, config
+    def __init__(self, child: ChildRun, stds: dict[str, float], head_seed: int, config: dict[str, Any]):
+        self.child, self.stds, self.head_seed, self.config = child, stds, head_seed, config
         self._result: FullTraining | None = None
-        weakref.finalize(self, process.kill)  # a no-op once the child has ended
 
     def result(self) -> FullTraining:
         if self._result is None:
-            self._result = self._wait()
+            self._result = FullTraining(**self.child.measured())
         return self._result
-
-    def _output(self) -> str:
-        self.log.seek(0)
-        return self.log.read()
-
-    def _tail(self, lines: int = 25) -> str:
-        return "\n".join(self._output().splitlines()[-lines:])
-
-    def _wait(self) -> FullTraining:
-        try:  # the timeout counts from the start; a child that has already ended is never timed out
-            self.process.wait(timeout=max(self.started + self.timeout - time.time(), 0.0))
-        except subprocess.TimeoutExpired as err:
-            self.process.kill()
-            self.process.wait()
-            raise TimeoutError(f"the full-training child process did not finish in {self.timeout:.0f} s; "
-                               f"its last output:\n{self._tail()}") from err
-        lines = [line for line in self._output().splitlines() if line.startswith(FULL_TRAINING_TAG)]
-        if self.process.returncode != 0 or len(lines) != 1:
-            raise RuntimeError(f"the full-training child process failed (exit code {self.process.returncode}):\n"
-                               f"{self._tail()}")
-        measured = json.loads(lines[0][len(FULL_TRAINING_TAG):])
-        # The child's clock when it was done, not when result() was called.
-        return FullTraining(runs=measured["runs"], threads=measured["threads"],
-                            seconds=measured["finished"] - self.started)
 
 
 def _full_training_arguments(stds: Any, head_seed: Any) -> tuple[dict[str, float], int]:
@@ -420,7 +387,7 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
     """The child process's work: :func:`full_training` with the parent's number of torch threads."""
     torch.set_num_threads(spec["threads"])
     runs = full_training(spec["stds"], spec["head_seed"], **spec["config"])
-    return dict(runs=runs, threads=torch.get_num_threads(), finished=time.time())
+    return dict(runs=runs, threads=torch.get_num_threads())
 
 
 __all__ = [
@@ -447,4 +414,4 @@ __all__ = [
 
 
 if __name__ == "__main__":  # the child of start_full_training: one JSON argument in, one tagged JSON line out
-    print(FULL_TRAINING_TAG + json.dumps(_child(json.loads(sys.argv[1]))), flush=True)
+    report(FULL_TRAINING_TAG, _child(json.loads(sys.argv[1])))

@@ -36,16 +36,14 @@ import it, so ``import rmlib`` never needs it.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 
 import torch
 
+from rmlib.lab.child import ChildRun, report
 from rmlib.utils import validation
 from rmlib.utils.extras import Extra
 
@@ -132,43 +130,20 @@ def start_zero3_experiment(
         raise ImportError(zero3_extra_message(missing))
     command = [sys.executable, "-m", "rmlib.lab.zero3", str(hidden_size), str(fan_in), str(seed)]
     env = dict(os.environ, DS_ACCELERATOR="cpu", CUDA_VISIBLE_DEVICES="", TOKENIZERS_PARALLELISM="false")
-    started = time.time()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                               stdin=subprocess.DEVNULL)
-    return Zero3Run(process, command, timeout, started)
+    return Zero3Run(ChildRun(command, RESULT_TAG, "ZeRO-3", timeout, env=env))
 
 
 class Zero3Run:
     """The experiment's child process, started; ``result()`` waits for it (once) and returns its numbers."""
 
-    def __init__(self, process: subprocess.Popen, command: list[str], timeout: float, started: float):
-        self.process, self.command, self.timeout, self.started = process, command, timeout, started
+    def __init__(self, child: ChildRun):
+        self.child = child
         self._result: Zero3Result | None = None
 
     def result(self) -> Zero3Result:
         if self._result is None:
-            self._result = self._wait()
+            self._result = Zero3Result(**self.child.measured())
         return self._result
-
-    def _wait(self) -> Zero3Result:
-        # The timeout counts from the start, as if the caller had waited all along; a child that has already
-        # exited is read without one, however late result() is called (its pipes may take more than a moment).
-        remaining = None if self.process.poll() is not None else max(self.started + self.timeout - time.time(), 0.01)
-        try:
-            stdout, stderr = self.process.communicate(timeout=remaining)
-        except subprocess.TimeoutExpired as err:
-            self.process.kill()
-            self.process.communicate()
-            raise TimeoutError(
-                f"the ZeRO-3 child process did not finish in {self.timeout:.0f} s: {' '.join(self.command)}"
-            ) from err
-        lines = [line for line in stdout.splitlines() if line.startswith(RESULT_TAG)]
-        if self.process.returncode != 0 or len(lines) != 1:
-            tail = "\n".join((stdout + stderr).splitlines()[-25:])
-            raise RuntimeError(f"the ZeRO-3 child process failed (exit code {self.process.returncode}):\n{tail}")
-        measured = json.loads(lines[0][len(RESULT_TAG):])
-        finished = measured.pop("finished")  # the child's clock when it was done: not when result() was called
-        return Zero3Result(**{**measured, "seconds": finished - self.started})
 
 
 # --- the child process: one function per numbered step of the module docstring ----------------------
@@ -362,4 +337,4 @@ def _child(hidden_size: int, fan_in: int, seed: int) -> Zero3Result:
 
 if __name__ == "__main__":
     hidden, fan, seed_arg = (int(arg) for arg in sys.argv[1:4])
-    print(RESULT_TAG + json.dumps({**asdict(_child(hidden, fan, seed_arg)), "finished": time.time()}), flush=True)
+    report(RESULT_TAG, asdict(_child(hidden, fan, seed_arg)))
